@@ -1,0 +1,198 @@
+"""One typed call per route of the streams HTTP API, over a `Transport`.
+
+The client, the publisher and the subscription all speak to the server through
+this module; it knows the paths and the body shapes, nothing about batching or
+lifecycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from streamkit.errors import DecodeError
+from streamkit.models import Ack, Consumer, Event, Stream, ack_from_wire
+from streamkit.transport import Transport
+
+LONG_POLL_MARGIN = 5.0
+"""Seconds the client waits past a server-side ``wait_for`` before it gives up."""
+
+
+def _seg(name: str) -> str:
+    return quote(name, safe="")
+
+
+def _data(body: Any) -> Any:
+    if not isinstance(body, dict) or "data" not in body:
+        raise DecodeError(f"expected an object with 'data', got {str(body)[:200]!r}")
+    return body["data"]
+
+
+def _object(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, dict):
+        raise DecodeError(f"expected an object, got {str(body)[:200]!r}")
+    return body
+
+
+def _list(body: Any) -> list[Any]:
+    items = _data(body)
+    if not isinstance(items, list):
+        raise DecodeError("expected 'data' to be a list")
+    return items
+
+
+class API:
+    """Typed calls of the HTTP API. Reads and settles are retried; writes retry only
+    when idempotent (publishes carry event ids the server dedupes on)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    # Server.
+
+    async def ping(self) -> dict[str, Any]:
+        """``GET /api/ping``."""
+        return dict(_object(await self.transport.request("GET", "/api/ping", retry=True)))
+
+    # Streams.
+
+    async def create_stream(self, name: str, options: Mapping[str, Any]) -> Stream:
+        """``POST /api/streams``."""
+        body = await self.transport.request("POST", "/api/streams", json={"name": name, **options})
+        return Stream.from_wire(_object(body))
+
+    async def get_stream(self, stream: str) -> Stream:
+        """``GET /api/streams/{stream}``."""
+        body = await self.transport.request("GET", f"/api/streams/{_seg(stream)}", retry=True)
+        return Stream.from_wire(_object(body))
+
+    async def list_streams(self) -> list[Stream]:
+        """``GET /api/streams``."""
+        body = await self.transport.request("GET", "/api/streams", retry=True)
+        return [Stream.from_wire(item) for item in _list(body)]
+
+    async def delete_stream(self, stream: str) -> None:
+        """``DELETE /api/streams/{stream}``."""
+        await self.transport.request("DELETE", f"/api/streams/{_seg(stream)}")
+
+    # Consumers.
+
+    def _consumers(self, stream: str) -> str:
+        return f"/api/streams/{_seg(stream)}/consumers"
+
+    async def create_consumer(self, stream: str, name: str, options: Mapping[str, Any]) -> Consumer:
+        """``POST /api/streams/{stream}/consumers``."""
+        payload = {"name": name, "kind": "pull", **options}
+        body = await self.transport.request("POST", self._consumers(stream), json=payload)
+        return Consumer.from_wire(_object(body))
+
+    async def get_consumer(self, stream: str, consumer: str) -> Consumer:
+        """``GET /api/streams/{stream}/consumers/{consumer}``."""
+        path = f"{self._consumers(stream)}/{_seg(consumer)}"
+        return Consumer.from_wire(_object(await self.transport.request("GET", path, retry=True)))
+
+    async def list_consumers(self, stream: str) -> list[Consumer]:
+        """``GET /api/streams/{stream}/consumers``."""
+        body = await self.transport.request("GET", self._consumers(stream), retry=True)
+        return [Consumer.from_wire(item) for item in _list(body)]
+
+    async def delete_consumer(self, stream: str, consumer: str) -> None:
+        """``DELETE /api/streams/{stream}/consumers/{consumer}``."""
+        await self.transport.request("DELETE", f"{self._consumers(stream)}/{_seg(consumer)}")
+
+    # Messages.
+
+    async def send(
+        self, stream: str, messages: Sequence[Mapping[str, Any]], *, retry: bool = True
+    ) -> list[Ack]:
+        """``POST /api/streams/{stream}/messages`` with wire messages; one `Ack` each, in order."""
+        path = f"/api/streams/{_seg(stream)}/messages"
+        body = await self.transport.request(
+            "POST", path, json={"messages": list(messages)}, retry=retry
+        )
+        data = _object(_data(body))
+        acks = data.get("acks")
+        if not isinstance(acks, list) or len(acks) != len(messages):
+            raise DecodeError("send response has no per-message acks; is the server streamkit?")
+        return [ack_from_wire(item) for item in acks]
+
+    async def read(
+        self,
+        stream: str,
+        *,
+        limit: int = 100,
+        descending: bool = False,
+        key_pattern: str | None = None,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+        wait_for: float | None = None,
+    ) -> list[Event]:
+        """``GET /api/streams/{stream}/messages``: a page of stored events."""
+        params: dict[str, str | int] = {"limit": limit, "sort": "seq_desc" if descending else "seq_asc"}
+        if key_pattern is not None:
+            params["key_pattern"] = key_pattern
+        if after_seq is not None:
+            params["after_seq"] = after_seq
+        if before_seq is not None:
+            params["before_seq"] = before_seq
+        timeout = None
+        if wait_for:
+            params["wait_for"] = int(wait_for * 1000)
+            timeout = self.transport.timeout + wait_for + LONG_POLL_MARGIN
+        path = f"/api/streams/{_seg(stream)}/messages"
+        body = await self.transport.request("GET", path, params=params, retry=True, timeout=timeout)
+        return [Event.from_wire(_object(item), stream=stream) for item in _list(body)]
+
+    # Delivery.
+
+    async def receive(
+        self,
+        stream: str,
+        consumer: str,
+        *,
+        batch_size: int = 10,
+        wait_for: float = 0.0,
+        retry: bool = True,
+    ) -> list[Event]:
+        """``POST .../consumers/{consumer}/receive``: deliver up to ``batch_size`` events,
+        waiting up to ``wait_for`` seconds for the first one."""
+        params: dict[str, str | int] = {"batch_size": batch_size}
+        if wait_for > 0:
+            params["wait_for"] = int(wait_for * 1000)
+        path = f"{self._consumers(stream)}/{_seg(consumer)}/receive"
+        timeout = self.transport.timeout + wait_for + LONG_POLL_MARGIN
+        body = await self.transport.request(
+            "POST", path, params=params, timeout=timeout, retry=retry
+        )
+        events = []
+        for item in _list(body):
+            item = _object(item)
+            event = Event.from_wire(_object(item.get("message")), stream=stream)
+            event.ack_id = str(item["ack_id"]) if "ack_id" in item else None
+            event.delivery_count = int(item.get("delivery_count") or 1)
+            events.append(event)
+        return events
+
+    async def _settle(
+        self, verb: str, stream: str, consumer: str, ack_ids: Sequence[str], extra: Mapping[str, Any]
+    ) -> None:
+        path = f"{self._consumers(stream)}/{_seg(consumer)}/{verb}"
+        await self.transport.request(
+            "POST", path, json={"ack_ids": list(ack_ids), **extra}, retry=True
+        )
+
+    async def ack(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        """``POST .../ack``: these deliveries are handled."""
+        await self._settle("ack", stream, consumer, ack_ids, {})
+
+    async def nack(
+        self, stream: str, consumer: str, ack_ids: Sequence[str], delay: float | None = None
+    ) -> None:
+        """``POST .../nack``: deliver these again, after ``delay`` seconds."""
+        extra = {"delay_ms": int(delay * 1000)} if delay else {}
+        await self._settle("nack", stream, consumer, ack_ids, extra)
+
+    async def extend(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        """``POST .../extend``: reset the ack deadline of these deliveries."""
+        await self._settle("extend", stream, consumer, ack_ids, {})

@@ -1,0 +1,340 @@
+"""`connect()` and `AsyncClient`: the pool, the lifecycle, admin calls, publishers and subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Literal
+
+from streamkit.api import API
+from streamkit.errors import ClientClosed, NotFound, ValidationError
+from streamkit.models import Consumer, Event, Stream
+from streamkit.publisher import Callback, Publisher, PublisherConfig
+from streamkit.subscriber import Subscription
+from streamkit.transport import Transport
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://localhost:7376"
+
+Start = Literal["all", "new"] | int
+
+
+def _taken(exc: ValidationError) -> bool:
+    return any("already been taken" in p for p in exc.validation_errors.get("name", []))
+
+
+def connect(
+    url: str | None = None,
+    *,
+    api_key: str | None = None,
+    timeout: float = 10.0,
+    retries: int = 3,
+    endpoints: Sequence[str] | None = None,
+    publisher: PublisherConfig | None = None,
+    close_timeout: float = 5.0,
+) -> AsyncClient:
+    """Create an `AsyncClient`; use it as ``async with streamkit.connect() as client:``.
+
+    ``url`` defaults to ``$STREAMKIT_URL`` or ``http://localhost:7376``;
+    ``endpoints`` lists several gateways to fail over between; ``api_key`` is
+    sent as a bearer token (default ``$STREAMKIT_API_KEY``). ``timeout`` bounds
+    every request (long polls get their wait on top); idempotent requests are
+    retried ``retries`` times with backoff.
+    """
+    urls = list(endpoints or [url or os.environ.get("STREAMKIT_URL") or DEFAULT_URL])
+    transport = Transport(
+        urls,
+        api_key=api_key or os.environ.get("STREAMKIT_API_KEY"),
+        timeout=timeout,
+        retries=retries,
+    )
+    return AsyncClient(transport, publisher=publisher, close_timeout=close_timeout)
+
+
+class AsyncClient:
+    """A connection to a streamkit server: admin calls, publishing and subscribing.
+
+    It owns one pooled HTTP session, one `Publisher` per stream it publishes to,
+    and the subscriptions it opened. ``close()`` (or leaving ``async with``)
+    flushes the publishers within ``close_timeout``, closes the subscriptions
+    (nacking events handed out but not acked) and then the pool.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        publisher: PublisherConfig | None = None,
+        close_timeout: float = 5.0,
+    ) -> None:
+        self.api = API(transport)
+        self.publisher_config = publisher or PublisherConfig()
+        self.close_timeout = close_timeout
+        self._publishers: dict[str, Publisher] = {}
+        self._subscriptions: set[Subscription] = set()
+        self._closed = False
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` has been called."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosed("the client is closed")
+
+    async def close(self) -> None:
+        """Flush publishers (bounded by ``close_timeout``), close subscriptions, close the pool."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.gather(
+                *(p.close(self.close_timeout) for p in self._publishers.values()),
+                *(s.aclose() for s in list(self._subscriptions)),
+                return_exceptions=True,
+            )
+        finally:
+            await self.api.transport.close()
+
+    # Server.
+
+    async def ping(self) -> dict[str, Any]:
+        """Check the server answers; return what it says of itself (``ok``, ``version``)."""
+        self._check_open()
+        return await self.api.ping()
+
+    # Streams.
+
+    async def create_stream(
+        self,
+        name: str,
+        *,
+        exist_ok: bool = False,
+        one_message_per_key: bool | None = None,
+        process_unmodified: bool | None = None,
+        max_storage_gb: int | None = None,
+        retain_up_to: int | None = None,
+        retain_at_least: int | None = None,
+    ) -> Stream:
+        """Create a stream; with ``exist_ok`` return the existing one of that name."""
+        self._check_open()
+        options = {
+            k: v
+            for k, v in {
+                "one_message_per_key": one_message_per_key,
+                "process_unmodified": process_unmodified,
+                "max_storage_gb": max_storage_gb,
+                "retain_up_to": retain_up_to,
+                "retain_at_least": retain_at_least,
+            }.items()
+            if v is not None
+        }
+        try:
+            return await self.api.create_stream(name, options)
+        except ValidationError as exc:
+            if exist_ok and _taken(exc):
+                return await self.api.get_stream(name)
+            raise
+
+    async def get_stream(self, stream: str) -> Stream:
+        """A stream by name or id, with its stats."""
+        self._check_open()
+        return await self.api.get_stream(stream)
+
+    async def list_streams(self) -> list[Stream]:
+        """Every stream."""
+        self._check_open()
+        return await self.api.list_streams()
+
+    async def delete_stream(self, stream: str, *, missing_ok: bool = False) -> None:
+        """Delete a stream, its messages and its consumers."""
+        self._check_open()
+        try:
+            await self.api.delete_stream(stream)
+        except NotFound:
+            if not missing_ok:
+                raise
+
+    # Consumers.
+
+    async def create_consumer(
+        self,
+        stream: str,
+        name: str,
+        filter: str = ">",
+        *,
+        exist_ok: bool = False,
+        ack_wait: float | None = None,
+        max_ack_pending: int | None = None,
+        max_deliver: int | None = None,
+        start: Start | None = None,
+    ) -> Consumer:
+        """Create a durable consumer over the keys matching ``filter``.
+
+        ``ack_wait`` (seconds) is how long a delivery may stay unacked before it
+        is delivered again; ``start`` is ``"all"`` (default), ``"new"`` or a seq.
+        """
+        self._check_open()
+        options: dict[str, Any] = {"filter_key_pattern": filter}
+        if ack_wait is not None:
+            options["ack_wait_ms"] = int(ack_wait * 1000)
+        if max_ack_pending is not None:
+            options["max_ack_pending"] = max_ack_pending
+        if max_deliver is not None:
+            options["max_deliver"] = max_deliver
+        if start is not None:
+            options["start"] = start
+        try:
+            return await self.api.create_consumer(stream, name, options)
+        except ValidationError as exc:
+            if exist_ok and _taken(exc):
+                return await self.api.get_consumer(stream, name)
+            raise
+
+    async def get_consumer(self, stream: str, consumer: str) -> Consumer:
+        """A consumer by name or id, with its stats (pending, in flight, dead)."""
+        self._check_open()
+        return await self.api.get_consumer(stream, consumer)
+
+    async def list_consumers(self, stream: str) -> list[Consumer]:
+        """The consumers of a stream."""
+        self._check_open()
+        return await self.api.list_consumers(stream)
+
+    async def delete_consumer(self, stream: str, consumer: str, *, missing_ok: bool = False) -> None:
+        """Delete a consumer."""
+        self._check_open()
+        try:
+            await self.api.delete_consumer(stream, consumer)
+        except NotFound:
+            if not missing_ok:
+                raise
+
+    # Low-level data plane: one request each, no background work.
+
+    async def send(self, stream: str, events: Iterable[Event]) -> list[Any]:
+        """Store ``events`` in one all-or-nothing request and return their `Ack`s."""
+        self._check_open()
+        return await self.api.send(stream, [e.to_wire(stream) for e in events])
+
+    async def receive(
+        self, stream: str, consumer: str, *, batch_size: int = 10, wait_for: float = 0.0
+    ) -> list[Event]:
+        """Take up to ``batch_size`` deliveries, waiting up to ``wait_for`` seconds for one.
+
+        Settle them with `ack` / `nack` (or use `subscribe`, which does it for you).
+        """
+        self._check_open()
+        return await self.api.receive(stream, consumer, batch_size=batch_size, wait_for=wait_for)
+
+    async def ack(self, stream: str, consumer: str, events: Iterable[Event | str]) -> None:
+        """Acknowledge deliveries (events or ack ids)."""
+        self._check_open()
+        await self.api.ack(stream, consumer, _ack_ids(events))
+
+    async def nack(
+        self, stream: str, consumer: str, events: Iterable[Event | str], *, delay: float | None = None
+    ) -> None:
+        """Give deliveries back, to be delivered again after ``delay`` seconds."""
+        self._check_open()
+        await self.api.nack(stream, consumer, _ack_ids(events), delay)
+
+    # Publishing.
+
+    def publisher(self, stream: str) -> Publisher:
+        """The background `Publisher` for ``stream`` (created on first use)."""
+        self._check_open()
+        if stream not in self._publishers:
+            self._publishers[stream] = Publisher(self.api, stream, self.publisher_config)
+        return self._publishers[stream]
+
+    async def publish(
+        self,
+        stream: str,
+        *events: Event | Iterable[Event] | AsyncIterable[Event],
+        on_ack: Callback | None = None,
+        on_nack: Callback | None = None,
+        block: bool = True,
+    ) -> None:
+        """Queue events for publishing and return; a background flush sends them.
+
+        Accepts events, lists of events and async iterators of events. Each event
+        ends in exactly one of ``on_ack(ack)`` / ``on_nack(nack)`` (sync or async);
+        ``await event.wait_for_ack()`` waits for one. With ``block=False`` a full
+        buffer raises `QueueFull` instead of waiting.
+        """
+        publisher = self.publisher(stream)
+        for item in events:
+            if isinstance(item, Event):
+                await publisher.publish([item], on_ack=on_ack, on_nack=on_nack, block=block)
+            elif isinstance(item, AsyncIterable):
+                async for event in item:
+                    await publisher.publish([event], on_ack=on_ack, on_nack=on_nack, block=block)
+            else:
+                await publisher.publish(list(item), on_ack=on_ack, on_nack=on_nack, block=block)
+
+    async def flush(self, timeout: float | None = 2.0) -> None:
+        """Wait until every event queued so far is acked or nacked; `TimeoutError` past ``timeout``."""
+        self._check_open()
+        await asyncio.gather(*(p.flush(timeout) for p in self._publishers.values()))
+
+    # Subscribing.
+
+    def subscribe(
+        self,
+        *streams: str,
+        consumer: str | None = None,
+        filter: str | None = None,
+        batch_size: int = 100,
+        wait_for: float = 5.0,
+        prefetch: int = 2,
+        start: Start | None = None,
+    ) -> Subscription:
+        """Subscribe to one or more streams: an async iterator of ackable events.
+
+        With ``consumer`` the subscription joins that durable consumer (competing
+        with every other subscriber on it); without, an ephemeral consumer over
+        new events is created per stream and deleted on close.
+        """
+        self._check_open()
+        if not streams:
+            raise ValueError("subscribe() needs at least one stream")
+        subscription = Subscription(
+            self.api,
+            streams,
+            consumer=consumer,
+            filter=filter,
+            batch_size=batch_size,
+            wait_for=wait_for,
+            prefetch=prefetch,
+            start=start,
+            on_close=self._subscriptions.discard,
+        )
+        self._subscriptions.add(subscription)
+        return subscription
+
+
+def _ack_ids(events: Iterable[Event | str]) -> list[str]:
+    ids = []
+    for item in events:
+        ack_id = item if isinstance(item, str) else item.ack_id
+        if not ack_id:
+            raise ValueError(f"{item!r} has no ack id: it was not received from a consumer")
+        ids.append(ack_id)
+    return ids

@@ -1,0 +1,384 @@
+"""The values streamkit passes around: `Event`, `Ack`, `Stream`, `Consumer`, and the JSON codec.
+
+`data` is a string on the wire. An event keeps the Python type it was made with
+across a round trip: ``str`` travels as is, ``bytes`` as UTF-8 text (or base64
+when they are not UTF-8) tagged with ``encoding``, and any other JSON-able value
+as JSON text with the mimetype ``application/json``. The mimetype travels in the
+reserved ``content-type`` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import orjson
+
+from streamkit import keys
+from streamkit.errors import DecodeError, Nack, StreamkitError
+
+__all__ = ["Ack", "Consumer", "Event", "Nack", "Stream", "dumps", "loads", "new_event_id"]
+
+JSON_MIMETYPE = "application/json"
+TEXT_MIMETYPE = "text/plain"
+BINARY_MIMETYPE = "application/octet-stream"
+CONTENT_TYPE_HEADER = "content-type"
+MAX_DATA_BYTES = 1024 * 1024
+"""The largest payload one event may carry (after encoding), in bytes."""
+
+
+def dumps(value: Any) -> bytes:
+    """Encode ``value`` as JSON bytes."""
+    return orjson.dumps(value)
+
+
+def loads(raw: bytes | str) -> Any:
+    """Decode JSON, raising `DecodeError` on bad input."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"invalid JSON: {exc}") from exc
+
+
+def new_event_id() -> str:
+    """A new time-ordered UUIDv7 string (RFC 9562)."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
+    value |= 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def parse_time(value: object) -> datetime | None:
+    """Parse an ISO-8601 timestamp from the wire; None when absent."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise DecodeError(f"invalid timestamp {value!r}") from exc
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The server stored a published event: its ``seq`` and ``committed`` time."""
+
+    id: str
+    seq: int
+    committed: datetime
+
+
+class Acknowledger(Protocol):
+    """What a received event asks to settle itself (implemented by a subscription)."""
+
+    async def ack(self, event: Event) -> None: ...
+    async def nack(self, event: Event, delay: float | None) -> None: ...
+    async def extend(self, event: Event) -> None: ...
+
+
+def _encode_data(data: object, mimetype: str | None) -> tuple[str, str | None, str | None]:
+    """Return (wire data, encoding, mimetype) for a payload."""
+    if isinstance(data, str):
+        return data, None, mimetype
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        raw = bytes(data)
+        try:
+            return raw.decode("utf-8"), "utf-8", mimetype or BINARY_MIMETYPE
+        except UnicodeDecodeError:
+            return base64.b64encode(raw).decode("ascii"), "base64", mimetype or BINARY_MIMETYPE
+    try:
+        text = orjson.dumps(data).decode("utf-8")
+    except TypeError as exc:
+        raise TypeError(f"event data must be str, bytes or JSON-able, not {type(data).__name__}") from exc
+    return text, None, mimetype or JSON_MIMETYPE
+
+
+def _decode_data(text: str, encoding: str | None, mimetype: str | None) -> Any:
+    if encoding == "base64":
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise DecodeError("event data is not valid base64") from exc
+    if encoding == "utf-8":
+        return text.encode("utf-8")
+    if mimetype == JSON_MIMETYPE:
+        return loads(text)
+    return text
+
+
+class Event:
+    """One event: a payload, a key, an id and headers.
+
+    ``Event(data, mimetype)`` follows pyensign. ``data`` may be ``str``, ``bytes``
+    or any JSON-able value; it comes back as the same type when received. Without
+    a key, the event is published under the stream's name. Every event gets a
+    time-ordered id unless one is given; the server uses it to drop duplicates,
+    so retries never store an event twice.
+
+    Events received from a subscription also carry ``seq``, ``stream``,
+    ``delivery_count`` and ``ack_id``, and can be settled with `ack`, `nack`
+    and `extend`.
+    """
+
+    __slots__ = (
+        "_acker",
+        "_outcome",
+        "_wire_data",
+        "ack_id",
+        "data",
+        "delivery_count",
+        "encoding",
+        "headers",
+        "id",
+        "inserted_at",
+        "key",
+        "mimetype",
+        "seq",
+        "stream",
+        "stream_id",
+    )
+
+    def __init__(
+        self,
+        data: Any,
+        mimetype: str | None = None,
+        *,
+        key: str | None = None,
+        id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if key is not None and (problem := keys.key_problem(key)):
+            raise ValueError(f"invalid event key {key!r}: {problem}")
+        wire_data, encoding, mimetype = _encode_data(data, mimetype)
+        if len(wire_data) > MAX_DATA_BYTES and len(wire_data.encode("utf-8")) > MAX_DATA_BYTES:
+            raise ValueError(f"event data is over the {MAX_DATA_BYTES} byte limit")
+        self.data: Any = data
+        self.mimetype = mimetype
+        self.key = key
+        self.id = id or new_event_id()
+        self.headers: dict[str, str] = dict(headers or {})
+        self.encoding = encoding
+        self._wire_data = wire_data
+        self.seq: int | None = None
+        self.stream: str | None = None
+        self.stream_id: str | None = None
+        self.inserted_at: datetime | None = None
+        self.delivery_count = 0
+        self.ack_id: str | None = None
+        self._acker: Acknowledger | None = None
+        self._outcome: asyncio.Future[Ack] | None = None
+
+    def __repr__(self) -> str:
+        where = f" seq={self.seq}" if self.seq is not None else ""
+        return f"<Event id={self.id} key={self.key!r}{where} data={self.data!r:.60}>"
+
+    # Payload access.
+
+    def text(self) -> str:
+        """The payload as text (bytes are decoded as UTF-8)."""
+        if isinstance(self.data, (bytes, bytearray)):
+            return bytes(self.data).decode("utf-8")
+        return self._wire_data
+
+    def json(self) -> Any:
+        """The payload decoded as JSON."""
+        if self.mimetype == JSON_MIMETYPE and not isinstance(self.data, (str, bytes)):
+            return self.data
+        return loads(self.text())
+
+    # Wire format.
+
+    def to_wire(self, default_key: str) -> dict[str, Any]:
+        """The message object for ``POST .../messages``."""
+        message: dict[str, Any] = {
+            "key": self.key or default_key,
+            "data": self._wire_data,
+            "id": self.id,
+        }
+        headers = self.headers
+        if self.mimetype is not None:
+            headers = {**headers, CONTENT_TYPE_HEADER: self.mimetype}
+        if headers:
+            message["headers"] = headers
+        if self.encoding is not None:
+            message["encoding"] = self.encoding
+        return message
+
+    @property
+    def wire_size(self) -> int:
+        """Approximate encoded size in bytes, for batching and buffer limits."""
+        return len(self._wire_data) + len(self.id) + 64 + (len(self.key) if self.key else 0)
+
+    @classmethod
+    def from_wire(cls, message: Mapping[str, Any], *, stream: str | None = None) -> Event:
+        """Build a received event from a wire message object."""
+        try:
+            text = message["data"]
+            if not isinstance(text, str):
+                raise DecodeError("message data must be a string")
+            headers = dict(message.get("headers") or {})
+            mimetype = headers.pop(CONTENT_TYPE_HEADER, None)
+            encoding = message.get("encoding")
+            event = cls.__new__(cls)
+            event.data = _decode_data(text, encoding, mimetype)
+            event.mimetype = mimetype
+            event.key = message["key"]
+            event.id = message.get("id") or ""
+            event.headers = headers
+            event.encoding = encoding
+            event._wire_data = text
+            event.seq = int(message["seq"])
+            event.stream = stream
+            event.stream_id = message.get("stream_id")
+            event.inserted_at = parse_time(message.get("inserted_at"))
+            event.delivery_count = 0
+            event.ack_id = None
+            event._acker = None
+            event._outcome = None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DecodeError(f"malformed message: {exc!r}") from exc
+        return event
+
+    # Publishing side.
+
+    def _track(self) -> asyncio.Future[Ack]:
+        """Start tracking the outcome of publishing this event (called by the publisher)."""
+        if self._outcome is not None and not self._outcome.done():
+            raise StreamkitError(f"event {self.id} is already being published")
+        self._outcome = asyncio.get_running_loop().create_future()
+        return self._outcome
+
+    def _settle(self, outcome: Ack | Nack) -> None:
+        future = self._outcome
+        if future is None or future.done():
+            return
+        if isinstance(outcome, Nack):
+            future.set_exception(outcome)
+            future.exception()  # retrieved here so an unawaited nack is not logged as lost
+        else:
+            future.set_result(outcome)
+
+    @property
+    def acked(self) -> bool:
+        """True once the server stored this published event."""
+        f = self._outcome
+        return f is not None and f.done() and f.exception() is None
+
+    @property
+    def nacked(self) -> bool:
+        """True once publishing this event failed for good."""
+        f = self._outcome
+        return f is not None and f.done() and f.exception() is not None
+
+    async def wait_for_ack(self, timeout: float | None = None) -> Ack:
+        """Wait until the server stores this event; return the `Ack` or raise the `Nack`."""
+        if self._outcome is None:
+            raise StreamkitError(f"event {self.id} has not been published")
+        return await asyncio.wait_for(asyncio.shield(self._outcome), timeout)
+
+    # Receiving side.
+
+    def _require_acker(self) -> Acknowledger:
+        if self._acker is None:
+            raise StreamkitError("only events received from a subscription can be acked")
+        return self._acker
+
+    async def ack(self) -> None:
+        """Tell the server this event is handled. Acking twice is a no-op."""
+        await self._require_acker().ack(self)
+
+    async def nack(self, delay: float | None = None) -> None:
+        """Give the event back to be delivered again, after ``delay`` seconds."""
+        await self._require_acker().nack(self, delay)
+
+    async def extend(self) -> None:
+        """Reset this event's ack deadline: the handler is still working on it."""
+        await self._require_acker().extend(self)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A stream as the server describes it."""
+
+    id: str
+    name: str
+    message_count: int = 0
+    consumer_count: int = 0
+    storage_size: int = 0
+    one_message_per_key: bool = False
+    inserted_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> Stream:
+        """Build from a stream object."""
+        try:
+            stats = body.get("stats") or {}
+            return cls(
+                id=str(body["id"]),
+                name=str(body["name"]),
+                message_count=int(stats.get("message_count", 0)),
+                consumer_count=int(stats.get("consumer_count", 0)),
+                storage_size=int(stats.get("storage_size", 0)),
+                one_message_per_key=bool(body.get("one_message_per_key", False)),
+                inserted_at=parse_time(body.get("inserted_at")),
+                raw=dict(body),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DecodeError(f"malformed stream object: {exc!r}") from exc
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A consumer (a durable cursor over a stream) as the server describes it."""
+
+    id: str
+    name: str
+    stream_id: str
+    filter_key_pattern: str
+    ack_wait_ms: int
+    max_ack_pending: int
+    max_deliver: int | None
+    pending: int = 0
+    in_flight: int = 0
+    dead: int = 0
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any]) -> Consumer:
+        """Build from a consumer object."""
+        try:
+            stats = body.get("stats") or {}
+            max_deliver = body.get("max_deliver")
+            return cls(
+                id=str(body["id"]),
+                name=str(body["name"]),
+                stream_id=str(body["stream_id"]),
+                filter_key_pattern=str(body["filter_key_pattern"]),
+                ack_wait_ms=int(body["ack_wait_ms"]),
+                max_ack_pending=int(body["max_ack_pending"]),
+                max_deliver=None if max_deliver is None else int(max_deliver),
+                pending=int(stats.get("pending", 0)),
+                in_flight=int(stats.get("in_flight", 0)),
+                dead=int(stats.get("dead", 0)),
+                raw=dict(body),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DecodeError(f"malformed consumer object: {exc!r}") from exc
+
+
+def ack_from_wire(body: Mapping[str, Any]) -> Ack:
+    """Build an `Ack` from one entry of a send response's ``acks``."""
+    try:
+        committed = parse_time(body.get("committed")) or datetime.now(timezone.utc)
+        return Ack(id=str(body["id"]), seq=int(body["seq"]), committed=committed)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DecodeError(f"malformed ack: {exc!r}") from exc

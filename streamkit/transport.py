@@ -1,0 +1,205 @@
+"""HTTP transport: one aiohttp session, retries with backoff, endpoint failover, error mapping.
+
+This is the only module that knows aiohttp's exceptions; `map_exceptions`
+turns them into streamkit's once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+
+from streamkit import errors
+from streamkit.models import dumps, loads
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+@contextlib.contextmanager
+def map_exceptions() -> Iterator[None]:
+    """Translate aiohttp and asyncio failures into streamkit's `TransportError` family."""
+    try:
+        yield
+    except asyncio.TimeoutError as exc:
+        raise errors.TimeoutError("timed out waiting for the server") from exc
+    except aiohttp.ServerTimeoutError as exc:
+        raise errors.TimeoutError(str(exc) or "timed out waiting for the server") from exc
+    except (
+        aiohttp.ClientConnectionError,
+        aiohttp.ClientPayloadError,
+        aiohttp.ClientResponseError,
+    ) as exc:
+        raise errors.ConnectError(str(exc) or type(exc).__name__) from exc
+
+
+def api_error(status: int, body: bytes, retry_after: str | None) -> errors.APIError:
+    """Build the `APIError` for an error response, tolerating bodies that are not JSON."""
+    summary, code, validation = f"HTTP {status}", None, None
+    try:
+        decoded = loads(body) if body else None
+    except errors.DecodeError:
+        decoded = None
+    if isinstance(decoded, dict):
+        summary = str(decoded.get("summary") or summary)
+        code = decoded.get("code") if isinstance(decoded.get("code"), str) else None
+        raw_validation = decoded.get("validation_errors")
+        if isinstance(raw_validation, dict):
+            validation = {
+                str(k): [str(p) for p in v] if isinstance(v, list) else [str(v)]
+                for k, v in raw_validation.items()
+            }
+    elif body:
+        summary = f"{summary}: {body[:200].decode('utf-8', 'replace')}"
+    delay: float | None = None
+    if retry_after:
+        with contextlib.suppress(ValueError):
+            delay = max(0.0, float(retry_after))
+    cls = errors.error_for_status(status)
+    return cls(status, summary, code=code, validation_errors=validation, retry_after=delay)
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter for the ``attempt``-th retry (0-based)."""
+    return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for failures a retry may heal: transport errors and load shedding."""
+    if isinstance(exc, errors.TransportError):
+        return True
+    return isinstance(exc, errors.APIError) and exc.status in RETRYABLE_STATUSES
+
+
+class Transport:
+    """Sends JSON requests to one of ``endpoints`` over a pooled aiohttp session.
+
+    ``request(..., retry=True)`` is for idempotent calls: transport failures and
+    429/502/503/504 are retried with jittered exponential backoff, failing over
+    to the next endpoint after a connection error.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        retries: int = 3,
+        backoff: float = 0.1,
+        max_backoff: float = 5.0,
+        pool_size: int = 100,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("at least one endpoint is required")
+        self.endpoints = [url.rstrip("/") for url in endpoints]
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._current = 0
+        self._headers = dict(_JSON_HEADERS)
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    @property
+    def base_url(self) -> str:
+        """The endpoint requests go to now."""
+        return self.endpoints[self._current]
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` was called."""
+        return self._closed
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise errors.ClientClosed("the client is closed")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                json_serialize=lambda v: dumps(v).decode(),
+            )
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        retry: bool = False,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> Any:
+        """Send one request and return its decoded JSON body; raise a streamkit error."""
+        attempts = (self.retries if retries is None else retries) + 1 if retry else 1
+        body = None if json is None else dumps(json)
+        for attempt in range(attempts):
+            try:
+                return await self._send(method, path, body, params, timeout)
+            except (errors.TransportError, errors.APIError) as exc:
+                if attempt + 1 >= attempts or not is_retryable(exc):
+                    raise
+                if isinstance(exc, errors.ConnectError):
+                    self._fail_over()
+                delay = backoff_delay(attempt, self.backoff, self.max_backoff)
+                if isinstance(exc, errors.APIError) and exc.retry_after is not None:
+                    delay = max(delay, min(exc.retry_after, self.max_backoff))
+                log.debug("retrying %s %s in %.3fs after %r", method, path, delay, exc)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fail_over(self) -> None:
+        if len(self.endpoints) > 1:
+            self._current = (self._current + 1) % len(self.endpoints)
+            log.info("failing over to %s", self.base_url)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        params: Mapping[str, str | int] | None,
+        timeout: float | None,
+    ) -> Any:
+        session = self._get_session()
+        client_timeout = aiohttp.ClientTimeout(
+            total=timeout if timeout is not None else self.timeout,
+            sock_connect=self.connect_timeout,
+        )
+        with map_exceptions():
+            async with session.request(
+                method, self.base_url + path, data=body, params=params, timeout=client_timeout
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+        if status >= 400:
+            raise api_error(status, raw, retry_after)
+        if not raw:
+            return None
+        return loads(raw)
+
+    async def close(self) -> None:
+        """Close the pool. Further requests raise `ClientClosed`."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
