@@ -30,11 +30,14 @@ from streamkit.errors import (
 )
 from streamkit.models import Ack, Consumer, Event, Stream
 from streamkit.publisher import Publisher, PublisherConfig
+from streamkit.reader import BACKWARD, FORWARD, Direction
 from streamkit.subscriber import Subscription
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BACKWARD",
+    "FORWARD",
     "APIError",
     "Ack",
     "AsyncClient",
@@ -44,6 +47,7 @@ __all__ = [
     "ConnectError",
     "Consumer",
     "DecodeError",
+    "Direction",
     "Event",
     "Nack",
     "NotFound",

@@ -129,7 +129,10 @@ class API:
         wait_for: float | None = None,
     ) -> list[Event]:
         """``GET /api/streams/{stream}/messages``: a page of stored events."""
-        params: dict[str, str | int] = {"limit": limit, "sort": "seq_desc" if descending else "seq_asc"}
+        params: dict[str, str | int] = {
+            "limit": limit,
+            "sort": "seq_desc" if descending else "seq_asc",
+        }
         if key_pattern is not None:
             params["key_pattern"] = key_pattern
         if after_seq is not None:
@@ -175,7 +178,12 @@ class API:
         return events
 
     async def _settle(
-        self, verb: str, stream: str, consumer: str, ack_ids: Sequence[str], extra: Mapping[str, Any]
+        self,
+        verb: str,
+        stream: str,
+        consumer: str,
+        ack_ids: Sequence[str],
+        extra: Mapping[str, Any],
     ) -> None:
         path = f"{self._consumers(stream)}/{_seg(consumer)}/{verb}"
         await self.transport.request(

@@ -1,18 +1,19 @@
-"""`connect()` and `AsyncClient`: the pool, the lifecycle, admin calls, publishers and subscriptions."""
+"""`connect()` and `AsyncClient`: the pool, lifecycle, admin calls, publishers, subscriptions."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
 from streamkit.api import API
 from streamkit.errors import ClientClosed, NotFound, ValidationError
 from streamkit.models import Consumer, Event, Stream
-from streamkit.publisher import Callback, Publisher, PublisherConfig
+from streamkit.publisher import AckCallback, NackCallback, Publishable, Publisher, PublisherConfig
+from streamkit.reader import FORWARD, Direction, get, iterate
 from streamkit.subscriber import Subscription
 from streamkit.transport import Transport
 
@@ -217,7 +218,9 @@ class AsyncClient:
         self._check_open()
         return await self.api.list_consumers(stream)
 
-    async def delete_consumer(self, stream: str, consumer: str, *, missing_ok: bool = False) -> None:
+    async def delete_consumer(
+        self, stream: str, consumer: str, *, missing_ok: bool = False
+    ) -> None:
         """Delete a consumer."""
         self._check_open()
         try:
@@ -249,11 +252,68 @@ class AsyncClient:
         await self.api.ack(stream, consumer, _ack_ids(events))
 
     async def nack(
-        self, stream: str, consumer: str, events: Iterable[Event | str], *, delay: float | None = None
+        self,
+        stream: str,
+        consumer: str,
+        events: Iterable[Event | str],
+        *,
+        delay: float | None = None,
     ) -> None:
         """Give deliveries back, to be delivered again after ``delay`` seconds."""
         self._check_open()
         await self.api.nack(stream, consumer, _ack_ids(events), delay)
+
+    # Catch-up reads.
+
+    async def get(
+        self,
+        stream: str,
+        *,
+        max_count: int = 100,
+        from_seq: int | None = None,
+        direction: Direction = FORWARD,
+        key_pattern: str | None = None,
+    ) -> list[Event]:
+        """Read up to ``max_count`` stored events from ``from_seq`` (inclusive).
+
+        ``direction=BACKWARD`` reads newest first; without ``from_seq`` a read
+        starts at the beginning (forward) or the end (backward) of the stream.
+        """
+        self._check_open()
+        return await get(
+            self.api,
+            stream,
+            max_count=max_count,
+            from_seq=from_seq,
+            direction=direction,
+            key_pattern=key_pattern,
+        )
+
+    def iter(
+        self,
+        stream: str,
+        *,
+        from_seq: int | None = None,
+        direction: Direction = FORWARD,
+        key_pattern: str | None = None,
+        batch_size: int = 500,
+        follow: bool = False,
+    ) -> AsyncIterator[Event]:
+        """Iterate over a stream's stored events, a page at a time.
+
+        With ``follow=True`` it then goes on with live events (a catch-up
+        subscription): no gap and no duplicate at the switch.
+        """
+        self._check_open()
+        return iterate(
+            self.api,
+            stream,
+            from_seq=from_seq,
+            direction=direction,
+            key_pattern=key_pattern,
+            batch_size=batch_size,
+            follow=follow,
+        )
 
     # Publishing.
 
@@ -267,9 +327,9 @@ class AsyncClient:
     async def publish(
         self,
         stream: str,
-        *events: Event | Iterable[Event] | AsyncIterable[Event],
-        on_ack: Callback | None = None,
-        on_nack: Callback | None = None,
+        *events: Publishable,
+        on_ack: AckCallback | None = None,
+        on_nack: NackCallback | None = None,
         block: bool = True,
     ) -> None:
         """Queue events for publishing and return; a background flush sends them.
@@ -279,18 +339,10 @@ class AsyncClient:
         ``await event.wait_for_ack()`` waits for one. With ``block=False`` a full
         buffer raises `QueueFull` instead of waiting.
         """
-        publisher = self.publisher(stream)
-        for item in events:
-            if isinstance(item, Event):
-                await publisher.publish([item], on_ack=on_ack, on_nack=on_nack, block=block)
-            elif isinstance(item, AsyncIterable):
-                async for event in item:
-                    await publisher.publish([event], on_ack=on_ack, on_nack=on_nack, block=block)
-            else:
-                await publisher.publish(list(item), on_ack=on_ack, on_nack=on_nack, block=block)
+        await self.publisher(stream).publish(*events, on_ack=on_ack, on_nack=on_nack, block=block)
 
     async def flush(self, timeout: float | None = 2.0) -> None:
-        """Wait until every event queued so far is acked or nacked; `TimeoutError` past ``timeout``."""
+        """Wait until all events queued so far are acked or nacked; `TimeoutError` past it."""
         self._check_open()
         await asyncio.gather(*(p.flush(timeout) for p in self._publishers.values()))
 

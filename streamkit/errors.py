@@ -42,7 +42,7 @@ class ConnectError(TransportError):
     """A connection to the server could not be made or was lost mid-request."""
 
 
-class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(TransportError, builtins.TimeoutError):
     """The server did not answer within the timeout."""
 
 
@@ -74,7 +74,8 @@ class APIError(StreamkitError):
         text = f"{self.status}: {self.summary}"
         if self.validation_errors:
             details = "; ".join(
-                f"{field} {', '.join(problems)}" for field, problems in self.validation_errors.items()
+                f"{field} {', '.join(problems)}"
+                for field, problems in self.validation_errors.items()
             )
             text = f"{text} ({details})"
         return text

@@ -14,8 +14,8 @@ MAX_NAME_LENGTH = 128
 MAX_KEY_LENGTH = 255
 MAX_KEY_TOKENS = 16
 
-_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
-_TOKEN = re.compile(r"^[a-zA-Z0-9_-]+$")
+_NAME = re.compile(r"[a-zA-Z0-9_-]+")
+_TOKEN = re.compile(r"[a-zA-Z0-9_-]+")
 
 
 def name_problem(name: object) -> str | None:
@@ -26,7 +26,7 @@ def name_problem(name: object) -> str | None:
         return "can't be blank"
     if len(name) > MAX_NAME_LENGTH:
         return f"should be at most {MAX_NAME_LENGTH} character(s)"
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         return "must contain only letters, digits, '_' and '-'"
     return None
 
@@ -45,7 +45,7 @@ def key_problem(key: object) -> str | None:
     for token in tokens:
         if token in ("*", ">"):
             return "must not contain wildcards ('*' or '>')"
-        if not _TOKEN.match(token):
+        if not _TOKEN.fullmatch(token):
             return "must be dot-separated tokens of letters, digits, '_' and '-'"
     return None
 
@@ -64,7 +64,7 @@ def filter_problem(pattern: object) -> str | None:
     for i, token in enumerate(tokens):
         if token == ">" and i != len(tokens) - 1:
             return "'>' is only allowed as the last token"
-        if token not in ("*", ">") and not _TOKEN.match(token):
+        if token not in ("*", ">") and not _TOKEN.fullmatch(token):
             return "must be dot-separated tokens of letters, digits, '_', '-', '*' or '>'"
     return None
 

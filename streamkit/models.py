@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import os
 import time
 from collections.abc import Mapping
@@ -67,6 +68,13 @@ def parse_time(value: object) -> datetime | None:
         raise DecodeError(f"invalid timestamp {value!r}") from exc
 
 
+_parse_commit_time = functools.lru_cache(maxsize=256)(parse_time)
+"""`parse_time` for acks: the acks of one batch share a commit time, so it is parsed once."""
+
+_key_problem = functools.lru_cache(maxsize=4096)(keys.key_problem)
+"""`keys.key_problem`, remembered: applications publish many events under few keys."""
+
+
 @dataclass(frozen=True)
 class Ack:
     """The server stored a published event: its ``seq`` and ``committed`` time."""
@@ -97,7 +105,9 @@ def _encode_data(data: object, mimetype: str | None) -> tuple[str, str | None, s
     try:
         text = orjson.dumps(data).decode("utf-8")
     except TypeError as exc:
-        raise TypeError(f"event data must be str, bytes or JSON-able, not {type(data).__name__}") from exc
+        raise TypeError(
+            f"event data must be str, bytes or JSON-able, not {type(data).__name__}"
+        ) from exc
     return text, None, mimetype or JSON_MIMETYPE
 
 
@@ -155,7 +165,7 @@ class Event:
         id: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        if key is not None and (problem := keys.key_problem(key)):
+        if key is not None and (problem := _key_problem(key)):
             raise ValueError(f"invalid event key {key!r}: {problem}")
         wire_data, encoding, mimetype = _encode_data(data, mimetype)
         if len(wire_data) > MAX_DATA_BYTES and len(wire_data.encode("utf-8")) > MAX_DATA_BYTES:
@@ -378,7 +388,7 @@ class Consumer:
 def ack_from_wire(body: Mapping[str, Any]) -> Ack:
     """Build an `Ack` from one entry of a send response's ``acks``."""
     try:
-        committed = parse_time(body.get("committed")) or datetime.now(timezone.utc)
+        committed = _parse_commit_time(body.get("committed")) or datetime.now(timezone.utc)
         return Ack(id=str(body["id"]), seq=int(body["seq"]), committed=committed)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"malformed ack: {exc!r}") from exc

@@ -1,42 +1,328 @@
-"""Placeholder: being written (the Publisher issue). Interface only."""
+"""The per-stream publisher: a bounded buffer in front of lanes that batch, send and settle.
+
+``publish`` only queues: it tracks each event (the future behind
+``event.wait_for_ack()``), hashes its key to a lane and returns. Each lane's
+task batches by count, bytes and linger time and sends one batch at a time, so
+events of one key are stored in publish order while several lanes keep several
+batches in flight. The buffer counts events from publish until they are settled
+(queued and in flight alike); when it is full, ``publish`` waits for space or,
+with ``block=False``, raises `QueueFull`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+import logging
+from collections.abc import AsyncIterable, Awaitable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from streamkit import errors
 from streamkit.api import API
+from streamkit.batch_sender import AckCallback, BatchSender, NackCallback
+from streamkit.lanes import Lane
 from streamkit.models import Event
 
-Callback = Callable[[Any], Awaitable[None] | None]
+__all__ = ["AckCallback", "NackCallback", "Publishable", "Publisher", "PublisherConfig"]
+
+log = logging.getLogger("streamkit.publisher")
+
+Publishable = Event | Iterable[Event] | AsyncIterable[Event]
+"""What ``publish`` accepts: events, iterables of events and async iterables of events."""
+
+MAX_SERVER_BATCH = 1000
+"""The most messages the server takes in one request."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class PublisherConfig:
-    """Publisher settings."""
+    """How a `Publisher` batches, buffers and retries.
+
+    - ``max_batch`` (≤ 1000), ``max_bytes``, ``linger``: a batch goes out when it
+      holds ``max_batch`` events or ``max_bytes`` of encoded events, or when its
+      oldest event has waited ``linger`` seconds.
+    - ``max_in_flight``: lanes, each with at most one batch in flight; events of
+      one key always share a lane, so they are stored in publish order.
+    - ``max_buffer``, ``max_buffer_bytes``: events (and their encoded bytes)
+      published but not yet settled; past either, ``publish`` waits.
+    - ``retry_deadline``: how long a batch is retried (network errors, timeouts,
+      429 and 5xx) before its events are nacked with code ``unavailable``;
+      retries wait ``backoff * 2**attempt`` seconds with full jitter, at most
+      ``max_backoff`` (or the server's ``Retry-After``, capped the same way).
+    """
 
     max_batch: int = 1000
+    max_bytes: int = 512 * 1024
+    linger: float = 0.005
+    max_in_flight: int = 4
+    max_buffer: int = 10_000
+    max_buffer_bytes: int = 32 * 1024 * 1024
+    retry_deadline: float = 30.0
+    backoff: float = 0.05
+    max_backoff: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_batch <= MAX_SERVER_BATCH:
+            raise ValueError(f"max_batch must be between 1 and {MAX_SERVER_BATCH}")
+        for name in ("max_bytes", "max_in_flight", "max_buffer", "max_buffer_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("linger", "retry_deadline", "backoff", "max_backoff"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
 
 
 class Publisher:
-    """Background flush queue for one stream."""
+    """The background flush queue of one stream (made by `AsyncClient.publisher`).
 
-    def __init__(self, api: API, stream: str, config: PublisherConfig) -> None:
-        self.api, self.stream, self.config = api, stream, config
+    Every published event ends in exactly one of ``on_ack(Ack)`` / ``on_nack(Nack)``
+    and its ``wait_for_ack()`` returns the `Ack` or raises the `Nack`. Nack codes:
+    ``invalid`` (the server rejected the event), ``too_large``, ``not_found``,
+    ``unauthorized``, ``rejected`` (another 4xx), ``unavailable`` (transient
+    failures outlasted ``retry_deadline``), ``bad_response``, ``closed`` (the
+    publisher closed first) and ``internal``. After ``unavailable`` or ``closed``
+    the event may still have been stored; publishing it again within the
+    server's dedupe window is safe.
+    """
+
+    def __init__(self, api: API, stream: str, config: PublisherConfig | None = None) -> None:
+        self.api = api
+        self.stream = stream
+        self.config = config = config or PublisherConfig()
+        sender = BatchSender(
+            api,
+            stream,
+            retry_deadline=config.retry_deadline,
+            backoff=config.backoff,
+            max_backoff=config.max_backoff,
+        )
+        self._lanes = [
+            Lane(
+                f"streamkit-publisher:{stream}:lane-{i}",
+                sender,
+                max_batch=config.max_batch,
+                max_bytes=config.max_bytes,
+                linger=config.linger,
+                on_settled=self._release,
+            )
+            for i in range(config.max_in_flight)
+        ]
+        self._buffered = 0
+        self._buffered_bytes = 0
+        self._space = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._started = False
+        self._closed = False
+        self._close_done: asyncio.Event | None = None
+        self._settling_task: asyncio.Task[object] | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Events published but not yet settled (queued or in flight)."""
+        return self._buffered
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Encoded bytes of the `buffered` events."""
+        return self._buffered_bytes
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` has been called."""
+        return self._closed
 
     async def publish(
         self,
-        events: Sequence[Event],
-        *,
-        on_ack: Callback | None = None,
-        on_nack: Callback | None = None,
+        *items: Publishable,
+        on_ack: AckCallback | None = None,
+        on_nack: NackCallback | None = None,
         block: bool = True,
     ) -> None:
-        raise NotImplementedError
+        """Queue events and return once they are queued (not stored).
 
-    async def flush(self, timeout: float | None = None) -> None:
-        raise NotImplementedError
+        Events are queued one by one in order, each waiting for buffer space;
+        cancelling a waiting call leaves the events queued before it queued (and
+        settled later) and the rest untouched. With ``block=False`` the call
+        queues all its events or, raising `QueueFull`, none (async iterables are
+        drained first). Called from one of this publisher's callbacks it never
+        waits (it would wait for itself): a full buffer raises `QueueFull`.
+        """
+        self._check_open()
+        if not block:
+            self._put_now(await _collect(items), on_ack, on_nack)
+            return
+        for item in items:
+            if isinstance(item, Event):
+                await self._put([item], on_ack, on_nack)
+            elif isinstance(item, AsyncIterable):
+                async for event in item:
+                    await self._put([event], on_ack, on_nack)
+            elif isinstance(item, Iterable):
+                await self._put(item, on_ack, on_nack)
+            else:
+                raise TypeError(f"publish() takes events, not {type(item).__name__}")
+
+    def flush(self, timeout: float | None = None) -> Awaitable[None]:
+        """Wait until every event published so far is acked or nacked (callbacks run).
+
+        What "so far" means is fixed when ``flush()`` is called, before it is
+        awaited. Raises `streamkit.TimeoutError` after ``timeout`` seconds; the
+        events stay queued. Calling it from this publisher's own callbacks raises
+        `RuntimeError`: it would wait for the callback itself.
+        """
+        if self._in_callback():
+            raise RuntimeError("flush() called from a publish callback would wait for itself")
+        targets = [lane.queued for lane in self._lanes]
+        for lane in self._lanes:
+            lane.hurry()
+        return self._wait_settled(targets, timeout)
 
     async def close(self, timeout: float | None = None) -> None:
-        raise NotImplementedError
+        """Stop accepting events, flush within ``timeout``, nack the rest (code ``closed``).
+
+        Calls blocked in `publish` raise `ClientClosed`; the background tasks are
+        cancelled and awaited. Not callable from this publisher's callbacks.
+        """
+        if self._in_callback():
+            raise RuntimeError("close() called from a publish callback would wait for itself")
+        if self._close_done is not None:
+            await self._close_done.wait()
+            return
+        self._close_done = asyncio.Event()
+        self._closed = True
+        self._space.set()
+        try:
+            if self._buffered:
+                try:
+                    await self.flush(timeout)
+                except errors.TimeoutError:
+                    log.warning("closing %r: %d event(s) unsent", self.stream, self.buffered)
+        finally:
+            self._settling_task = asyncio.current_task()  # runs the nack callbacks below
+            try:
+                for lane in self._lanes:
+                    await lane.stop()
+            finally:
+                self._settling_task = None
+                self._close_done.set()
+
+    # Internals.
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.ClientClosed(f"the publisher of {self.stream!r} is closed")
+
+    def _start(self) -> None:
+        for lane in self._lanes:
+            lane.start()
+        self._started = True
+
+    def _fits(self, count: int, size: int) -> bool:
+        # An empty buffer takes any one event, so an event larger than the byte
+        # bound still goes through (alone) instead of waiting forever.
+        return (self._buffered == 0 and count == 1) or (
+            self._buffered + count <= self.config.max_buffer
+            and self._buffered_bytes + size <= self.config.max_buffer_bytes
+        )
+
+    async def _put(
+        self, events: Iterable[Event], on_ack: AckCallback | None, on_nack: NackCallback | None
+    ) -> None:
+        """Queue ``events`` in order, waiting for space before each that does not fit."""
+        self._check_open()  # an async iterable may have awaited across a close
+        enqueue = self._enqueue
+        for event in events:
+            if not isinstance(event, Event):
+                raise TypeError(f"publish() takes events, not {type(event).__name__}")
+            size = event.wire_size
+            while not self._fits(1, size):
+                await self._wait_for_space()
+            enqueue(event, size, on_ack, on_nack)
+
+    def _put_now(
+        self, events: list[Event], on_ack: AckCallback | None, on_nack: NackCallback | None
+    ) -> None:
+        """Queue all of ``events`` at once, or raise `QueueFull` and queue none."""
+        self._check_open()
+        for event in events:
+            if not isinstance(event, Event):
+                raise TypeError(f"publish() takes events, not {type(event).__name__}")
+            if event._outcome is not None and not event._outcome.done():
+                raise errors.StreamkitError(f"event {event.id} is already being published")
+        if len({id(event) for event in events}) != len(events):
+            raise ValueError("the same event is published twice in one call")
+        sizes = [event.wire_size for event in events]
+        if events and not self._fits(len(events), sum(sizes)):
+            raise errors.QueueFull(
+                f"the publish buffer of {self.stream!r} is full "
+                f"({self._buffered} events, {self._buffered_bytes} bytes)"
+            )
+        for event, size in zip(events, sizes, strict=True):
+            self._enqueue(event, size, on_ack, on_nack)
+
+    def _enqueue(
+        self, event: Event, size: int, on_ack: AckCallback | None, on_nack: NackCallback | None
+    ) -> None:
+        """Track ``event`` and queue it in its key's lane. Never awaits, so it is atomic."""
+        if not self._started:
+            self._start()
+        future = event._track()
+        lanes = self._lanes
+        lanes[hash(event.key or self.stream) % len(lanes)].put(
+            (event, future, on_ack, on_nack, size)
+        )
+        self._buffered += 1
+        self._buffered_bytes += size
+
+    def _in_callback(self) -> bool:
+        """True when called from one of this publisher's on_ack / on_nack callbacks."""
+        task = asyncio.current_task()
+        return task is self._settling_task or any(lane.runs(task) for lane in self._lanes)
+
+    async def _wait_for_space(self) -> None:
+        if self._in_callback():
+            # Space is freed once the callbacks of a batch have run: waiting here
+            # could wait forever.
+            raise errors.QueueFull(
+                f"the publish buffer of {self.stream!r} is full, and a publish callback "
+                "cannot wait for space"
+            )
+        self._space.clear()
+        await self._space.wait()
+        self._check_open()
+
+    def _release(self, count: int, size: int) -> None:
+        """Called by a lane when ``count`` events of ``size`` bytes are settled."""
+        self._buffered -= count
+        self._buffered_bytes -= size
+        self._space.set()
+        self._progress.set()
+
+    async def _wait_settled(self, targets: list[int], timeout: float | None) -> None:
+        try:
+            await asyncio.wait_for(self._settled(targets), timeout)
+        except asyncio.TimeoutError:
+            raise errors.TimeoutError(
+                f"flush of {self.stream!r} timed out after {timeout}s "
+                f"with {self._buffered} event(s) not yet acked or nacked"
+            ) from None
+
+    async def _settled(self, targets: list[int]) -> None:
+        while any(
+            lane.settled < target for lane, target in zip(self._lanes, targets, strict=True)
+        ):
+            self._progress.clear()
+            await self._progress.wait()
+
+
+async def _collect(items: tuple[Publishable, ...]) -> list[Event]:
+    events: list[Event] = []
+    for item in items:
+        if isinstance(item, Event):
+            events.append(item)
+        elif isinstance(item, AsyncIterable):
+            events.extend([event async for event in item])
+        elif isinstance(item, Iterable):
+            events.extend(item)
+        else:
+            raise TypeError(f"publish() takes events, not {type(item).__name__}")
+    return events

@@ -158,7 +158,7 @@ class Transport:
                 if attempt + 1 >= attempts or not is_retryable(exc):
                     raise
                 if isinstance(exc, errors.ConnectError):
-                    self._fail_over()
+                    self.fail_over()
                 delay = backoff_delay(attempt, self.backoff, self.max_backoff)
                 if isinstance(exc, errors.APIError) and exc.retry_after is not None:
                     delay = max(delay, min(exc.retry_after, self.max_backoff))
@@ -166,7 +166,8 @@ class Transport:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _fail_over(self) -> None:
+    def fail_over(self) -> None:
+        """Move on to the next endpoint (after a connection error); no-op with one endpoint."""
         if len(self.endpoints) > 1:
             self._current = (self._current + 1) % len(self.endpoints)
             log.info("failing over to %s", self.base_url)

@@ -185,10 +185,17 @@ async def test_receive_decodes_deliveries(mocked: aioresponses, transport: Trans
     item = {
         "ack_id": "a1",
         "delivery_count": 2,
-        "message": {"key": "k.1", "data": "hi", "seq": 5, "stream_id": "sid",
-                    "inserted_at": "2024-07-23T00:31:55.668060Z"},
+        "message": {
+            "key": "k.1",
+            "data": "hi",
+            "seq": 5,
+            "stream_id": "sid",
+            "inserted_at": "2024-07-23T00:31:55.668060Z",
+        },
     }
-    mocked.post(re.compile(rf"{BASE}/api/streams/s/consumers/c/receive.*"), payload={"data": [item]})
+    mocked.post(
+        re.compile(rf"{BASE}/api/streams/s/consumers/c/receive.*"), payload={"data": [item]}
+    )
     (event,) = await API(transport).receive("s", "c", batch_size=5, wait_for=0.01)
     assert (event.ack_id, event.delivery_count, event.seq, event.key) == ("a1", 2, 5, "k.1")
     assert event.data == "hi" and event.stream == "s"

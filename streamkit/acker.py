@@ -1,0 +1,193 @@
+"""`Acker`: a subscription's acks and nacks, batched and sent in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+from streamkit.api import API
+from streamkit.backoff import Backoff, heals
+from streamkit.errors import ClientClosed, StreamkitError
+
+log = logging.getLogger(__name__)
+
+MAX_IDS_PER_REQUEST = 1000
+
+
+class Acker:
+    """Queues ack and nack ids per stream and sends them from one named task.
+
+    `ack` and `nack` only queue an id and return. The task sends whatever has
+    queued ``interval`` seconds after the first id arrived, or at once when
+    ``max_ids`` ids wait for one request; the requests of one round go out
+    together. A request that fails in a way that heals is retried with backoff
+    until it goes through, so a server restart loses no acks; one that never
+    will (the consumer was deleted) is logged and dropped. `stop` sends
+    everything still queued before it returns.
+
+    ``consumers`` maps each stream to the consumer its ids belong to.
+    """
+
+    def __init__(
+        self,
+        api: API,
+        consumers: Mapping[str, str],
+        *,
+        interval: float = 0.005,
+        max_ids: int = MAX_IDS_PER_REQUEST,
+        name: str = "streamkit-acker",
+    ) -> None:
+        if not 1 <= max_ids <= MAX_IDS_PER_REQUEST:
+            raise ValueError(f"max_ids must be within 1..{MAX_IDS_PER_REQUEST}")
+        self.api = api
+        self.consumers = consumers
+        self.interval = interval
+        self.max_ids = max_ids
+        self.name = name
+        self._acks: dict[str, list[str]] = {}
+        self._nacks: dict[tuple[str, int], list[str]] = {}
+        self._queued = asyncio.Event()
+        self._flush_now = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def pending(self) -> int:
+        """Ids queued and not yet handed to a request."""
+        return sum(map(len, self._acks.values())) + sum(map(len, self._nacks.values()))
+
+    # Queueing (the hot path: no awaits, no allocation beyond the append).
+
+    def ack(self, stream: str, ack_id: str) -> None:
+        """Queue an ack; raises `ClientClosed` once the acker is stopping."""
+        if self._stopping:
+            raise ClientClosed("the subscription is closed")
+        ids = self._acks.get(stream)
+        if ids is None:
+            ids = self._acks[stream] = []
+        ids.append(ack_id)
+        self._queued.set()
+        if len(ids) >= self.max_ids:
+            self._flush_now.set()
+
+    def nack(self, stream: str, ack_id: str, delay: float | None = None) -> None:
+        """Queue a nack: redeliver after ``delay`` seconds (at once when None)."""
+        if self._stopping:
+            raise ClientClosed("the subscription is closed")
+        key = (stream, int(delay * 1000) if delay else 0)
+        ids = self._nacks.get(key)
+        if ids is None:
+            ids = self._nacks[key] = []
+        ids.append(ack_id)
+        self._queued.set()
+        if len(ids) >= self.max_ids:
+            self._flush_now.set()
+
+    # Lifecycle.
+
+    def start(self) -> None:
+        """Start the sending task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self, timeout: float) -> None:
+        """Send everything queued (for up to ``timeout`` seconds, retries included), then stop."""
+        self._stopping = True
+        self._queued.set()
+        self._flush_now.set()
+        task = self._task
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except asyncio.TimeoutError:
+            log.error(
+                "%s: gave up after %.1fs; %d queued ids and the requests in flight may not "
+                "have reached the server (those deliveries will be redelivered)",
+                self.name,
+                timeout,
+                self.pending,
+            )
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # The task.
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._queued.wait()
+            if not self._flush_now.is_set():
+                timer = loop.call_later(self.interval, self._flush_now.set)
+                await self._flush_now.wait()
+                timer.cancel()
+            self._queued.clear()
+            self._flush_now.clear()
+            requests = self._take()
+            if requests:
+                await asyncio.gather(*requests)
+            if self._stopping and not self._acks and not self._nacks:
+                return
+
+    def _take(self) -> list[Coroutine[Any, Any, None]]:
+        """Turn everything queued into requests of at most ``max_ids`` ids each."""
+        acks, self._acks = self._acks, {}
+        nacks, self._nacks = self._nacks, {}
+        requests = [
+            self._send(stream, chunk, None)
+            for stream, ids in acks.items()
+            for chunk in _chunks(ids, self.max_ids)
+        ]
+        requests += [
+            self._send(stream, chunk, delay_ms)
+            for (stream, delay_ms), ids in nacks.items()
+            for chunk in _chunks(ids, self.max_ids)
+        ]
+        return requests
+
+    async def _send(self, stream: str, ids: list[str], nack_delay_ms: int | None) -> None:
+        """Ack ``ids`` (or nack them when ``nack_delay_ms`` is given), retrying what heals."""
+        verb = "ack" if nack_delay_ms is None else "nack"
+        backoff = Backoff()
+        while True:
+            consumer = self.consumers[stream]
+            try:
+                if nack_delay_ms is None:
+                    await self.api.ack(stream, consumer, ids)
+                else:
+                    delay = nack_delay_ms / 1000 if nack_delay_ms else None
+                    await self.api.nack(stream, consumer, ids, delay)
+            except StreamkitError as exc:
+                if not heals(exc):
+                    log.warning(
+                        "%s: dropping %d %ss on %r that cannot succeed: %s",
+                        self.name,
+                        len(ids),
+                        verb,
+                        stream,
+                        exc,
+                    )
+                    return
+                log.log(
+                    logging.WARNING if backoff.failures == 0 else logging.DEBUG,
+                    "%s: %d %ss on %r failed (%r); retrying",
+                    self.name,
+                    len(ids),
+                    verb,
+                    stream,
+                    exc,
+                )
+                await backoff.wait(getattr(exc, "retry_after", None))
+            else:
+                return
+
+
+def _chunks(ids: list[str], size: int) -> list[list[str]]:
+    if len(ids) <= size:
+        return [ids]
+    return [ids[i : i + size] for i in range(0, len(ids), size)]

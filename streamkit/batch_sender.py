@@ -1,0 +1,209 @@
+"""Sending one batch of published events until every event in it is acked or nacked.
+
+`BatchSender.deliver` owns the fate of a batch: it sends it with
+``api.send(..., retry=False)``, retries transient failures with jittered
+exponential backoff until the batch's ``retry_deadline`` (resending the same
+event ids, which the server dedupes), nacks the events a 422 names and resends
+the rest, halves a batch the server finds too large, and settles each event
+exactly once: its future first, then its ``on_ack`` / ``on_nack`` callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from streamkit import errors
+from streamkit.api import API
+from streamkit.models import Ack, Event
+from streamkit.transport import backoff_delay, is_retryable
+
+log = logging.getLogger("streamkit.publisher")
+
+AckCallback = Callable[[Ack], Any]
+"""Called with the `Ack` of a stored event; may return an awaitable, which is awaited."""
+
+NackCallback = Callable[[errors.Nack], Any]
+"""Called with the `Nack` of an event that was not stored; may return an awaitable."""
+
+Pending = tuple[Event, "asyncio.Future[Ack]", AckCallback | None, NackCallback | None, int]
+"""A queued event: the event, its outcome future, its callbacks and its wire size."""
+
+# Nack codes: why an event was not stored.
+INVALID = "invalid"
+"""The server rejected the event itself (a 422 naming it, or the whole batch)."""
+TOO_LARGE = "too_large"
+"""The server refused a request holding only this event as too large (413)."""
+REJECTED = "rejected"
+"""The server refused the request for a reason that retrying will not change (4xx)."""
+UNAVAILABLE = "unavailable"
+"""Transient failures lasted past ``retry_deadline``; the event may or may not be stored."""
+BAD_RESPONSE = "bad_response"
+"""The server answered with a body that is not a valid send response."""
+CLOSED = "closed"
+"""The publisher closed before the event could be sent (or its outcome was known)."""
+INTERNAL = "internal"
+"""A bug in streamkit; the error says what happened."""
+
+_CODES_BY_ERROR: dict[type[errors.StreamkitError], str] = {
+    errors.NotFound: "not_found",
+    errors.Unauthorized: "unauthorized",
+    errors.ValidationError: INVALID,
+    errors.PayloadTooLarge: TOO_LARGE,
+}
+
+_MESSAGE_FIELD = re.compile(r"^messages\[(\d+)\]\.?(.*)$")
+
+
+def rejected_messages(exc: errors.APIError, size: int) -> dict[int, str]:
+    """Map each batch index a 422 names (``messages[3].key``) to its error text.
+
+    Returns an empty dict when the error does not single out messages (or names
+    one outside the batch): then the whole batch is what was rejected.
+    """
+    problems: dict[int, list[str]] = {}
+    for field, texts in exc.validation_errors.items():
+        match = _MESSAGE_FIELD.match(field)
+        if match is None or int(match.group(1)) >= size:
+            return {}
+        attribute = match.group(2)
+        text = ", ".join(texts) or "is invalid"
+        problems.setdefault(int(match.group(1)), []).append(
+            f"{attribute} {text}" if attribute else text
+        )
+    return {index: "; ".join(texts) for index, texts in problems.items()}
+
+
+def _is_transient(exc: errors.StreamkitError) -> bool:
+    # Every 5xx is worth retrying here: resends carry the same ids, so a batch the
+    # server stored before failing is acked, not stored again.
+    return is_retryable(exc) or isinstance(exc, errors.ServerError)
+
+
+def _nack_code(exc: errors.StreamkitError) -> str:
+    return _CODES_BY_ERROR.get(type(exc), REJECTED)
+
+
+def _run_callback(callback: Callable[[Any], Any], outcome: object, event: Event) -> Any:
+    """Call a callback, logging (not raising) what it raises; return what it returned."""
+    try:
+        return callback(outcome)
+    except Exception:
+        log.exception("publish callback failed for event %s (%r)", event.id, callback)
+        return None
+
+
+async def _finish_callback(result: Awaitable[Any], event: Event) -> None:
+    try:
+        await result
+    except Exception:
+        log.exception("async publish callback failed for event %s", event.id)
+
+
+async def ack_events(part: Sequence[Pending], acks: Sequence[Ack]) -> None:
+    """Settle each event of ``part`` with its `Ack` (same order), then call ``on_ack``."""
+    for (event, future, on_ack, _, _), ack in zip(part, acks, strict=True):
+        if future.done():
+            continue
+        future.set_result(ack)
+        if on_ack is not None:
+            result = _run_callback(on_ack, ack, event)
+            if result is not None and inspect.isawaitable(result):
+                await _finish_callback(result, event)
+
+
+async def nack_events(part: Iterable[Pending], code: str, error: str) -> None:
+    """Settle every not yet settled event of ``part`` with a `Nack`, then call ``on_nack``."""
+    for event, future, _, on_nack, _ in part:
+        if future.done():
+            continue
+        nack = errors.Nack(event.id, code, error)
+        future.set_exception(nack)
+        future.exception()  # retrieved, so an unawaited nack is not reported as lost
+        if on_nack is not None:
+            result = _run_callback(on_nack, nack, event)
+            if result is not None and inspect.isawaitable(result):
+                await _finish_callback(result, event)
+
+
+class BatchSender:
+    """Delivers batches of one stream's events: send, retry, split, settle."""
+
+    def __init__(
+        self,
+        api: API,
+        stream: str,
+        *,
+        retry_deadline: float,
+        backoff: float,
+        max_backoff: float,
+    ) -> None:
+        self.api = api
+        self.stream = stream
+        self.retry_deadline = retry_deadline
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+
+    async def deliver(self, batch: Sequence[Pending]) -> None:
+        """Send ``batch`` until every event in it is acked or nacked."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_deadline
+        todo = [list(batch)]  # a stack of parts still to send; the last one goes next
+        attempt = 0
+        while todo:
+            part = todo.pop()
+            try:
+                acks = await self.api.send(
+                    self.stream, [p[0].to_wire(self.stream) for p in part], retry=False
+                )
+            except errors.ValidationError as exc:
+                await self._reject(part, exc, todo)
+            except errors.PayloadTooLarge as exc:
+                if len(part) == 1:
+                    await nack_events(part, TOO_LARGE, exc.summary)
+                else:
+                    half = len(part) // 2
+                    todo += [part[half:], part[:half]]
+            except errors.DecodeError as exc:
+                await nack_events(part, BAD_RESPONSE, str(exc))
+            except errors.ClientClosed as exc:
+                await nack_events(part, CLOSED, str(exc))
+            except (errors.TransportError, errors.APIError) as exc:
+                if not _is_transient(exc):
+                    await nack_events(part, _nack_code(exc), str(exc))
+                elif loop.time() >= deadline:
+                    error = f"gave up after {attempt + 1} attempt(s): {exc}"
+                    await nack_events(part, UNAVAILABLE, error)
+                else:
+                    await self._back_off(exc, attempt, deadline - loop.time())
+                    attempt += 1
+                    todo.append(part)
+            else:
+                await ack_events(part, acks)
+
+    async def _reject(
+        self, part: list[Pending], exc: errors.ValidationError, todo: list[list[Pending]]
+    ) -> None:
+        """Nack the events a 422 names and queue the rest to be sent again."""
+        bad = rejected_messages(exc, len(part))
+        if not bad:
+            await nack_events(part, INVALID, str(exc))
+            return
+        for index, error in bad.items():
+            await nack_events([part[index]], INVALID, error)
+        rest = [p for i, p in enumerate(part) if i not in bad]
+        if rest:
+            todo.append(rest)
+
+    async def _back_off(self, exc: errors.StreamkitError, attempt: int, remaining: float) -> None:
+        delay = backoff_delay(attempt, self.backoff, self.max_backoff)
+        if isinstance(exc, errors.APIError) and exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, self.max_backoff))
+        if isinstance(exc, errors.ConnectError):
+            self.api.transport.fail_over()
+        log.debug("retrying a batch of %s in %.3fs after %r", self.stream, delay, exc)
+        await asyncio.sleep(min(delay, remaining))

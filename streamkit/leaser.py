@@ -1,0 +1,153 @@
+"""`Leaser`: the deliveries a subscription holds, kept from expiring on the server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from streamkit.api import API
+from streamkit.errors import StreamkitError
+from streamkit.models import Event
+
+log = logging.getLogger(__name__)
+
+MAX_IDS_PER_REQUEST = 1000
+MIN_SNOOZE = 0.01
+"""Shortest pause between renewal cycles, in seconds."""
+
+
+@dataclass(slots=True)
+class Lease:
+    """One delivery the subscription holds: received, not yet acked or nacked."""
+
+    event: Event
+    stream: str
+    leased_at: float
+    """``loop.time()`` when it was received."""
+
+
+class Leaser:
+    """Holds every unsettled delivery of a subscription and renews their ack deadlines.
+
+    ``leases`` (ack id → `Lease`) is the one record of what the subscription
+    holds, prefetched or handed out; counts are derived from it. Each cycle
+    the task sends one ``extend`` request per stream for all of its leases,
+    then sleeps a random time below 90% of the shortest ack deadline, so every
+    lease is renewed before it can expire and many clients do not renew in
+    lockstep. A lease held longer than ``max_lease`` seconds is dropped (no
+    longer renewed), so a handler that hangs cannot hold a message forever.
+
+    ``consumers`` maps each stream to its consumer; ``deadlines`` maps each
+    stream to how long its leases last without renewal, in seconds (the
+    consumer's ack deadline, or less when something else must be renewed as
+    often, like an ephemeral consumer's inactivity limit).
+    """
+
+    def __init__(
+        self,
+        api: API,
+        consumers: Mapping[str, str],
+        deadlines: Mapping[str, float],
+        *,
+        max_lease: float = 3600.0,
+        name: str = "streamkit-leaser",
+    ) -> None:
+        self.api = api
+        self.consumers = consumers
+        self.deadlines = deadlines
+        self.max_lease = max_lease
+        self.name = name
+        self.leases: dict[str, Lease] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.leases)
+
+    @property
+    def deadline(self) -> float:
+        """The shortest lease deadline of the streams, in seconds."""
+        return min(self.deadlines.values(), default=30.0)
+
+    def add(self, stream: str, events: Iterable[Event], now: float) -> None:
+        """Lease freshly received deliveries."""
+        leases = self.leases
+        for event in events:
+            if event.ack_id is not None:
+                leases[event.ack_id] = Lease(event, stream, now)
+
+    def remove(self, ack_id: str) -> Lease | None:
+        """Stop leasing a delivery (it was settled); None if it was not leased."""
+        return self.leases.pop(ack_id, None)
+
+    def pop_all(self) -> list[Lease]:
+        """Stop leasing everything and return what was held."""
+        leases, self.leases = list(self.leases.values()), {}
+        return leases
+
+    # Lifecycle.
+
+    def start(self) -> None:
+        """Start the renewal task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Stop renewing (the leases stay, for the subscription to settle)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # The task.
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            deadline = self.deadline
+            self._drop_expired(started)
+            if self.leases:
+                await self._renew(timeout=deadline * 0.9)
+            snooze = random.uniform(MIN_SNOOZE, max(MIN_SNOOZE, deadline * 0.9))
+            await asyncio.sleep(max(0.0, started + snooze - loop.time()))
+
+    def _drop_expired(self, now: float) -> None:
+        cutoff = now - self.max_lease
+        expired = [ack_id for ack_id, lease in self.leases.items() if lease.leased_at < cutoff]
+        if expired:
+            log.warning(
+                "%s: dropping %d leases held over max_lease=%ss; they will be redelivered",
+                self.name,
+                len(expired),
+                self.max_lease,
+            )
+            for ack_id in expired:
+                del self.leases[ack_id]
+
+    async def _renew(self, timeout: float) -> None:
+        by_stream: dict[str, list[str]] = {}
+        for ack_id, lease in self.leases.items():
+            by_stream.setdefault(lease.stream, []).append(ack_id)
+        requests = [
+            self._extend(stream, ids[i : i + MAX_IDS_PER_REQUEST])
+            for stream, ids in by_stream.items()
+            for i in range(0, len(ids), MAX_IDS_PER_REQUEST)
+        ]
+        try:
+            await asyncio.wait_for(asyncio.gather(*requests), timeout)
+        except asyncio.TimeoutError:
+            log.warning("%s: lease renewal took over %.3fs", self.name, timeout)
+
+    async def _extend(self, stream: str, ack_ids: list[str]) -> None:
+        try:
+            await self.api.extend(stream, self.consumers[stream], ack_ids)
+        except StreamkitError as exc:
+            # The next cycle tries again; the prefetcher reports what will not heal.
+            log.warning(
+                "%s: renewing %d leases on %r failed: %r", self.name, len(ack_ids), stream, exc
+            )

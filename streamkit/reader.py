@@ -1,0 +1,105 @@
+"""Catch-up reads (photon-pump's ``get`` and ``iter``): pages of stored events, forward or backward.
+
+``iter(..., follow=True)`` reads the history and then keeps long-polling for new
+events from the same cursor, so the switch from history to live has no gap and
+no duplicate.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+
+from streamkit.api import API
+from streamkit.models import Event
+
+PAGE_LIMIT = 1000
+"""The most events the server returns in one page."""
+
+
+class Direction(str, enum.Enum):
+    """Which way a read walks a stream."""
+
+    FORWARD = "forward"
+    BACKWARD = "backward"
+
+
+FORWARD = Direction.FORWARD
+BACKWARD = Direction.BACKWARD
+
+
+def _bounds(from_seq: int | None, direction: Direction) -> tuple[int | None, int | None]:
+    """(after_seq, before_seq) for a read that starts at ``from_seq`` inclusive."""
+    if from_seq is None:
+        return None, None
+    if direction is Direction.FORWARD:
+        return max(from_seq - 1, 0), None
+    return None, from_seq + 1
+
+
+async def get(
+    api: API,
+    stream: str,
+    *,
+    max_count: int = 100,
+    from_seq: int | None = None,
+    direction: Direction = FORWARD,
+    key_pattern: str | None = None,
+) -> list[Event]:
+    """Up to ``max_count`` events starting at ``from_seq`` (inclusive), in ``direction`` order."""
+    if max_count < 1:
+        raise ValueError("max_count must be at least 1")
+    events: list[Event] = []
+    async for event in iterate(
+        api,
+        stream,
+        from_seq=from_seq,
+        direction=direction,
+        key_pattern=key_pattern,
+        batch_size=min(max_count, PAGE_LIMIT),
+    ):
+        events.append(event)
+        if len(events) == max_count:
+            break
+    return events
+
+
+async def iterate(
+    api: API,
+    stream: str,
+    *,
+    from_seq: int | None = None,
+    direction: Direction = FORWARD,
+    key_pattern: str | None = None,
+    batch_size: int = 500,
+    follow: bool = False,
+    wait_for: float = 5.0,
+) -> AsyncIterator[Event]:
+    """Every event from ``from_seq`` to the end (or the start, backward), page by page.
+
+    With ``follow`` (forward only) it does not stop at the end: it long-polls
+    for new events and yields them as they are stored.
+    """
+    if follow and direction is not Direction.FORWARD:
+        raise ValueError("follow=True reads forward only")
+    if not 1 <= batch_size <= PAGE_LIMIT:
+        raise ValueError(f"batch_size must be between 1 and {PAGE_LIMIT}")
+    after, before = _bounds(from_seq, direction)
+    descending = direction is Direction.BACKWARD
+    while True:
+        page = await api.read(
+            stream,
+            limit=batch_size,
+            descending=descending,
+            key_pattern=key_pattern,
+            after_seq=after,
+            before_seq=before,
+            wait_for=wait_for if follow else None,
+        )
+        for event in page:
+            yield event
+        if page:
+            last = page[-1].seq
+            after, before = (None, last) if descending else (last, None)
+        if len(page) < batch_size and not follow:
+            return

@@ -1,0 +1,1 @@
+"""The streamkit server: an aiohttp app over a pluggable storage engine (``store``)."""

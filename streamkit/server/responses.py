@@ -1,0 +1,114 @@
+"""JSON responses: wire shapes of records and the error body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from streamkit.server.store.base import ConsumerRecord, StreamRecord
+
+_DUMPS_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON response serialized with orjson (datetimes as RFC 3339, ``Z``)."""
+    return web.Response(
+        body=orjson.dumps(payload, option=_DUMPS_OPTIONS),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+class ApiError(Exception):
+    """Raised by handlers and middlewares; rendered as ``{"summary", "code", ...}``."""
+
+    def __init__(
+        self,
+        status: int,
+        summary: str,
+        code: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(summary)
+        self.status = status
+        self.summary = summary
+        self.code = code
+        self.extra = extra or {}
+        self.headers = headers
+
+    def response(self) -> web.Response:
+        """The error as a JSON response."""
+        body = {"summary": self.summary, "code": self.code, **self.extra}
+        return json_response(body, self.status, self.headers)
+
+
+def not_found(kind: str) -> ApiError:
+    """The Sequin-compatible 404 for a stream or consumer ref that does not resolve."""
+    return ApiError(
+        404, f"Not found: No `{kind}` found matching the provided ID or name", "not_found"
+    )
+
+
+def validation_failed(errors: dict[str, list[str]]) -> ApiError:
+    """422 with every problem keyed by field path."""
+    return ApiError(
+        422, "Validation failed", "validation_failed", extra={"validation_errors": errors}
+    )
+
+
+def stream_json(s: StreamRecord) -> dict[str, Any]:
+    """A stream object as Sequin shapes it, plus its options."""
+    o = s.options
+    return {
+        "id": s.id,
+        "name": s.name,
+        "account_id": s.account_id,
+        "one_message_per_key": o.one_message_per_key,
+        "process_unmodified": o.process_unmodified,
+        "max_storage_gb": o.max_storage_gb,
+        "retain_up_to": o.retain_up_to,
+        "retain_at_least": o.retain_at_least,
+        "inserted_at": s.inserted_at,
+        "updated_at": s.updated_at,
+        "stats": {
+            "message_count": s.stats.message_count,
+            "consumer_count": s.stats.consumer_count,
+            "storage_size": s.stats.storage_size,
+        },
+    }
+
+
+def consumer_json(c: ConsumerRecord) -> dict[str, Any]:
+    """A consumer object as Sequin shapes it, plus ``ephemeral``/``inactive_threshold_ms``
+    and, when known, ``stats``."""
+    body: dict[str, Any] = {
+        "id": c.id,
+        "name": c.name,
+        "stream_id": c.stream_id,
+        "account_id": c.account_id,
+        "filter_key_pattern": c.filter_key_pattern,
+        "kind": "pull",
+        "ack_wait_ms": c.ack_wait_ms,
+        "max_ack_pending": c.max_ack_pending,
+        "max_deliver": c.max_deliver,
+        "max_waiting": 20,
+        "status": "active",
+        "ephemeral": c.ephemeral,
+        "inactive_threshold_ms": c.inactive_threshold_ms,
+        "inserted_at": c.inserted_at,
+        "updated_at": c.updated_at,
+    }
+    if c.stats is not None:
+        body["stats"] = {
+            "pending": c.stats.pending,
+            "in_flight": c.stats.in_flight,
+            "dead": c.stats.dead,
+        }
+    return body

@@ -1,0 +1,63 @@
+"""Run the app embedded: on a given or free port, inside any asyncio program."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from streamkit.server.app import create_app
+from streamkit.server.store.base import Store
+
+
+@dataclass
+class RunningServer:
+    """A server listening on ``host:port``; ``await close()`` stops it and closes the store."""
+
+    app: web.Application
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:7376``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def close(self) -> None:
+        """Stop accepting, finish in-flight requests (briefly), then clean up the app."""
+        await self.runner.cleanup()
+
+
+async def start_server(
+    store: Store,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    shutdown_timeout: float = 5.0,
+    **app_options: Any,
+) -> RunningServer:
+    """Open ``store``, build the app and listen; ``port=0`` picks a free port.
+
+    ``app_options`` are passed to :func:`~streamkit.server.app.create_app`.
+    """
+    app = create_app(store, **app_options)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        site = web.SockSite(runner, sock)
+        await site.start()
+    except BaseException:
+        sock.close()
+        await runner.cleanup()
+        raise
+    return RunningServer(app=app, runner=runner, host=host, port=sock.getsockname()[1])

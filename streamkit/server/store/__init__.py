@@ -1,0 +1,1 @@
+"""Storage engines behind the server. The app talks only to :class:`base.Store`."""

@@ -1,0 +1,303 @@
+"""The ``Store`` protocol every storage engine implements, and its records.
+
+Validation lives in the app; the store owns semantics (sequencing, dedupe,
+compaction, delivery state). Streams and consumers are addressed by a *ref*:
+their name or their id (a uuid string); a ref that matches an id wins.
+
+Records on the hot paths (messages, deliveries, publish acks) are TypedDicts
+already shaped like the wire objects, so the app serializes them without
+copying. Optional message fields (``id``, ``headers``, ``encoding``) are
+absent, never null. Timestamps are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from binascii import b2a_base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from hashlib import sha256
+from typing import Literal, Protocol, TypedDict
+
+DEFAULT_DEDUPE_WINDOW_MS = 120_000
+"""How long a message ``id`` is remembered for idempotent publishing."""
+
+DEFAULT_INACTIVE_THRESHOLD_MS = 30_000
+"""How long an ephemeral consumer may sit idle before the server deletes it."""
+
+
+# -- exceptions ---------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """Base class for errors a store raises on purpose."""
+
+
+class StoreNotFound(StoreError):
+    """The referenced stream or consumer does not exist."""
+
+    def __init__(self, kind: Literal["stream", "consumer"]) -> None:
+        super().__init__(f"no {kind} found matching the provided ID or name")
+        self.kind = kind
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot serve requests right now (closing, or not open yet)."""
+
+
+class StoreConflict(StoreError):
+    """A name is already taken by another stream or consumer of the same scope."""
+
+    def __init__(self, field_name: str = "name") -> None:
+        super().__init__(f"{field_name} has already been taken")
+        self.field = field_name
+
+
+# -- inputs -------------------------------------------------------------------
+
+
+class _NewMessageRequired(TypedDict):
+    key: str
+    data: str
+
+
+class NewMessage(_NewMessageRequired, total=False):
+    """A message to publish, as validated by the app (extra keys are ignored)."""
+
+    id: str | None
+    headers: dict[str, str] | None
+    encoding: str | None
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Options a stream is created with. Retention limits are stored, not enforced."""
+
+    one_message_per_key: bool = False
+    process_unmodified: bool = False
+    max_storage_gb: int | None = None
+    retain_up_to: int | None = None
+    retain_at_least: int | None = None
+
+
+StartPosition = Literal["all", "new"] | int
+"""Where a new consumer starts: every message, only new ones, or at a seq."""
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """Everything needed to create a consumer (already validated)."""
+
+    name: str
+    filter_key_pattern: str
+    ack_wait_ms: int = 30_000
+    max_ack_pending: int = 10_000
+    max_deliver: int | None = None
+    start: StartPosition = "all"
+    ephemeral: bool = False
+    inactive_threshold_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class MessageQuery:
+    """A catch-up read over one stream (``GET .../messages``)."""
+
+    limit: int = 100
+    descending: bool = False
+    key_pattern: str | None = None
+    after_seq: int | None = None
+    before_seq: int | None = None
+    wait_ms: int = 0
+
+
+# -- records ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """Counters shown on a stream. ``storage_size`` is approximate payload bytes."""
+
+    message_count: int
+    consumer_count: int
+    storage_size: int
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    """A stream as stored."""
+
+    id: str
+    name: str
+    account_id: str
+    options: StreamOptions
+    inserted_at: datetime
+    updated_at: datetime
+    stats: StreamStats
+
+
+@dataclass(frozen=True)
+class ConsumerStats:
+    """Where a consumer's messages are: waiting, delivered-unacked, dead-lettered."""
+
+    pending: int
+    in_flight: int
+    dead: int
+
+
+@dataclass(frozen=True)
+class ConsumerRecord:
+    """A consumer as stored; ``stats`` only when asked for."""
+
+    id: str
+    name: str
+    stream_id: str
+    account_id: str
+    filter_key_pattern: str
+    ack_wait_ms: int
+    max_ack_pending: int
+    max_deliver: int | None
+    ephemeral: bool
+    inactive_threshold_ms: int | None
+    inserted_at: datetime
+    updated_at: datetime
+    stats: ConsumerStats | None = field(default=None)
+
+
+class _MessageRequired(TypedDict):
+    key: str
+    stream_id: str
+    data: str
+    data_hash: str
+    seq: int
+    inserted_at: datetime
+    updated_at: datetime
+
+
+class Message(_MessageRequired, total=False):
+    """A stored message, wire-shaped. Optional fields are absent when unset."""
+
+    id: str
+    headers: dict[str, str]
+    encoding: str
+
+
+class Delivery(TypedDict):
+    """One message handed to a consumer; ``ack_id`` is opaque and per delivery."""
+
+    ack_id: str
+    message: Message
+    delivery_count: int
+
+
+class PublishAck(TypedDict):
+    """Where one published message landed. A deduplicated message gets its original seq."""
+
+    id: str | None
+    seq: int
+    committed: datetime
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """Outcome of one all-or-nothing publish; ``acks`` are in request order."""
+
+    published: int
+    acks: list[PublishAck]
+
+
+def data_hash(data: str) -> str:
+    """The ``data_hash`` of a message: base64 SHA-256 of its UTF-8 data (as Sequin does)."""
+    return b2a_base64(sha256(data.encode()).digest(), newline=False).decode()
+
+
+# -- the protocol -------------------------------------------------------------
+
+
+class Store(Protocol):
+    """A storage engine. Every method is a coroutine and never blocks the event loop.
+
+    Methods taking a ``stream``/``consumer`` ref raise :class:`StoreNotFound`
+    when it does not resolve. Waits (``wait_ms``) are served by the store,
+    which returns as soon as something is available or the wait ends.
+    """
+
+    async def open(self) -> None:
+        """Acquire resources and start background work."""
+        ...
+
+    async def close(self) -> None:
+        """Stop background work and release resources. Idempotent."""
+        ...
+
+    def stop_waiting(self) -> None:
+        """End every current and future wait early: the server is shutting down."""
+        ...
+
+    async def create_stream(self, name: str, options: StreamOptions) -> StreamRecord:
+        """Create a stream; :class:`StoreConflict` if the name is taken."""
+        ...
+
+    async def list_streams(self) -> list[StreamRecord]:
+        """All streams, oldest first."""
+        ...
+
+    async def get_stream(self, stream: str) -> StreamRecord:
+        """One stream with fresh stats."""
+        ...
+
+    async def delete_stream(self, stream: str) -> str:
+        """Delete a stream with its messages and consumers; returns its id."""
+        ...
+
+    async def publish(self, stream: str, messages: Sequence[NewMessage]) -> PublishResult:
+        """Store messages atomically (all or nothing), deduplicating by ``id``."""
+        ...
+
+    async def read_messages(self, stream: str, query: MessageQuery) -> list[Message]:
+        """Read stored messages; with ``query.wait_ms`` wait for at least one match."""
+        ...
+
+    async def create_consumer(self, stream: str, spec: ConsumerSpec) -> ConsumerRecord:
+        """Create a consumer; :class:`StoreConflict` if the name is taken on this stream."""
+        ...
+
+    async def list_consumers(self, stream: str) -> list[ConsumerRecord]:
+        """The stream's consumers, oldest first (without stats)."""
+        ...
+
+    async def get_consumer(self, stream: str, consumer: str) -> ConsumerRecord:
+        """One consumer, with stats."""
+        ...
+
+    async def delete_consumer(self, stream: str, consumer: str) -> str:
+        """Delete a consumer and its delivery state; returns its id."""
+        ...
+
+    async def receive(
+        self, stream: str, consumer: str, batch_size: int, wait_ms: int = 0
+    ) -> list[Delivery]:
+        """Deliver up to ``batch_size`` messages, waiting up to ``wait_ms`` for the first.
+
+        Redeliveries (nacked or past their ack deadline) come first, then new
+        messages, never more than ``max_ack_pending`` unacked in total.
+        Concurrent receivers on one consumer never get the same delivery.
+        """
+        ...
+
+    async def ack(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        """Acknowledge deliveries; unknown, stale or malformed ids are ignored."""
+        ...
+
+    async def nack(
+        self, stream: str, consumer: str, ack_ids: Sequence[str], delay_ms: int = 0
+    ) -> None:
+        """Give deliveries back for redelivery after ``delay_ms``."""
+        ...
+
+    async def extend(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        """Reset the ack deadline of in-flight deliveries to a full ``ack_wait_ms``."""
+        ...
+
+    async def dead_letters(self, stream: str, consumer: str, limit: int) -> list[Message]:
+        """Messages the consumer dead-lettered after ``max_deliver`` deliveries, by seq."""
+        ...

@@ -1,0 +1,655 @@
+"""The NATS JetStream engine: stateless gateways over a JetStream cluster.
+
+Every fact lives in JetStream, so any number of gateways can serve the same
+streams behind a load balancer, and any gateway can settle a delivery another
+one handed out. How each :class:`~streamkit.server.store.base.Store` method
+maps (details in the modules named):
+
+- stream -> a JetStream stream ``<prefix>_<name>`` on ``<prefix>.<id>.>``, its
+  id, options and ``inserted_at`` in the stream's metadata (``jetstream_meta``);
+  ``one_message_per_key`` -> ``max_msgs_per_subject=1``; the dedupe window ->
+  ``duplicate_window``.
+- publish -> one atomic batch (``jetstream_publish``); ``id`` -> ``Nats-Msg-Id``.
+- read_messages -> batched direct gets (``jetstream_reads``).
+- consumer -> a durable pull consumer (``filter_subject``, ``ack_wait``,
+  ``max_ack_pending``, ``max_deliver``, ``deliver_policy``); ephemeral ones get
+  JetStream's ``inactive_threshold``.
+- receive -> pull requests; ack id -> the delivery's ``$JS.ACK`` reply subject,
+  base64; ack/nack/extend -> ``+ACK`` / ``-NAK {"delay"}`` / ``+WPI`` on it.
+- dead letters -> JetStream's max-deliveries advisories, captured by a stream
+  ``<prefix>_<name>~dead`` created with the first consumer that has ``max_deliver``.
+- stats -> stream and consumer info.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import orjson
+from nats.aio.msg import Msg
+
+from streamkit.server.store.base import (
+    DEFAULT_DEDUPE_WINDOW_MS,
+    ConsumerRecord,
+    ConsumerSpec,
+    ConsumerStats,
+    Delivery,
+    Message,
+    MessageQuery,
+    NewMessage,
+    PublishResult,
+    StoreConflict,
+    StoreError,
+    StoreNotFound,
+    StreamOptions,
+    StreamRecord,
+)
+from streamkit.server.store.jetstream_codec import (
+    Naming,
+    ack_id_for,
+    advisory_subject,
+    datetime_to_ns,
+    decode_message,
+    parse_ack_id,
+    parse_ack_subject,
+    prefix_problem,
+)
+from streamkit.server.store.jetstream_conn import (
+    ERR_CONSUMER_EXISTS,
+    ERR_CONSUMER_NAME_EXISTS,
+    ERR_STREAM_NAME_IN_USE,
+    ERR_STREAM_NOT_FOUND,
+    JetStreamUnavailable,
+    JsApiError,
+    JsConn,
+    NoResponders,
+    connect,
+)
+from streamkit.server.store.jetstream_meta import (
+    META_ID,
+    Catalog,
+    StreamHandle,
+    check_name,
+    consumer_config,
+    consumer_record,
+    dead_stream_config,
+    handle_from_info,
+    is_id,
+    new_id,
+    stream_config,
+    stream_record,
+)
+from streamkit.server.store.jetstream_publish import Publisher
+from streamkit.server.store.jetstream_reads import Reader, to_message
+
+__all__ = ["JetStreamStore", "JetStreamUnavailable"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SHORT_PULL_MS = 10
+"""How long a pull that must not wait may still linger for messages held back
+by ``max_ack_pending`` (JetStream keeps even a ``no_wait`` pull open then)."""
+_SETTLE_CHUNK = 1000
+"""Ack ids settled concurrently at most."""
+
+
+class JetStreamStore:
+    """A :class:`~streamkit.server.store.base.Store` over NATS JetStream.
+
+    ``nats_urls`` are tried in turn at :meth:`open` (which fails with a clear
+    :class:`JetStreamUnavailable` when none answers or JetStream is off);
+    afterwards the connection reconnects on its own whenever a server goes
+    away. ``replicas`` is the replication factor of new streams (3 on a
+    3-node cluster survives the loss of one node).
+    """
+
+    def __init__(
+        self,
+        nats_urls: str | Sequence[str] = "nats://127.0.0.1:4222",
+        *,
+        prefix: str = "streamkit",
+        replicas: int = 1,
+        dedupe_window_ms: int = DEFAULT_DEDUPE_WINDOW_MS,
+        request_timeout: float = 5.0,
+        ack_timeout: float = 2.0,
+        connect_timeout: float = 5.0,
+        reconnect_wait: float = 0.5,
+        name: str = "streamkit-gateway",
+    ) -> None:
+        urls = [nats_urls] if isinstance(nats_urls, str) else list(nats_urls)
+        urls = [u.strip() for url in urls for u in url.split(",") if u.strip()]
+        if not urls:
+            raise ValueError("at least one NATS URL is required")
+        problem = prefix_problem(prefix)
+        if problem:
+            raise ValueError(f"prefix {prefix!r} {problem}")
+        if replicas < 1:
+            raise ValueError("replicas must be >= 1")
+        self.nats_urls = urls
+        self.naming = Naming(prefix)
+        self.replicas = replicas
+        self.dedupe_window_ms = dedupe_window_ms
+        self.account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"streamkit:jetstream:{prefix}"))
+        self._request_timeout = request_timeout
+        self._ack_timeout = ack_timeout
+        self._connect_timeout = connect_timeout
+        self._reconnect_wait = reconnect_wait
+        self._client_name = name
+        self._conn: JsConn | None = None
+        self._catalog: Catalog | None = None
+        self._publisher: Publisher | None = None
+        self._reader: Reader | None = None
+        self._stop = asyncio.Event()
+        self._dead_ready: set[str] = set()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, check that JetStream is enabled, and get ready."""
+        if self._conn is not None:
+            return
+        nc = await connect(
+            self.nats_urls,
+            name=self._client_name,
+            connect_timeout=self._connect_timeout,
+            reconnect_wait=self._reconnect_wait,
+        )
+        conn = JsConn(nc, timeout=self._request_timeout)
+        try:
+            await self._check_jetstream(conn)
+            await conn.start()
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        self._catalog = Catalog(conn, self.naming, ttl=5.0)
+        self._publisher = Publisher(conn)
+        self._reader = Reader(conn)
+        self._stop = asyncio.Event()
+        url = nc.connected_url
+        log.info(
+            "JetStream engine connected to %s (prefix %r, replicas %d)",
+            url.netloc if url else "?",
+            self.naming.prefix,
+            self.replicas,
+        )
+
+    async def _check_jetstream(self, conn: JsConn) -> None:
+        try:
+            await conn.api("INFO")
+        except JetStreamUnavailable:
+            raise JetStreamUnavailable(
+                f"JetStream is not enabled on the NATS server at {', '.join(self.nats_urls)} "
+                "(start nats-server with -js, or enable jetstream in its config)"
+            ) from None
+
+    async def close(self) -> None:
+        """End waits and close the connection. Idempotent."""
+        self._stop.set()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    def stop_waiting(self) -> None:
+        """End every current and future wait at once (the server is shutting down)."""
+        self._stop.set()
+
+    @property
+    def conn(self) -> JsConn:
+        """The live connection; :class:`StoreError` before :meth:`open`."""
+        if self._conn is None:
+            raise StoreError("the JetStream store is not open")
+        return self._conn
+
+    @property
+    def _cat(self) -> Catalog:
+        assert self._catalog is not None, "store not open"
+        return self._catalog
+
+    # -- streams ----------------------------------------------------------------------
+
+    async def create_stream(self, name: str, options: StreamOptions) -> StreamRecord:
+        """Create a stream; :class:`StoreConflict` if the name is taken."""
+        stream_id = new_id()
+        config = stream_config(
+            self.naming,
+            check_name(name, "stream"),
+            stream_id,
+            options,
+            datetime_to_ns(_now()),
+            replicas=self.replicas,
+            dedupe_window_ms=self.dedupe_window_ms,
+        )
+        try:
+            info = await self.conn.api(f"STREAM.CREATE.{config['name']}", config)
+        except JsApiError as exc:
+            if exc.err_code == ERR_STREAM_NAME_IN_USE:
+                raise StoreConflict("name") from None
+            raise
+        handle = handle_from_info(self.naming, info)
+        assert handle is not None
+        self._cat.remember(handle)
+        return stream_record(handle, info, self.account_id)
+
+    async def list_streams(self) -> list[StreamRecord]:
+        """All streams, oldest first."""
+        found = await self._cat.list_infos()
+        records = [stream_record(h, info, self.account_id) for h, info in found]
+        return sorted(records, key=lambda r: (r.inserted_at, r.name))
+
+    async def get_stream(self, stream: str) -> StreamRecord:
+        """One stream with fresh stats."""
+        handle, info = await self._stream_info(stream)
+        return stream_record(handle, info, self.account_id)
+
+    async def _stream_info(self, ref: str) -> tuple[StreamHandle, dict[str, Any]]:
+        if not is_id(ref):
+            found = await self._cat.info(check_name(ref, "stream"))
+            if found is None:
+                raise StoreNotFound("stream")
+            return found
+        handle = await self._cat.stream(ref)
+        found = await self._cat.info(handle.name)
+        if found is None or found[0].id != handle.id:
+            self._cat.forget(handle)
+            raise StoreNotFound("stream")
+        return found
+
+    async def delete_stream(self, stream: str) -> str:
+        """Delete a stream with its messages, consumers and dead letters; returns its id."""
+        handle = await self._cat.stream(stream)
+        self._cat.forget(handle)
+        try:
+            await self.conn.api(f"STREAM.DELETE.{handle.js_name}")
+        except JsApiError as exc:
+            if exc.err_code == ERR_STREAM_NOT_FOUND:
+                raise StoreNotFound("stream") from None
+            raise
+        await self._delete_dead_stream(handle)
+        return handle.id
+
+    # -- messages --------------------------------------------------------------------------
+
+    async def publish(self, stream: str, messages: Sequence[NewMessage]) -> PublishResult:
+        """Store messages atomically (all or nothing), deduplicating by ``id``."""
+        assert self._publisher is not None
+        publisher = self._publisher
+        return await self._with_handle(stream, lambda h: publisher.publish(h, messages))
+
+    async def read_messages(self, stream: str, query: MessageQuery) -> list[Message]:
+        """Read stored messages; with ``query.wait_ms`` wait for at least one match."""
+        assert self._reader is not None
+        reader, stop = self._reader, self._stop
+        return await self._with_handle(stream, lambda h: reader.read(h, query, stop))
+
+    async def _with_handle(self, ref: str, operation: Callable[[StreamHandle], Awaitable[T]]) -> T:
+        """Run ``operation(handle)``; if nothing answers, re-resolve once (stale cache)."""
+        handle = await self._cat.stream(ref)
+        try:
+            return await operation(handle)
+        except NoResponders:
+            self._cat.forget(handle)
+        fresh = await self._cat.stream(ref)
+        if fresh.id == handle.id:
+            raise JetStreamUnavailable(f"stream {handle.name!r} is not answering") from None
+        return await operation(fresh)
+
+    # -- consumers ----------------------------------------------------------------------------
+
+    async def create_consumer(self, stream: str, spec: ConsumerSpec) -> ConsumerRecord:
+        """Create a consumer; :class:`StoreConflict` if the name is taken on this stream."""
+        handle = await self._cat.stream(stream)
+        name = check_name(spec.name, "consumer")
+        if spec.max_deliver is not None:
+            await self._ensure_dead_stream(handle)
+        config = consumer_config(handle, spec, new_id(), datetime_to_ns(_now()))
+        body = {"stream_name": handle.js_name, "config": config, "action": "create"}
+        endpoint = f"CONSUMER.CREATE.{handle.js_name}.{name}.{config['filter_subject']}"
+        try:
+            info = await self.conn.api(endpoint, body)
+        except JsApiError as exc:
+            if exc.err_code in (ERR_CONSUMER_EXISTS, ERR_CONSUMER_NAME_EXISTS):
+                raise StoreConflict("name") from None
+            if exc.err_code == ERR_STREAM_NOT_FOUND:
+                self._cat.forget(handle)
+                raise StoreNotFound("stream") from None
+            raise
+        if spec.max_deliver is not None:
+            # Advisories left by an earlier consumer of this name are not ours.
+            await self._purge_dead(handle, name)
+        record = consumer_record(handle, info, self.account_id)
+        assert record is not None
+        self._cat.remember_consumer(handle, record.id, name)
+        return record
+
+    async def list_consumers(self, stream: str) -> list[ConsumerRecord]:
+        """The stream's consumers, oldest first (without stats)."""
+        handle = await self._cat.stream(stream)
+        records = [
+            r
+            for info in await self._cat.consumer_infos(handle)
+            if (r := consumer_record(handle, info, self.account_id)) is not None
+        ]
+        return sorted(records, key=lambda r: (r.inserted_at, r.name))
+
+    async def get_consumer(self, stream: str, consumer: str) -> ConsumerRecord:
+        """One consumer, with stats (pending = never delivered, in_flight = unacked)."""
+        handle = await self._cat.stream(stream)
+        name = await self._cat.consumer_name(handle, consumer)
+        info = await self._cat.consumer_info(handle, name)
+        record = consumer_record(handle, info, self.account_id)
+        if record is None:
+            raise StoreNotFound("consumer")
+        dead = 0
+        if record.max_deliver is not None:
+            info, dead = await self._sweep(handle, name, info)
+        stats = ConsumerStats(
+            pending=int(info.get("num_pending", 0)),
+            in_flight=int(info.get("num_ack_pending", 0)),
+            dead=dead,
+        )
+        return consumer_record(handle, info, self.account_id, stats) or record
+
+    async def delete_consumer(self, stream: str, consumer: str) -> str:
+        """Delete a consumer, its delivery state and dead letters; returns its id."""
+        handle = await self._cat.stream(stream)
+        name = await self._cat.consumer_name(handle, consumer)
+        info = await self._cat.consumer_info(handle, name)
+        consumer_id = str(((info.get("config") or {}).get("metadata") or {}).get(META_ID, ""))
+        try:
+            await self.conn.api(f"CONSUMER.DELETE.{handle.js_name}.{name}")
+        except JsApiError:
+            # Gone in between: the same outcome the caller asked for, unless it never existed.
+            await self._cat.consumer_info(handle, name)
+            raise
+        self._cat.forget_consumer(handle, consumer_id)
+        await self._purge_dead(handle, name)
+        return consumer_id
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    async def _names(self, stream: str, consumer: str) -> tuple[str, str]:
+        """JetStream stream and consumer names for refs, without a lookup for plain names."""
+        if is_id(stream) or is_id(consumer):
+            handle = await self._cat.stream(stream)
+            return handle.js_name, await self._cat.consumer_name(handle, consumer)
+        return (
+            self.naming.js_stream(check_name(stream, "stream")),
+            check_name(consumer, "consumer"),
+        )
+
+    async def _missing(self, js_stream: str, consumer: str) -> StoreError:
+        """Why nothing answered for this consumer: the error to raise."""
+        try:
+            await self.conn.api(f"CONSUMER.INFO.{js_stream}.{consumer}")
+        except JsApiError as exc:
+            if exc.err_code == ERR_STREAM_NOT_FOUND:
+                return StoreNotFound("stream")
+            return StoreNotFound("consumer")
+        return JetStreamUnavailable(f"consumer {consumer!r} is not answering")
+
+    async def receive(
+        self, stream: str, consumer: str, batch_size: int, wait_ms: int = 0
+    ) -> list[Delivery]:
+        """Deliver up to ``batch_size`` messages, waiting up to ``wait_ms`` for the first."""
+        js_stream, name = await self._names(stream, consumer)
+        try:
+            msgs = await self._pull(js_stream, name, batch_size, wait_ms)
+        except NoResponders:
+            raise await self._missing(js_stream, name) from None
+        return [self._delivery(m) for m in msgs]
+
+    async def _pull(self, js_stream: str, name: str, batch: int, wait_ms: int) -> list[Msg]:
+        conn = self.conn
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        # 1. What is there now. JetStream keeps even a no_wait pull open while
+        # max_ack_pending holds messages back, hence the short expiry.
+        msgs, status = await conn.pull(
+            js_stream, name, batch=batch, expires_ms=_SHORT_PULL_MS, no_wait=True
+        )
+        self._check_status(status)
+        if msgs:
+            return msgs
+        # 2. Wait for one. A pull for a single message ends as soon as it has
+        # it, so nothing is ever delivered to a request we stopped reading.
+        while not msgs and not self._stop.is_set():
+            remaining_ms = int((deadline - loop.time()) * 1000)
+            if remaining_ms <= 0:
+                return []
+            pulled = await self._until_stopped(
+                conn.pull(js_stream, name, batch=1, expires_ms=remaining_ms, no_wait=False)
+            )
+            if pulled is None:
+                return []
+            msgs, status = pulled
+            self._check_status(status)
+            if not msgs and status is not None and status.startswith("409"):
+                await asyncio.sleep(min(0.05, max(deadline - loop.time(), 0)))
+        # 3. Top up the batch with whatever else is ready.
+        if msgs and batch > 1:
+            more, status = await conn.pull(
+                js_stream, name, batch=batch - 1, expires_ms=_SHORT_PULL_MS, no_wait=True
+            )
+            msgs.extend(more)
+        return msgs
+
+    @staticmethod
+    def _check_status(status: str | None) -> None:
+        if status is not None and "Consumer Deleted" in status:
+            raise StoreNotFound("consumer")
+
+    async def _until_stopped(self, work: Awaitable[T]) -> T | None:
+        """``await work``, or None as soon as :meth:`stop_waiting` is called."""
+        task = asyncio.ensure_future(work)
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(stopper, return_exceptions=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            return await task
+        return None
+
+    def _delivery(self, msg: Msg) -> Delivery:
+        ref = parse_ack_subject(msg.reply)
+        if ref is None:  # pragma: no cover - JetStream always sends an ack subject
+            raise StoreError(f"unexpected reply subject {msg.reply!r}")
+        _, stream_id, _ = msg.subject.split(".", 2)
+        message = decode_message(
+            msg.subject,
+            msg.data,
+            msg.headers,
+            ref.stream_seq,
+            ref.timestamp_ns,
+            self.naming.root(stream_id),
+            stream_id,
+        )
+        return {
+            "ack_id": ack_id_for(msg.reply),
+            "message": message,
+            "delivery_count": ref.delivery_count,
+        }
+
+    async def ack(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        """Acknowledge deliveries; unknown, stale or malformed ids are ignored."""
+        await self._settle(stream, consumer, ack_ids, b"+ACK")
+
+    async def nack(
+        self, stream: str, consumer: str, ack_ids: Sequence[str], delay_ms: int = 0
+    ) -> None:
+        """Give deliveries back for redelivery after ``delay_ms``."""
+        payload = b"-NAK"
+        if delay_ms > 0:
+            payload += b" " + orjson.dumps({"delay": delay_ms * 1_000_000})
+        await self._settle(stream, consumer, ack_ids, payload)
+
+    async def extend(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        """Reset the ack deadline of in-flight deliveries to a full ``ack_wait_ms``."""
+        await self._settle(stream, consumer, ack_ids, b"+WPI")
+
+    async def _settle(
+        self, stream: str, consumer: str, ack_ids: Sequence[str], payload: bytes
+    ) -> None:
+        js_stream, name = await self._names(stream, consumer)
+        subjects = list(
+            dict.fromkeys(
+                ref.subject
+                for ack_id in ack_ids
+                if (ref := parse_ack_id(ack_id, js_stream, name)) is not None
+            )
+        )
+        if not subjects:
+            # Nothing to send, but a missing stream or consumer is still a 404.
+            missing = await self._missing(js_stream, name)
+            if isinstance(missing, StoreNotFound):
+                raise missing
+            return
+        conn, timeout = self.conn, self._ack_timeout
+
+        async def settle(subject: str) -> bool:
+            # A request, not a plain publish: JetStream answers once it has
+            # applied the ack, so what the caller reads next already reflects it.
+            # Ids JetStream does not know get no answer: ignored, as promised.
+            try:
+                await conn.request(subject, payload, timeout=timeout)
+            except NoResponders:
+                return False
+            except JetStreamUnavailable:
+                if not conn.nc.is_connected:
+                    raise
+            return True
+
+        for start in range(0, len(subjects), _SETTLE_CHUNK):
+            chunk = subjects[start : start + _SETTLE_CHUNK]
+            answered = await asyncio.gather(*(settle(s) for s in chunk))
+            if not all(answered):
+                missing = await self._missing(js_stream, name)
+                if isinstance(missing, StoreNotFound):
+                    raise missing
+
+    # -- dead letters ---------------------------------------------------------------------------
+
+    async def dead_letters(self, stream: str, consumer: str, limit: int) -> list[Message]:
+        """Messages the consumer dead-lettered after ``max_deliver`` deliveries, by seq."""
+        handle = await self._cat.stream(stream)
+        name = await self._cat.consumer_name(handle, consumer)
+        info = await self._cat.consumer_info(handle, name)
+        if int((info.get("config") or {}).get("max_deliver", -1)) <= 0:
+            return []
+        await self._sweep(handle, name, info)
+        advisories = await self._advisories(handle, name)
+        seqs = sorted({int(a["stream_seq"]) for a in advisories})[:limit]
+        conn = self.conn
+
+        async def get(seq: int) -> list[Msg]:
+            return await conn.direct_get(handle.js_name, {"seq": seq})
+
+        found = await asyncio.gather(*(get(s) for s in seqs))
+        return [to_message(m[0], handle) for m in found if m]
+
+    async def _advisories(self, handle: StreamHandle, consumer: str) -> list[dict[str, Any]]:
+        """Every max-deliveries advisory recorded for the consumer, in arrival order."""
+        out: list[dict[str, Any]] = []
+        start = 1
+        dead_stream = self.naming.dead_stream(handle.name)
+        subject = advisory_subject(handle.js_name, consumer)
+        while True:
+            try:
+                page = await self.conn.direct_get(
+                    dead_stream, {"seq": start, "next_by_subj": subject, "batch": 1000}
+                )
+            except NoResponders:  # no dead-letter stream yet
+                return out
+            out.extend(orjson.loads(m.data) for m in page)
+            if len(page) < 1000:
+                return out
+            start = int((page[-1].headers or {})["Nats-Sequence"]) + 1
+
+    async def _dead_count(self, handle: StreamHandle, consumer: str) -> int:
+        subject = advisory_subject(handle.js_name, consumer)
+        try:
+            info = await self.conn.api(
+                f"STREAM.INFO.{self.naming.dead_stream(handle.name)}",
+                {"subjects_filter": subject},
+            )
+        except JsApiError as exc:
+            if exc.err_code == ERR_STREAM_NOT_FOUND:
+                return 0
+            raise
+        subjects = (info.get("state") or {}).get("subjects") or {}
+        return int(subjects.get(subject, 0))
+
+    async def _sweep(
+        self, handle: StreamHandle, name: str, info: dict[str, Any]
+    ) -> tuple[dict[str, Any], int]:
+        """Make JetStream dead-letter what is due, then return fresh (info, dead count).
+
+        JetStream notices that a message ran out of deliveries only when it
+        next looks for something to deliver. A pull that accepts at most one
+        byte makes it look without handing anything out (every message is
+        larger, so the pull ends with 409 and the message stays where it is).
+        """
+        dead = await self._dead_count(handle, name)
+        before = int(info.get("num_ack_pending", 0))
+        if before == 0:
+            return info, dead
+        with contextlib.suppress(NoResponders):
+            await self.conn.pull(
+                handle.js_name, name, batch=1, expires_ms=_SHORT_PULL_MS, no_wait=True, max_bytes=1
+            )
+        info = await self._cat.consumer_info(handle, name)
+        dropped = before - int(info.get("num_ack_pending", 0))
+        # The advisory travels to the dead-letter stream a moment after.
+        for pause in (0.0, 0.005, 0.01, 0.02, 0.05, 0.1):
+            await asyncio.sleep(pause)
+            count = await self._dead_count(handle, name)
+            if dropped <= 0 or count >= dead + dropped:
+                return info, count
+        return info, count
+
+    async def _ensure_dead_stream(self, handle: StreamHandle) -> None:
+        """Create the stream that captures ``handle``'s dead letters (idempotent)."""
+        if handle.id in self._dead_ready:
+            return
+        config = dead_stream_config(self.naming, handle, replicas=self.replicas)
+        endpoint = f"STREAM.CREATE.{config['name']}"
+        try:
+            await self.conn.api(endpoint, config)
+        except JsApiError as exc:
+            if exc.err_code != ERR_STREAM_NAME_IN_USE:
+                raise
+            info = await self.conn.api(f"STREAM.INFO.{config['name']}")
+            meta = (info.get("config") or {}).get("metadata") or {}
+            if meta.get(META_ID) != handle.id:
+                # Left over from a deleted stream of the same name.
+                await self._delete_dead_stream(handle)
+                await self.conn.api(endpoint, config)
+        self._dead_ready.add(handle.id)
+
+    async def _delete_dead_stream(self, handle: StreamHandle) -> None:
+        self._dead_ready.discard(handle.id)
+        with contextlib.suppress(JsApiError):
+            await self.conn.api(f"STREAM.DELETE.{self.naming.dead_stream(handle.name)}")
+
+    async def _purge_dead(self, handle: StreamHandle, consumer: str) -> None:
+        with contextlib.suppress(JsApiError):
+            await self.conn.api(
+                f"STREAM.PURGE.{self.naming.dead_stream(handle.name)}",
+                {"filter": advisory_subject(handle.js_name, consumer)},
+            )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,442 @@
+"""The default engine: one SQLite file, WAL, every write on one thread.
+
+The event loop never touches SQLite. Writes (publish, receive, ack, ...) are
+queued to a single writer thread which group-commits whatever is waiting in
+one transaction; reads (listing, catch-up reads, stats) go to a separate
+reader connection. The loop keeps a small cache of stream and consumer
+identities (they never change after creation) so refs resolve without a
+query and long-polls know what to wait on.
+
+Waiting is notification-driven: a publish wakes the waiters of its stream and
+of its consumers, an ack/nack wakes its consumer's waiters when it makes
+something deliverable, and a waiting receive also sleeps no longer than the
+next ack deadline or nack delay of its consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Hashable, Sequence
+from functools import partial
+from pathlib import Path
+
+from streamkit.server.store import sqlite_reads as reads
+from streamkit.server.store.base import (
+    DEFAULT_DEDUPE_WINDOW_MS,
+    DEFAULT_INACTIVE_THRESHOLD_MS,
+    ConsumerRecord,
+    ConsumerSpec,
+    Delivery,
+    Message,
+    MessageQuery,
+    NewMessage,
+    PublishResult,
+    StoreConflict,
+    StoreNotFound,
+    StreamOptions,
+    StreamRecord,
+)
+from streamkit.server.store.sqlite_rows import ConsumerMeta, StreamMeta
+from streamkit.server.store.sqlite_schema import Synchronous, connect
+from streamkit.server.store.sqlite_thread import SqliteThread
+from streamkit.server.store.sqlite_writes import WriteOps
+
+log = logging.getLogger(__name__)
+
+_REAP_INTERVAL_MAX = 1.0
+_REAP_INTERVAL_MIN = 0.02
+
+
+class _Signals:
+    """One-shot wake-ups keyed by stream or consumer: ``fire`` wakes everyone waiting."""
+
+    def __init__(self) -> None:
+        self._events: dict[Hashable, asyncio.Event] = {}
+        self.stopped = False
+
+    def event(self, key: Hashable) -> asyncio.Event:
+        ev = self._events.get(key)
+        if ev is None:
+            ev = self._events[key] = asyncio.Event()
+            if self.stopped:
+                ev.set()
+        return ev
+
+    def fire(self, key: Hashable) -> None:
+        ev = self._events.pop(key, None)
+        if ev is not None:
+            ev.set()
+
+    def fire_all(self) -> None:
+        self.stopped = True
+        for ev in self._events.values():
+            ev.set()
+        self._events.clear()
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    if timeout <= 0 or event.is_set():
+        return
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+
+
+class _StreamEntry:
+    """A cached stream and its consumers, by id and by name."""
+
+    __slots__ = ("consumers_by_id", "consumers_by_name", "meta")
+
+    def __init__(self, meta: StreamMeta) -> None:
+        self.meta = meta
+        self.consumers_by_id: dict[str, ConsumerMeta] = {}
+        self.consumers_by_name: dict[str, ConsumerMeta] = {}
+
+    def add(self, c: ConsumerMeta) -> None:
+        self.consumers_by_id[c.id] = c
+        self.consumers_by_name[c.name] = c
+
+    def remove(self, c: ConsumerMeta) -> None:
+        self.consumers_by_id.pop(c.id, None)
+        self.consumers_by_name.pop(c.name, None)
+
+    def resolve(self, ref: str) -> ConsumerMeta:
+        c = self.consumers_by_id.get(ref) or self.consumers_by_name.get(ref)
+        if c is None:
+            raise StoreNotFound("consumer")
+        return c
+
+
+class SqliteStore:
+    """The embedded SQLite :class:`~streamkit.server.store.base.Store`.
+
+    ``synchronous="normal"`` survives a killed process (WAL); ``"full"`` also
+    survives power loss at the cost of an fsync per group commit.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: Synchronous = "normal",
+        dedupe_window_ms: int = DEFAULT_DEDUPE_WINDOW_MS,
+    ) -> None:
+        self.path = Path(path)
+        self.synchronous: Synchronous = synchronous
+        self._ops = WriteOps(dedupe_window_ms)
+        self._writer = SqliteThread(
+            "streamkit-sqlite-writer",
+            partial(connect, self.path, synchronous),
+            transactional=True,
+            on_commit=self._ops.commit,
+            on_rollback=self._ops.rollback,
+        )
+        self._reader = SqliteThread(
+            "streamkit-sqlite-reader",
+            partial(connect, self.path, synchronous, readonly=True),
+            transactional=False,
+        )
+        self._account_id = ""
+        self._by_id: dict[str, _StreamEntry] = {}
+        self._by_name: dict[str, _StreamEntry] = {}
+        self._signals = _Signals()
+        self._last_active: dict[int, float] = {}
+        self._busy: dict[int, int] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self._opened = False
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create/open the database, load the catalog and start the reaper."""
+        if self._opened:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await self._writer.start()
+        try:
+            self._account_id = await self._writer.run(self._ops.setup)
+            await self._reader.start()
+            _, streams, consumers = await self._reader.run(reads.load_catalog)
+        except BaseException:
+            await self._reader.stop()
+            await self._writer.stop()
+            raise
+        for s in streams:
+            self._add_stream(s)
+        now = asyncio.get_running_loop().time()
+        for c in consumers:
+            self._by_id[c.stream_id].add(c)
+            self._last_active[c.cid] = now
+        self._signals = _Signals()
+        self._reaper = asyncio.create_task(self._reap(), name="streamkit-sqlite-reaper")
+        self._opened = True
+
+    async def close(self) -> None:
+        """End waits, stop the reaper, finish queued writes and close the database."""
+        self._signals.fire_all()
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        await self._reader.stop()
+        await self._writer.stop()
+
+    def stop_waiting(self) -> None:
+        """End every current and future wait at once (the server is shutting down)."""
+        self._signals.fire_all()
+
+    # -- cache -----------------------------------------------------------------
+
+    def _add_stream(self, meta: StreamMeta) -> _StreamEntry:
+        entry = _StreamEntry(meta)
+        self._by_id[meta.id] = entry
+        self._by_name[meta.name] = entry
+        return entry
+
+    def _drop_stream(self, entry: _StreamEntry) -> None:
+        self._by_id.pop(entry.meta.id, None)
+        self._by_name.pop(entry.meta.name, None)
+
+    def _stream(self, ref: str) -> _StreamEntry:
+        entry = self._by_id.get(ref) or self._by_name.get(ref)
+        if entry is None:
+            raise StoreNotFound("stream")
+        return entry
+
+    def _consumer(self, stream: str, consumer: str) -> ConsumerMeta:
+        return self._stream(stream).resolve(consumer)
+
+    def _touch(self, c: ConsumerMeta) -> None:
+        self._last_active[c.cid] = asyncio.get_running_loop().time()
+
+    def _wake_stream(self, entry: _StreamEntry) -> None:
+        self._signals.fire(("s", entry.meta.sid))
+        for c in entry.consumers_by_id.values():
+            self._signals.fire(("c", c.cid))
+
+    # -- streams ---------------------------------------------------------------
+
+    async def create_stream(self, name: str, options: StreamOptions) -> StreamRecord:
+        """Create a stream; :class:`StoreConflict` if the name is taken."""
+        if name in self._by_name:
+            raise StoreConflict("name")
+        meta, record = await self._writer.run(
+            partial(self._ops.create_stream, name=name, options=options)
+        )
+        self._add_stream(meta)
+        return record
+
+    async def list_streams(self) -> list[StreamRecord]:
+        """All streams, oldest first."""
+        return await self._reader.run(partial(reads.list_streams, account_id=self._account_id))
+
+    async def get_stream(self, stream: str) -> StreamRecord:
+        """One stream with fresh stats."""
+        entry = self._stream(stream)
+        return await self._reader.run(
+            partial(reads.get_stream, sid=entry.meta.sid, account_id=self._account_id)
+        )
+
+    async def delete_stream(self, stream: str) -> str:
+        """Delete a stream, its messages and its consumers; returns its id."""
+        entry = self._stream(stream)
+        # Forget it first: requests arriving from now on get a 404, and anything
+        # queued before this delete runs before it on the writer.
+        self._drop_stream(entry)
+        try:
+            await self._writer.run(partial(self._ops.delete_stream, sid=entry.meta.sid))
+        except StoreNotFound:
+            raise
+        except BaseException:
+            self._by_id[entry.meta.id] = entry
+            self._by_name[entry.meta.name] = entry
+            raise
+        for c in entry.consumers_by_id.values():
+            self._forget_consumer(c)
+        self._wake_stream(entry)
+        return entry.meta.id
+
+    # -- messages --------------------------------------------------------------
+
+    async def publish(self, stream: str, messages: Sequence[NewMessage]) -> PublishResult:
+        """Store a batch atomically, deduplicating by ``id``."""
+        entry = self._stream(stream)
+        published, acks = await self._writer.run(
+            partial(self._ops.publish, sid=entry.meta.sid, messages=messages)
+        )
+        if published:
+            self._wake_stream(entry)
+        return PublishResult(published=published, acks=acks)
+
+    async def read_messages(self, stream: str, query: MessageQuery) -> list[Message]:
+        """A page of messages; with ``wait_ms``, wait for at least one match."""
+        entry = self._stream(stream)
+        meta = entry.meta
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + query.wait_ms / 1000
+        while True:
+            event = self._signals.event(("s", meta.sid))
+            found = await self._reader.run(
+                partial(reads.read_messages, sid=meta.sid, stream_id=meta.id, query=query)
+            )
+            remaining = deadline - loop.time()
+            if found or remaining <= 0 or self._signals.stopped:
+                return found
+            await _wait(event, remaining)
+            self._stream(meta.id)  # 404 if it was deleted meanwhile
+
+    # -- consumers -------------------------------------------------------------
+
+    async def create_consumer(self, stream: str, spec: ConsumerSpec) -> ConsumerRecord:
+        """Create a consumer; :class:`StoreConflict` if the name is taken on this stream."""
+        entry = self._stream(stream)
+        if spec.name in entry.consumers_by_name:
+            raise StoreConflict("name")
+        if spec.ephemeral and spec.inactive_threshold_ms is None:
+            spec = _with_threshold(spec)
+        meta, record = await self._writer.run(
+            partial(self._ops.create_consumer, sid=entry.meta.sid, spec=spec)
+        )
+        if self._by_id.get(entry.meta.id) is entry:
+            entry.add(meta)
+            self._touch(meta)
+        return record
+
+    async def list_consumers(self, stream: str) -> list[ConsumerRecord]:
+        """The stream's consumers, oldest first."""
+        entry = self._stream(stream)
+        return await self._reader.run(
+            partial(reads.list_consumers, sid=entry.meta.sid, account_id=self._account_id)
+        )
+
+    async def get_consumer(self, stream: str, consumer: str) -> ConsumerRecord:
+        """One consumer with stats."""
+        c = self._consumer(stream, consumer)
+        return await self._reader.run(
+            partial(reads.get_consumer, cid=c.cid, account_id=self._account_id)
+        )
+
+    async def delete_consumer(self, stream: str, consumer: str) -> str:
+        """Delete a consumer and its delivery state; returns its id."""
+        entry = self._stream(stream)
+        c = entry.resolve(consumer)
+        await self._delete_consumer(entry, c)
+        return c.id
+
+    async def _delete_consumer(self, entry: _StreamEntry, c: ConsumerMeta) -> None:
+        entry.remove(c)
+        try:
+            await self._writer.run(partial(self._ops.delete_consumer, cid=c.cid))
+        except StoreNotFound:
+            raise
+        except BaseException:
+            entry.add(c)
+            raise
+        self._forget_consumer(c)
+
+    def _forget_consumer(self, c: ConsumerMeta) -> None:
+        self._last_active.pop(c.cid, None)
+        self._signals.fire(("c", c.cid))
+
+    async def receive(
+        self, stream: str, consumer: str, batch_size: int, wait_ms: int = 0
+    ) -> list[Delivery]:
+        """Deliver up to ``batch_size`` messages, waiting up to ``wait_ms`` for the first."""
+        c = self._consumer(stream, consumer)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        self._busy[c.cid] = self._busy.get(c.cid, 0) + 1
+        try:
+            while True:
+                event = self._signals.event(("c", c.cid))
+                result = await self._writer.run(
+                    partial(self._ops.receive, c=c, batch_size=batch_size)
+                )
+                self._touch(c)
+                if result.deliveries:
+                    return result.deliveries
+                if result.more:
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0 or self._signals.stopped:
+                    return []
+                if result.next_due_ms is not None:
+                    until_due = result.next_due_ms / 1000 - time.time()
+                    remaining = min(remaining, max(until_due, 0.0) + 0.002)
+                await _wait(event, remaining)
+        finally:
+            self._busy[c.cid] -= 1
+            if not self._busy[c.cid]:
+                del self._busy[c.cid]
+            if c.cid in self._last_active:
+                self._touch(c)
+
+    async def ack(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        """Acknowledge deliveries; unknown or stale ids are ignored."""
+        c = self._consumer(stream, consumer)
+        self._touch(c)
+        if await self._writer.run(partial(self._ops.ack, c=c, ack_ids=ack_ids)):
+            self._signals.fire(("c", c.cid))
+
+    async def nack(
+        self, stream: str, consumer: str, ack_ids: Sequence[str], delay_ms: int = 0
+    ) -> None:
+        """Give deliveries back for redelivery after ``delay_ms``."""
+        c = self._consumer(stream, consumer)
+        self._touch(c)
+        if await self._writer.run(partial(self._ops.nack, c=c, ack_ids=ack_ids, delay_ms=delay_ms)):
+            self._signals.fire(("c", c.cid))
+
+    async def extend(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        """Reset in-flight deliveries' ack deadlines."""
+        c = self._consumer(stream, consumer)
+        self._touch(c)
+        await self._writer.run(partial(self._ops.extend, c=c, ack_ids=ack_ids))
+
+    async def dead_letters(self, stream: str, consumer: str, limit: int) -> list[Message]:
+        """The consumer's dead-lettered messages, by seq."""
+        c = self._consumer(stream, consumer)
+        return await self._reader.run(partial(reads.dead_letters, consumer=c, limit=limit))
+
+    # -- ephemeral consumers ---------------------------------------------------
+
+    def _ephemeral(self) -> list[tuple[_StreamEntry, ConsumerMeta]]:
+        return [
+            (entry, c)
+            for entry in list(self._by_id.values())
+            for c in list(entry.consumers_by_id.values())
+            if c.inactive_threshold_ms is not None
+        ]
+
+    async def _reap(self) -> None:
+        """Delete ephemeral consumers idle (no receive/ack/nack/extend) past their threshold."""
+        loop = asyncio.get_running_loop()
+        while True:
+            candidates = self._ephemeral()
+            interval = _REAP_INTERVAL_MAX
+            for _, c in candidates:
+                assert c.inactive_threshold_ms is not None
+                interval = min(interval, c.inactive_threshold_ms / 4000)
+            await asyncio.sleep(max(interval, _REAP_INTERVAL_MIN))
+            now = loop.time()
+            for entry, c in self._ephemeral():
+                assert c.inactive_threshold_ms is not None
+                idle = now - self._last_active.get(c.cid, now)
+                if self._busy.get(c.cid) or idle * 1000 < c.inactive_threshold_ms:
+                    continue
+                try:
+                    await self._delete_consumer(entry, c)
+                except StoreNotFound:
+                    pass
+                except Exception:  # keep reaping; the next pass retries
+                    log.exception("could not delete idle ephemeral consumer %s", c.name)
+                else:
+                    log.info("deleted idle ephemeral consumer %s/%s", entry.meta.name, c.name)
+
+
+def _with_threshold(spec: ConsumerSpec) -> ConsumerSpec:
+    return dataclasses.replace(spec, inactive_threshold_ms=DEFAULT_INACTIVE_THRESHOLD_MS)

@@ -1,0 +1,147 @@
+"""Read-only operations; they run on the reader thread (never the event loop)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from streamkit.server.store.base import (
+    ConsumerRecord,
+    ConsumerStats,
+    Message,
+    MessageQuery,
+    StoreNotFound,
+    StreamRecord,
+)
+from streamkit.server.store.sqlite_rows import (
+    CONSUMER_COLUMNS,
+    CONSUMER_FROM,
+    M_COLUMNS,
+    MESSAGE_COLUMNS,
+    STREAM_COLUMNS,
+    ConsumerMeta,
+    StreamMeta,
+    consumer_meta,
+    consumer_record,
+    messages_from_rows,
+    now_us,
+    stream_record,
+)
+from streamkit.server.store.sqlite_schema import DEAD, IN_FLIGHT, key_filter_sql
+
+
+def load_catalog(
+    conn: sqlite3.Connection,
+) -> tuple[str, list[StreamMeta], list[ConsumerMeta]]:
+    """The account id and every stream and consumer, for the event loop's cache."""
+    account_id = conn.execute("SELECT v FROM meta WHERE k = 'account_id'").fetchone()[0]
+    streams = [
+        StreamMeta(sid=r[0], id=r[1], name=r[2])
+        for r in conn.execute("SELECT sid, id, name FROM streams ORDER BY sid")
+    ]
+    consumers = [
+        consumer_meta(r)
+        for r in conn.execute(f"SELECT {CONSUMER_COLUMNS}{CONSUMER_FROM} ORDER BY c.cid")
+    ]
+    return account_id, streams, consumers
+
+
+def list_streams(conn: sqlite3.Connection, account_id: str) -> list[StreamRecord]:
+    """Every stream, oldest first."""
+    rows = conn.execute(f"SELECT {STREAM_COLUMNS} FROM streams ORDER BY sid").fetchall()
+    return [stream_record(r, account_id) for r in rows]
+
+
+def get_stream(conn: sqlite3.Connection, sid: int, account_id: str) -> StreamRecord:
+    """One stream with current stats."""
+    row = conn.execute(f"SELECT {STREAM_COLUMNS} FROM streams WHERE sid = ?", (sid,)).fetchone()
+    if row is None:
+        raise StoreNotFound("stream")
+    return stream_record(row, account_id)
+
+
+def list_consumers(conn: sqlite3.Connection, sid: int, account_id: str) -> list[ConsumerRecord]:
+    """A stream's consumers, oldest first."""
+    rows = conn.execute(
+        f"SELECT {CONSUMER_COLUMNS}{CONSUMER_FROM} WHERE c.stream = ? ORDER BY c.cid", (sid,)
+    ).fetchall()
+    return [consumer_record(r, account_id) for r in rows]
+
+
+def _dead_condition(alias: str) -> str:
+    # A delivery past its last deadline with max_deliver used up is dead even
+    # before a receive gets round to marking it.
+    return (
+        f"({alias}.state = {DEAD} OR (:max_deliver IS NOT NULL AND {alias}.state < {DEAD}"
+        f" AND {alias}.due <= :now AND {alias}.delivery_count >= :max_deliver))"
+    )
+
+
+def get_consumer(conn: sqlite3.Connection, cid: int, account_id: str) -> ConsumerRecord:
+    """One consumer with stats (pending, in flight, dead)."""
+    row = conn.execute(
+        f"SELECT {CONSUMER_COLUMNS}, c.cursor{CONSUMER_FROM} WHERE c.cid = ?", (cid,)
+    ).fetchone()
+    if row is None:
+        raise StoreNotFound("consumer")
+    meta = consumer_meta(row)
+    cursor = row[13]
+    now = now_us() // 1000
+    params = {"cid": cid, "now": now, "max_deliver": meta.max_deliver, "sid": meta.sid}
+    in_flight, dead, waiting = conn.execute(
+        f"""SELECT
+              COALESCE(SUM(d.state = {IN_FLIGHT} AND d.due > :now), 0),
+              COALESCE(SUM({_dead_condition("d")}), 0),
+              COALESCE(SUM(d.state < {DEAD} AND NOT {_dead_condition("d")}
+                           AND NOT (d.state = {IN_FLIGHT} AND d.due > :now)), 0)
+            FROM deliveries d JOIN messages m ON m.stream = :sid AND m.seq = d.seq
+            WHERE d.consumer = :cid""",
+        params,
+    ).fetchone()
+    clause, args = key_filter_sql(meta.filter_key_pattern)
+    (fresh,) = conn.execute(
+        f"SELECT COUNT(*) FROM messages WHERE stream = ? AND seq > ?{clause}",
+        (meta.sid, cursor, *args),
+    ).fetchone()
+    stats = ConsumerStats(pending=fresh + waiting, in_flight=in_flight, dead=dead)
+    return consumer_record(row, account_id, stats)
+
+
+def read_messages(
+    conn: sqlite3.Connection, sid: int, stream_id: str, query: MessageQuery
+) -> list[Message]:
+    """A page of a stream's messages, by seq."""
+    sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE stream = ?"
+    args: list[object] = [sid]
+    if query.after_seq is not None:
+        sql += " AND seq > ?"
+        args.append(query.after_seq)
+    if query.before_seq is not None:
+        sql += " AND seq < ?"
+        args.append(query.before_seq)
+    clause, filter_args = key_filter_sql(query.key_pattern)
+    sql += clause + (" ORDER BY seq DESC" if query.descending else " ORDER BY seq") + " LIMIT ?"
+    args.extend(filter_args)
+    args.append(query.limit)
+    return messages_from_rows(conn.execute(sql, args).fetchall(), stream_id)
+
+
+def dead_letters(conn: sqlite3.Connection, consumer: ConsumerMeta, limit: int) -> list[Message]:
+    """A consumer's dead-lettered messages, by seq."""
+    params = {
+        "cid": consumer.cid,
+        "sid": consumer.sid,
+        "now": now_us() // 1000,
+        "max_deliver": consumer.max_deliver,
+        "limit": limit,
+    }
+    rows = conn.execute(
+        f"""SELECT {M_COLUMNS} FROM deliveries d
+            JOIN messages m ON m.stream = :sid AND m.seq = d.seq
+            WHERE d.consumer = :cid AND {_dead_condition("d")}
+            ORDER BY d.seq LIMIT :limit""",
+        params,
+    ).fetchall()
+    return messages_from_rows(rows, consumer.stream_id)
+
+
+# -- writes (writer thread) ---------------------------------------------------

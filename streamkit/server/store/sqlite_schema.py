@@ -1,0 +1,142 @@
+"""SQLite schema, pragmas and connection setup for the default engine.
+
+Layout, and why:
+
+- ``messages`` is WITHOUT ROWID keyed by ``(stream, seq)``: a stream is one
+  contiguous B-tree range, appends go to its end, and there is no second
+  index on the hot insert path.
+- ``deliveries`` holds only messages a consumer has been handed and not yet
+  acked (plus dead letters); new messages are found through the consumer's
+  ``cursor``. So its size is bounded by ``max_ack_pending`` + dead letters,
+  and it has no secondary index: the writer keeps a per-consumer lower bound
+  of the next due time and only scans a consumer's rows when one can be due.
+- ``latest_by_key`` exists only for ``one_message_per_key`` streams.
+- ids are AUTOINCREMENT so a deleted stream's or consumer's number is never
+  reused (in-memory state keyed by it can never alias a new one).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Literal
+
+from streamkit.keys import matches
+
+Synchronous = Literal["normal", "full"]
+
+SCHEMA_VERSION = "1"
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (
+    k TEXT PRIMARY KEY,
+    v TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS streams (
+    sid INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL UNIQUE,
+    one_message_per_key INTEGER NOT NULL,
+    process_unmodified INTEGER NOT NULL,
+    max_storage_gb INTEGER,
+    retain_up_to INTEGER,
+    retain_at_least INTEGER,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    message_count INTEGER NOT NULL DEFAULT 0,
+    storage_size INTEGER NOT NULL DEFAULT 0,
+    inserted_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    stream INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    data_hash TEXT NOT NULL,
+    msg_id TEXT,
+    headers TEXT,
+    encoding TEXT,
+    inserted_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (stream, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latest_by_key (
+    stream INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (stream, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consumers (
+    cid INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    stream INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    filter_key_pattern TEXT NOT NULL,
+    ack_wait_ms INTEGER NOT NULL,
+    max_ack_pending INTEGER NOT NULL,
+    max_deliver INTEGER,
+    ephemeral INTEGER NOT NULL,
+    inactive_threshold_ms INTEGER,
+    cursor INTEGER NOT NULL,
+    outstanding INTEGER NOT NULL DEFAULT 0,
+    inserted_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (stream, name)
+);
+-- state: 0 in flight (due = ack deadline), 1 waiting for redelivery (due = not before),
+-- 2 dead-lettered.
+CREATE TABLE IF NOT EXISTS deliveries (
+    consumer INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    token TEXT,
+    due INTEGER NOT NULL,
+    delivery_count INTEGER NOT NULL,
+    PRIMARY KEY (consumer, seq)
+) WITHOUT ROWID;
+"""
+
+IN_FLIGHT, WAITING, DEAD = 0, 1, 2
+
+
+def connect(path: Path, synchronous: Synchronous, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open a connection in autocommit mode (transactions are explicit) with our pragmas."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
+    conn.execute("PRAGMA temp_store = MEMORY")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    conn.create_function("sk_match", 2, matches, deterministic=True)
+    return conn
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create tables if missing (runs inside the writer's transaction)."""
+    for statement in DDL.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    row = conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()
+    if row is None:
+        conn.execute("INSERT INTO meta (k, v) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+    elif row[0] != SCHEMA_VERSION:
+        raise RuntimeError(f"unsupported database schema version {row[0]!r}")
+
+
+def key_filter_sql(pattern: str | None, column: str = "key") -> tuple[str, tuple[str, ...]]:
+    """An ``AND ...`` clause restricting ``column`` to keys matching a NATS-style filter.
+
+    Literal filters compare directly and ``prefix.>`` becomes a GLOB (key tokens
+    never contain GLOB metacharacters); anything else calls ``sk_match``.
+    """
+    if pattern is None or pattern == ">":
+        return "", ()
+    tokens = pattern.split(".")
+    if "*" not in tokens and ">" not in tokens:
+        return f" AND {column} = ?", (pattern,)
+    if tokens[-1] == ">" and "*" not in tokens:
+        return f" AND {column} GLOB ?", (".".join(tokens[:-1]) + ".*",)
+    return f" AND sk_match(?, {column})", (pattern,)

@@ -1,0 +1,574 @@
+"""Write operations; they run on the writer thread, inside its group transaction.
+
+:class:`WriteOps` also owns the in-memory dedupe window (rebuilt from
+``messages`` at start-up, so it survives restarts). Dedupe entries made by a
+job become visible to later jobs of the same transaction at once, and to
+everybody only after COMMIT (see ``commit``/``rollback``), so a rolled-back
+publish can never leave an id pointing at a message that is not there.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from streamkit.server.store.base import (
+    ConsumerRecord,
+    ConsumerSpec,
+    Delivery,
+    NewMessage,
+    PublishAck,
+    StoreConflict,
+    StoreNotFound,
+    StreamOptions,
+    StreamRecord,
+    data_hash,
+)
+from streamkit.server.store.sqlite_reads import get_stream
+from streamkit.server.store.sqlite_rows import (
+    CONSUMER_COLUMNS,
+    CONSUMER_FROM,
+    M_COLUMNS,
+    MESSAGE_COLUMNS,
+    ConsumerMeta,
+    StreamMeta,
+    consumer_meta,
+    consumer_record,
+    messages_from_rows,
+    now_us,
+    parse_ack_ids,
+    to_datetime,
+)
+from streamkit.server.store.sqlite_schema import (
+    DEAD,
+    IN_FLIGHT,
+    WAITING,
+    create_schema,
+    key_filter_sql,
+)
+
+_NEVER = 2**62
+
+SCAN_WINDOW = 20_000
+"""Most seqs one receive scans for filter matches, so a sparse filter over a
+long backlog can't hold the writer for long (the caller just asks again)."""
+
+# A fresh message has inserted_at == updated_at: bind the time once (?9).
+_INSERT_NEW_MESSAGE = (
+    "INSERT INTO messages (stream, seq, key, data, data_hash, msg_id, headers, encoding,"
+    " inserted_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)"
+)
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (stream, seq, key, data, data_hash, msg_id, headers, encoding,"
+    " inserted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(frozen=True)
+class ReceiveResult:
+    """What one receive pass found, and when to look again if nothing."""
+
+    deliveries: list[Delivery]
+    next_due_ms: int | None
+    """Earliest wall-clock ms at which an unacked delivery becomes due again."""
+    more: bool
+    """True when the scan window ended before the stream did: ask again at once."""
+
+
+_DedupeKey = tuple[int, str]
+_DedupeHit = tuple[int, int]  # (seq, committed_us)
+
+
+class WriteOps:
+    """Write operations plus the dedupe window they share (writer thread only)."""
+
+    def __init__(self, dedupe_window_ms: int) -> None:
+        self._window_us = dedupe_window_ms * 1000
+        self._dedupe: dict[_DedupeKey, _DedupeHit] = {}
+        self._expiry: deque[tuple[int, _DedupeKey]] = deque()
+        self._uncommitted: dict[_DedupeKey, _DedupeHit] = {}
+        # cid -> no unacked delivery of that consumer is due before this wall-clock ms.
+        # A lower bound (lowered on every change, made exact by each scan), so a
+        # receive only looks for redeliveries when one can exist: no index needed.
+        self._due_floor: dict[int, int] = {}
+        self.account_id = ""
+
+    # transaction hooks, called by SqliteThread
+    def commit(self) -> None:
+        """Publish this transaction's dedupe entries."""
+        if self._uncommitted:
+            expires = self._expiry
+            for key, hit in self._uncommitted.items():
+                self._dedupe[key] = hit
+                expires.append((hit[1] + self._window_us, key))
+            self._uncommitted = {}
+
+    def rollback(self) -> None:
+        """Forget this transaction's dedupe entries and due floors (rescan next time)."""
+        self._uncommitted = {}
+        self._due_floor.clear()
+
+    def setup(self, conn: sqlite3.Connection) -> str:
+        """Create the schema, load the account id and rebuild the dedupe window."""
+        create_schema(conn)
+        row = conn.execute("SELECT v FROM meta WHERE k = 'account_id'").fetchone()
+        if row is None:
+            self.account_id = str(uuid.uuid4())
+            conn.execute("INSERT INTO meta (k, v) VALUES ('account_id', ?)", (self.account_id,))
+        else:
+            self.account_id = row[0]
+        since = now_us() - self._window_us
+        for (sid,) in conn.execute("SELECT sid FROM streams").fetchall():
+            # updated_at grows with seq, so walk back from the end until outside the window.
+            for seq, msg_id, upd in conn.execute(
+                "SELECT seq, msg_id, updated_at FROM messages WHERE stream = ? ORDER BY seq DESC",
+                (sid,),
+            ):
+                if upd < since:
+                    break
+                if msg_id is not None and (sid, msg_id) not in self._uncommitted:
+                    self._uncommitted[(sid, msg_id)] = (seq, upd)
+        return self.account_id
+
+    def _seen(self, key: _DedupeKey, now: int) -> _DedupeHit | None:
+        hit = self._uncommitted.get(key) or self._dedupe.get(key)
+        if hit is not None and hit[1] + self._window_us > now:
+            return hit
+        return None
+
+    def _expire(self, now: int) -> None:
+        expires = self._expiry
+        while expires and expires[0][0] <= now:
+            _, key = expires.popleft()
+            hit = self._dedupe.get(key)
+            if hit is not None and hit[1] + self._window_us <= now:
+                del self._dedupe[key]
+
+    # streams
+
+    def create_stream(
+        self, conn: sqlite3.Connection, name: str, options: StreamOptions
+    ) -> tuple[StreamMeta, StreamRecord]:
+        """Insert a stream row."""
+        now = now_us()
+        try:
+            cur = conn.execute(
+                "INSERT INTO streams (id, name, one_message_per_key, process_unmodified,"
+                " max_storage_gb, retain_up_to, retain_at_least, inserted_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(uuid.uuid4()),
+                    name,
+                    options.one_message_per_key,
+                    options.process_unmodified,
+                    options.max_storage_gb,
+                    options.retain_up_to,
+                    options.retain_at_least,
+                    now,
+                    now,
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise StoreConflict("name") from None
+        sid = cur.lastrowid
+        assert sid is not None
+        record = get_stream(conn, sid, self.account_id)
+        return StreamMeta(sid=sid, id=record.id, name=name), record
+
+    def delete_stream(self, conn: sqlite3.Connection, sid: int) -> None:
+        """Delete a stream and everything in it."""
+        conn.execute(
+            "DELETE FROM deliveries WHERE consumer IN (SELECT cid FROM consumers WHERE stream = ?)",
+            (sid,),
+        )
+        conn.execute("DELETE FROM consumers WHERE stream = ?", (sid,))
+        conn.execute("DELETE FROM latest_by_key WHERE stream = ?", (sid,))
+        conn.execute("DELETE FROM messages WHERE stream = ?", (sid,))
+        if conn.execute("DELETE FROM streams WHERE sid = ?", (sid,)).rowcount == 0:
+            raise StoreNotFound("stream")
+
+    # publishing
+
+    def publish(
+        self, conn: sqlite3.Connection, sid: int, messages: Sequence[NewMessage]
+    ) -> tuple[int, list[PublishAck]]:
+        """Store a batch atomically; returns (newly stored count, acks in request order)."""
+        row = conn.execute(
+            "SELECT last_seq, one_message_per_key, process_unmodified FROM streams WHERE sid = ?",
+            (sid,),
+        ).fetchone()
+        if row is None:
+            raise StoreNotFound("stream")
+        last_seq, per_key, unmodified = row
+        now = now_us()
+        self._expire(now)
+        if per_key:
+            return self._publish_per_key(conn, sid, messages, last_seq, bool(unmodified), now)
+        committed = to_datetime(now)
+        staged: dict[_DedupeKey, _DedupeHit] = {}
+        rows: list[tuple[object, ...]] = []
+        acks: list[PublishAck] = []
+        size = 0
+        dumps = orjson.dumps
+        for m in messages:
+            msg_id = m.get("id")
+            if msg_id is not None:
+                dkey = (sid, msg_id)
+                hit = staged.get(dkey) or self._seen(dkey, now)
+                if hit is not None:
+                    acks.append({"id": msg_id, "seq": hit[0], "committed": to_datetime(hit[1])})
+                    continue
+                staged[dkey] = (last_seq + 1, now)
+            last_seq += 1
+            key = m["key"]
+            data = m["data"]
+            headers = m.get("headers")
+            rows.append(
+                (
+                    sid,
+                    last_seq,
+                    key,
+                    data,
+                    data_hash(data),
+                    msg_id,
+                    dumps(headers).decode() if headers else None,
+                    m.get("encoding"),
+                    now,
+                )
+            )
+            size += len(key) + len(data)
+            acks.append({"id": msg_id, "seq": last_seq, "committed": committed})
+        if rows:
+            conn.executemany(_INSERT_NEW_MESSAGE, rows)
+            conn.execute(
+                "UPDATE streams SET last_seq = ?, message_count = message_count + ?,"
+                " storage_size = storage_size + ? WHERE sid = ?",
+                (last_seq, len(rows), size, sid),
+            )
+        self._uncommitted.update(staged)
+        return len(rows), acks
+
+    def _publish_per_key(
+        self,
+        conn: sqlite3.Connection,
+        sid: int,
+        messages: Sequence[NewMessage],
+        last_seq: int,
+        process_unmodified: bool,
+        now: int,
+    ) -> tuple[int, list[PublishAck]]:
+        """Publish into a one_message_per_key stream: each key keeps its latest message only."""
+        committed = to_datetime(now)
+        staged: dict[_DedupeKey, _DedupeHit] = {}
+        acks: list[PublishAck] = []
+        published = removed = size_delta = 0
+        for m in messages:
+            msg_id = m.get("id")
+            dkey = (sid, msg_id) if msg_id is not None else None
+            if dkey is not None:
+                hit = staged.get(dkey) or self._seen(dkey, now)
+                if hit is not None:
+                    acks.append({"id": msg_id, "seq": hit[0], "committed": to_datetime(hit[1])})
+                    continue
+            key, data = m["key"], m["data"]
+            hash_ = data_hash(data)
+            inserted = now
+            old = conn.execute(
+                "SELECT m.seq, m.data_hash, m.inserted_at, m.updated_at,"
+                " length(m.key) + length(m.data)"
+                " FROM latest_by_key l JOIN messages m ON m.stream = l.stream AND m.seq = l.seq"
+                " WHERE l.stream = ? AND l.key = ?",
+                (sid, key),
+            ).fetchone()
+            if old is not None:
+                old_seq, old_hash, old_inserted, old_updated, old_size = old
+                if not process_unmodified and old_hash == hash_:
+                    # Identical data: nothing to store; the ack points at the kept message.
+                    acks.append(
+                        {"id": msg_id, "seq": old_seq, "committed": to_datetime(old_updated)}
+                    )
+                    if dkey is not None:
+                        staged[dkey] = (old_seq, old_updated)
+                    continue
+                conn.execute("DELETE FROM messages WHERE stream = ? AND seq = ?", (sid, old_seq))
+                removed += 1
+                size_delta -= old_size
+                inserted = old_inserted
+            last_seq += 1
+            headers = m.get("headers")
+            conn.execute(
+                _INSERT_MESSAGE,
+                (
+                    sid,
+                    last_seq,
+                    key,
+                    data,
+                    hash_,
+                    msg_id,
+                    orjson.dumps(headers).decode() if headers else None,
+                    m.get("encoding"),
+                    inserted,
+                    now,
+                ),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO latest_by_key (stream, key, seq) VALUES (?, ?, ?)",
+                (sid, key, last_seq),
+            )
+            published += 1
+            size_delta += len(key) + len(data)
+            acks.append({"id": msg_id, "seq": last_seq, "committed": committed})
+            if dkey is not None:
+                staged[dkey] = (last_seq, now)
+        if published:
+            conn.execute(
+                "UPDATE streams SET last_seq = ?, message_count = message_count + ?,"
+                " storage_size = storage_size + ? WHERE sid = ?",
+                (last_seq, published - removed, size_delta, sid),
+            )
+        self._uncommitted.update(staged)
+        return published, acks
+
+    # consumers
+
+    def create_consumer(
+        self, conn: sqlite3.Connection, sid: int, spec: ConsumerSpec
+    ) -> tuple[ConsumerMeta, ConsumerRecord]:
+        """Insert a consumer positioned according to ``spec.start``."""
+        row = conn.execute("SELECT last_seq FROM streams WHERE sid = ?", (sid,)).fetchone()
+        if row is None:
+            raise StoreNotFound("stream")
+        if spec.start == "all":
+            cursor = 0
+        elif spec.start == "new":
+            cursor = row[0]
+        else:
+            cursor = max(spec.start - 1, 0)
+        now = now_us()
+        try:
+            cur = conn.execute(
+                "INSERT INTO consumers (id, stream, name, filter_key_pattern, ack_wait_ms,"
+                " max_ack_pending, max_deliver, ephemeral, inactive_threshold_ms, cursor,"
+                " inserted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(uuid.uuid4()),
+                    sid,
+                    spec.name,
+                    spec.filter_key_pattern,
+                    spec.ack_wait_ms,
+                    spec.max_ack_pending,
+                    spec.max_deliver,
+                    spec.ephemeral,
+                    spec.inactive_threshold_ms,
+                    cursor,
+                    now,
+                    now,
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise StoreConflict("name") from None
+        row = conn.execute(
+            f"SELECT {CONSUMER_COLUMNS}{CONSUMER_FROM} WHERE c.cid = ?", (cur.lastrowid,)
+        ).fetchone()
+        return consumer_meta(row), consumer_record(row, self.account_id)
+
+    def delete_consumer(self, conn: sqlite3.Connection, cid: int) -> None:
+        """Delete a consumer and its delivery state."""
+        self._due_floor.pop(cid, None)
+        conn.execute("DELETE FROM deliveries WHERE consumer = ?", (cid,))
+        if conn.execute("DELETE FROM consumers WHERE cid = ?", (cid,)).rowcount == 0:
+            raise StoreNotFound("consumer")
+
+    def receive(self, conn: sqlite3.Connection, c: ConsumerMeta, batch_size: int) -> ReceiveResult:
+        """Hand out up to ``batch_size`` deliveries: due redeliveries first, then new messages."""
+        row = conn.execute(
+            "SELECT cursor, outstanding FROM consumers WHERE cid = ?", (c.cid,)
+        ).fetchone()
+        if row is None:
+            raise StoreNotFound("consumer")
+        cursor, outstanding = row
+        now = now_us() // 1000
+        deadline = now + c.ack_wait_ms
+        token_base = secrets.token_hex(8)
+        out: list[Delivery] = []
+        floor = self._due_floor.get(c.cid, 0)
+        released = 0
+        if now >= floor:
+            released, floor = self._redeliver(conn, c, batch_size, now, token_base, out)
+        more = False
+        new_cursor = cursor
+        redelivered = len(out)
+        room = min(batch_size - redelivered, c.max_ack_pending - (outstanding - released))
+        if room > 0:
+            new_cursor, more = self._deliver_new(conn, c, cursor, room, deadline, token_base, out)
+        delivered_new = len(out) - redelivered
+        if delivered_new:
+            floor = min(floor, deadline)
+        self._due_floor[c.cid] = floor
+        if new_cursor != cursor or released or delivered_new:
+            conn.execute(
+                "UPDATE consumers SET cursor = ?, outstanding = ? WHERE cid = ?",
+                (new_cursor, outstanding - released + delivered_new, c.cid),
+            )
+        return ReceiveResult(out, None if floor == _NEVER else floor, more)
+
+    def _redeliver(
+        self,
+        conn: sqlite3.Connection,
+        c: ConsumerMeta,
+        limit: int,
+        now: int,
+        token_base: str,
+        out: list[Delivery],
+    ) -> tuple[int, int]:
+        """Dead-letter exhausted deliveries and hand out due ones again.
+
+        Returns (deliveries no longer outstanding, new due floor).
+        """
+        released = 0
+        if c.max_deliver is not None:
+            released += conn.execute(
+                f"UPDATE deliveries SET state = {DEAD}, token = NULL WHERE consumer = ?"
+                f" AND state < {DEAD} AND due <= ? AND delivery_count >= ?",
+                (c.cid, now, c.max_deliver),
+            ).rowcount
+        due = conn.execute(
+            f"SELECT d.delivery_count, {M_COLUMNS} FROM deliveries d"
+            " LEFT JOIN messages m ON m.stream = ? AND m.seq = d.seq"
+            f" WHERE d.consumer = ? AND d.state < {DEAD} AND d.due <= ?"
+            " ORDER BY d.seq LIMIT ?",
+            (c.sid, c.cid, now, limit),
+        ).fetchall()
+        if due:
+            gone = [(c.cid, r[1]) for r in due if r[2] is None]
+            if gone:
+                # Superseded by compaction (one_message_per_key): nothing left to deliver.
+                conn.executemany("DELETE FROM deliveries WHERE consumer = ? AND seq = ?", gone)
+                released += len(gone)
+                due = [r for r in due if r[2] is not None]
+            msgs = messages_from_rows([r[1:] for r in due], c.stream_id)
+            deadline = now + c.ack_wait_ms
+            updates = []
+            for i, (r, msg) in enumerate(zip(due, msgs, strict=True)):
+                token = f"{token_base}{i:x}"
+                updates.append((token, deadline, c.cid, msg["seq"]))
+                out.append(
+                    {"ack_id": f"{msg['seq']}.{token}", "message": msg, "delivery_count": r[0] + 1}
+                )
+            conn.executemany(
+                f"UPDATE deliveries SET state = {IN_FLIGHT}, token = ?, due = ?,"
+                " delivery_count = delivery_count + 1 WHERE consumer = ? AND seq = ?",
+                updates,
+            )
+        (floor,) = conn.execute(
+            f"SELECT COALESCE(MIN(due), {_NEVER}) FROM deliveries"
+            f" WHERE consumer = ? AND state < {DEAD}",
+            (c.cid,),
+        ).fetchone()
+        return released, floor
+
+    def _deliver_new(
+        self,
+        conn: sqlite3.Connection,
+        c: ConsumerMeta,
+        cursor: int,
+        room: int,
+        deadline: int,
+        token_base: str,
+        out: list[Delivery],
+    ) -> tuple[int, bool]:
+        """Hand out up to ``room`` matching messages past ``cursor``.
+
+        Returns (new cursor, whether the scan window stopped short of the stream's end).
+        """
+        (last_seq,) = conn.execute(
+            "SELECT last_seq FROM streams WHERE sid = ?", (c.sid,)
+        ).fetchone()
+        if cursor >= last_seq:
+            return cursor, False
+        upto = min(last_seq, cursor + SCAN_WINDOW)
+        clause, args = key_filter_sql(c.filter_key_pattern)
+        rows = conn.execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE stream = ? AND seq > ?"
+            f" AND seq <= ?{clause} ORDER BY seq LIMIT ?",
+            (c.sid, cursor, upto, *args, room),
+        ).fetchall()
+        cursor = rows[-1][0] if len(rows) == room else upto
+        if rows:
+            inserts = []
+            for i, msg in enumerate(messages_from_rows(rows, c.stream_id), len(out)):
+                token = f"{token_base}{i:x}"
+                inserts.append((c.cid, msg["seq"], token, deadline))
+                out.append({"ack_id": f"{msg['seq']}.{token}", "message": msg, "delivery_count": 1})
+            conn.executemany(
+                "INSERT INTO deliveries (consumer, seq, state, token, due, delivery_count)"
+                f" VALUES (?, ?, {IN_FLIGHT}, ?, ?, 1)",
+                inserts,
+            )
+        return cursor, cursor < last_seq
+
+    def ack(self, conn: sqlite3.Connection, c: ConsumerMeta, ack_ids: Sequence[str]) -> bool:
+        """Delete acked deliveries; True when that freed room under a full max_ack_pending."""
+        rows = parse_ack_ids(c.cid, ack_ids)
+        if not rows:
+            return False
+        done = conn.executemany(
+            f"DELETE FROM deliveries WHERE consumer = ? AND seq = ? AND token = ?"
+            f" AND state = {IN_FLIGHT}",
+            rows,
+        ).rowcount
+        return self._release(conn, c, done)
+
+    def _release(self, conn: sqlite3.Connection, c: ConsumerMeta, count: int) -> bool:
+        if count <= 0:
+            return False
+        row = conn.execute("SELECT outstanding FROM consumers WHERE cid = ?", (c.cid,)).fetchone()
+        if row is None:
+            return False
+        conn.execute(
+            "UPDATE consumers SET outstanding = outstanding - ? WHERE cid = ?", (count, c.cid)
+        )
+        return bool(row[0] >= c.max_ack_pending)
+
+    def nack(
+        self, conn: sqlite3.Connection, c: ConsumerMeta, ack_ids: Sequence[str], delay_ms: int
+    ) -> bool:
+        """Make deliveries due again after ``delay_ms`` (or dead when out of attempts).
+
+        Returns True when anything became deliverable or freed room.
+        """
+        now = now_us() // 1000
+        dead = 0
+        if c.max_deliver is not None:
+            rows = parse_ack_ids(c.cid, ack_ids)
+            dead = conn.executemany(
+                f"UPDATE deliveries SET state = {DEAD}, token = NULL, due = {now}"
+                f" WHERE consumer = ? AND seq = ? AND token = ? AND state = {IN_FLIGHT}"
+                f" AND delivery_count >= {int(c.max_deliver)}",
+                rows,
+            ).rowcount
+        rows = parse_ack_ids(c.cid, ack_ids, now + delay_ms)
+        waiting = conn.executemany(
+            f"UPDATE deliveries SET state = {WAITING}, token = NULL, due = ?"
+            f" WHERE consumer = ? AND seq = ? AND token = ? AND state = {IN_FLIGHT}",
+            rows,
+        ).rowcount
+        if waiting:
+            self._due_floor[c.cid] = min(self._due_floor.get(c.cid, 0), now + delay_ms)
+        freed = self._release(conn, c, dead)
+        return freed or waiting > 0
+
+    def extend(self, conn: sqlite3.Connection, c: ConsumerMeta, ack_ids: Sequence[str]) -> None:
+        """Push in-flight deliveries' deadlines to now + ack_wait."""
+        rows = parse_ack_ids(c.cid, ack_ids, now_us() // 1000 + c.ack_wait_ms)
+        conn.executemany(
+            "UPDATE deliveries SET due = ?"
+            f" WHERE consumer = ? AND seq = ? AND token = ? AND state = {IN_FLIGHT}",
+            rows,
+        )

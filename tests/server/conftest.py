@@ -1,0 +1,31 @@
+"""Fixtures for server tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from streamkit.testing import ServerHandle
+
+from .helpers import Api, ServerProcess, free_port
+
+
+@pytest_asyncio.fixture
+async def api(streamkit_server: ServerHandle) -> AsyncIterator[Api]:
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        yield Api(session, streamkit_server.url)
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(db=tmp_path / "streamkit.db", port=free_port())
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            server.stop()

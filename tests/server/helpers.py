@@ -1,0 +1,163 @@
+"""Server test helpers: a small JSON HTTP client and a server in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+
+class Api:
+    """``await api.call("POST", "/api/streams", {"name": "x"})`` -> (status, json body)."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session = session
+        self.url = url
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> tuple[int, Any]:
+        async with self.session.request(
+            method, self.url + path, json=body, params=params, headers=headers, data=data
+        ) as resp:
+            assert resp.content_type == "application/json", await resp.text()
+            return resp.status, await resp.json()
+
+    async def ok(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        """Like :meth:`call` but asserts a 2xx status and returns the body."""
+        status, payload = await self.call(method, path, body, **kw)
+        assert 200 <= status < 300, (status, payload)
+        return payload
+
+    async def stream(self, name: str = "orders", **options: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.ok("POST", "/api/streams", {"name": name, **options})
+        return result
+
+    async def consumer(
+        self, stream: str = "orders", name: str = "billing", pattern: str = ">", **options: Any
+    ) -> dict[str, Any]:
+        body = {"name": name, "filter_key_pattern": pattern, "kind": "pull", **options}
+        result: dict[str, Any] = await self.ok("POST", f"/api/streams/{stream}/consumers", body)
+        return result
+
+    async def publish(self, stream: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        result = await self.ok("POST", f"/api/streams/{stream}/messages", {"messages": messages})
+        data: dict[str, Any] = result["data"]
+        return data
+
+    async def receive(
+        self, stream: str = "orders", consumer: str = "billing", batch_size: int = 10, **params: int
+    ) -> list[dict[str, Any]]:
+        result = await self.ok(
+            "GET",
+            f"/api/streams/{stream}/consumers/{consumer}/receive",
+            params={"batch_size": batch_size, **params},
+        )
+        data: list[dict[str, Any]] = result["data"]
+        return data
+
+    async def ack(self, ids: list[str], stream: str = "orders", consumer: str = "billing") -> None:
+        assert await self.ok(
+            "POST", f"/api/streams/{stream}/consumers/{consumer}/ack", {"ack_ids": ids}
+        ) == {"success": True}
+
+    async def nack(
+        self, ids: list[str], stream: str = "orders", consumer: str = "billing", **extra: int
+    ) -> None:
+        assert await self.ok(
+            "POST", f"/api/streams/{stream}/consumers/{consumer}/nack", {"ack_ids": ids, **extra}
+        ) == {"success": True}
+
+
+def msgs(*keys: str, prefix: str = "d") -> list[dict[str, Any]]:
+    """Messages with the given keys and data ``f"{prefix}{i}"``."""
+    return [{"key": k, "data": f"{prefix}{i}"} for i, k in enumerate(keys)]
+
+
+# -- a server in a subprocess ---------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    """``python -m streamkit.server`` on a free port, restartable on the same db."""
+
+    db: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("STREAMKIT_API_KEY", None)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamkit.server",
+                "--port",
+                str(self.port),
+                "--db",
+                str(self.db),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {err}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError("server did not become healthy")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no chance to flush anything."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        return self.proc.returncode

@@ -1,0 +1,120 @@
+"""An in-memory stand-in for `API`, recording what the subscription workers send."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Any
+
+from streamkit.api import API
+from streamkit.models import Consumer, Event
+from streamkit.transport import Transport
+
+_ids = count(1)
+
+
+def delivery(stream: str = "orders", seq: int | None = None) -> Event:
+    """A received event as `API.receive` returns it (with an ack id)."""
+    n = next(_ids)
+    event = Event.from_wire({"key": stream, "data": f"d{n}", "seq": seq or n}, stream=stream)
+    event.ack_id = f"{event.seq}.t{n}"
+    event.delivery_count = 1
+    return event
+
+
+def consumer(name: str, ack_wait_ms: int = 30_000) -> Consumer:
+    return Consumer(
+        id=f"id-{name}",
+        name=name,
+        stream_id="s",
+        filter_key_pattern=">",
+        ack_wait_ms=ack_wait_ms,
+        max_ack_pending=10_000,
+        max_deliver=None,
+    )
+
+
+@dataclass
+class Call:
+    verb: str
+    stream: str
+    consumer: str
+    ack_ids: list[str]
+    delay: float | None = None
+
+
+@dataclass
+class FakeAPI(API):
+    """Records settles; ``receive`` serves ``batches[stream]`` then long-polls (sleeps)."""
+
+    batches: dict[str, list[list[Event]]] = field(default_factory=dict)
+    ack_wait_ms: int = 30_000
+    calls: list[Call] = field(default_factory=list)
+    receives: list[str] = field(default_factory=list)
+    failures: list[BaseException] = field(default_factory=list)
+    """Raised, in order, by the next settle or receive calls."""
+    created: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    on_receive: Callable[[str], list[Event] | None] | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(Transport(["http://fake.invalid"]))
+
+    def _maybe_fail(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+
+    def settled(self, verb: str) -> list[str]:
+        return [i for c in self.calls if c.verb == verb for i in c.ack_ids]
+
+    async def get_consumer(self, stream: str, consumer_name: str) -> Consumer:
+        self._maybe_fail()
+        return consumer(consumer_name, self.ack_wait_ms)
+
+    async def create_consumer(
+        self, stream: str, name: str, options: Mapping[str, Any]
+    ) -> Consumer:
+        self._maybe_fail()
+        self.created.append((stream, name, dict(options)))
+        return consumer(name, self.ack_wait_ms)
+
+    async def delete_consumer(self, stream: str, consumer_name: str) -> None:
+        self.deleted.append((stream, consumer_name))
+
+    async def receive(
+        self,
+        stream: str,
+        consumer: str,
+        *,
+        batch_size: int = 10,
+        wait_for: float = 0.0,
+        retry: bool = True,
+    ) -> list[Event]:
+        self.receives.append(stream)
+        await asyncio.sleep(0)
+        self._maybe_fail()
+        if self.on_receive is not None:
+            produced = self.on_receive(stream)
+            if produced is not None:
+                return produced
+        queued = self.batches.get(stream)
+        if queued:
+            return queued.pop(0)
+        await asyncio.sleep(wait_for)
+        return []
+
+    async def ack(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        self._maybe_fail()
+        self.calls.append(Call("ack", stream, consumer, list(ack_ids)))
+
+    async def nack(
+        self, stream: str, consumer: str, ack_ids: Sequence[str], delay: float | None = None
+    ) -> None:
+        self._maybe_fail()
+        self.calls.append(Call("nack", stream, consumer, list(ack_ids), delay))
+
+    async def extend(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        self._maybe_fail()
+        self.calls.append(Call("extend", stream, consumer, list(ack_ids)))
