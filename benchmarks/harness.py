@@ -210,9 +210,7 @@ def _format_value(measurement: Measurement) -> str:
 
 
 def _rows(measurements: Sequence[Measurement]) -> list[tuple[str, str, str, str, str]]:
-    return [
-        (m.scenario, m.name, _format_value(m), m.unit, m.note) for m in measurements
-    ]
+    return [(m.scenario, m.name, _format_value(m), m.unit, m.note) for m in measurements]
 
 
 def print_table(measurements: Sequence[Measurement]) -> None:

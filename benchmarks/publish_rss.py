@@ -15,14 +15,26 @@ import resource
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import streamkit
 from benchmarks.publish import bench_events
 from streamkit import Nack
 
+STATUS = Path("/proc/self/status")
+
 
 def max_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MB (Linux reports KiB)."""
+    """Peak resident set size of this process so far, in MB.
+
+    On Linux this is ``VmHWM``: ``ru_maxrss`` there also counts the parent's pages
+    when the process was spawned (exec records the forking image's high-water
+    mark), which would report the benchmark runner's memory, not ours.
+    """
+    if STATUS.exists():
+        for line in STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

@@ -7,16 +7,20 @@ lifecycles.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from streamkit import tracing
 from streamkit.errors import DecodeError
 from streamkit.models import Ack, Consumer, Event, Stream, ack_from_wire
-from streamkit.transport import Transport
+from streamkit.transport import StreamingBody, Transport
 
 LONG_POLL_MARGIN = 5.0
 """Seconds the client waits past a server-side ``wait_for`` before it gives up."""
+
+EVENT_STREAM = "text/event-stream"
 
 
 def _seg(name: str) -> str:
@@ -108,9 +112,17 @@ class API:
     ) -> list[Ack]:
         """``POST /api/streams/{stream}/messages`` with wire messages; one `Ack` each, in order."""
         path = f"/api/streams/{_seg(stream)}/messages"
-        body = await self.transport.request(
-            "POST", path, json={"messages": list(messages)}, retry=retry
-        )
+        attributes: dict[str, tracing.AttributeValue] = {
+            "messaging.system": tracing.SYSTEM,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.destination.name": stream,
+            "messaging.batch.message_count": len(messages),
+        }
+        with tracing.span(f"send {stream}", "producer", attributes):
+            body = await self.transport.request(
+                "POST", path, json={"messages": list(messages)}, retry=retry
+            )
         data = _object(_data(body))
         acks = data.get("acks")
         if not isinstance(acks, list) or len(acks) != len(messages):
@@ -165,17 +177,56 @@ class API:
             params["wait_for"] = int(wait_for * 1000)
         path = f"{self._consumers(stream)}/{_seg(consumer)}/receive"
         timeout = self.transport.timeout + wait_for + LONG_POLL_MARGIN
-        body = await self.transport.request(
-            "POST", path, params=params, timeout=timeout, retry=retry
-        )
+        attributes = {
+            "messaging.system": tracing.SYSTEM,
+            "messaging.operation.type": "receive",
+            "messaging.operation.name": "receive",
+            "messaging.destination.name": stream,
+            "messaging.consumer.group.name": consumer,
+        }
+        with tracing.span(f"receive {stream}", "client", attributes) as span:
+            body = await self.transport.request(
+                "POST", path, params=params, timeout=timeout, retry=retry
+            )
+            items = _list(body)
+            tracing.set_attribute(span, "messaging.batch.message_count", len(items))
         events = []
-        for item in _list(body):
+        for item in items:
             item = _object(item)
             event = Event.from_wire(_object(item.get("message")), stream=stream)
             event.ack_id = str(item["ack_id"]) if "ack_id" in item else None
             event.delivery_count = int(item.get("delivery_count") or 1)
             events.append(event)
         return events
+
+    @contextlib.asynccontextmanager
+    async def tail(
+        self,
+        stream: str,
+        *,
+        key_pattern: str | None = None,
+        from_seq: int | None = None,
+        last_event_id: str | None = None,
+    ) -> AsyncIterator[StreamingBody]:
+        """``GET /api/streams/{stream}/messages/sse``: open the live tail's event stream.
+
+        ``last_event_id`` (sent as ``Last-Event-ID``) resumes after that seq and
+        wins over ``from_seq`` (inclusive); with neither the tail starts at the
+        stream's current end. `DecodeError` if the answer is not an event stream.
+        """
+        params: dict[str, str | int] = {}
+        if key_pattern is not None:
+            params["key_pattern"] = key_pattern
+        if from_seq is not None:
+            params["from_seq"] = from_seq
+        headers = {"Accept": EVENT_STREAM, "Cache-Control": "no-cache"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        path = f"/api/streams/{_seg(stream)}/messages/sse"
+        async with self.transport.stream("GET", path, params=params, headers=headers) as body:
+            if body.content_type != EVENT_STREAM:
+                raise DecodeError(f"expected {EVENT_STREAM}, got {body.content_type!r}")
+            yield body
 
     async def _settle(
         self,

@@ -1,22 +1,295 @@
-"""The ``streamkit`` command. For now: ``streamkit serve``."""
+"""The ``streamkit`` command: run a server, and publish, read and administer streams.
+
+```console
+$ streamkit serve                                   # the server (no extra needed)
+$ streamkit streams create orders
+$ seq 1000 | streamkit publish orders --key orders.eu
+$ streamkit tail orders --follow
+$ streamkit consumers create orders billing --filter 'orders.>'
+$ streamkit consume orders billing --max 10
+$ streamkit stats
+```
+
+Every command but ``serve`` needs the ``[cli]`` extra (rich) and talks to the
+server at ``--url`` (default ``$STREAMKIT_URL``, else ``http://localhost:7376``)
+with ``--api-key`` (default ``$STREAMKIT_API_KEY``). Exit codes: 0 done, 1 the
+server or the network failed (one line on stderr, no traceback), 2 bad usage,
+130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Sequence
 
+from streamkit import __version__
+from streamkit.cli_format import FORMATS, InputError
+from streamkit.client import DEFAULT_URL
+from streamkit.errors import StreamkitError, TransportError
+from streamkit.keys import filter_problem, key_problem, name_problem
 from streamkit.server import serve
 
+__all__ = ["build_parser", "main"]
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``streamkit`` console script."""
-    parser = argparse.ArgumentParser(prog="streamkit", description="streamkit event streams")
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+RICH_HINT = "pip install 'streamkit[cli]'"
+
+
+# Argument types: a bad value is a usage error (exit 2) with a clear message.
+
+
+def _checked(problem_of: Callable[[object], str | None], what: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        problem = problem_of(value)
+        if problem:
+            raise argparse.ArgumentTypeError(f"invalid {what} {value!r}: {problem}")
+        return value
+
+    check.__name__ = what
+    return check
+
+
+_name = _checked(name_problem, "name")
+_key = _checked(key_problem, "key")
+_filter = _checked(filter_problem, "filter")
+
+
+def _count(value: str) -> int:
+    """A positive integer."""
+    try:
+        number = int(value, 10)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value!r}")
+    return number
+
+
+def _seq(value: str) -> int:
+    """A non-negative integer."""
+    try:
+        number = int(value, 10)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be a seq (an integer >= 0), not {value!r}")
+    return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {value!r}")
+    return number
+
+
+def _start(value: str) -> str | int:
+    return value if value in ("all", "new") else _seq(value)
+
+
+# The parser.
+
+
+def _client_options() -> argparse.ArgumentParser:
+    """``--url`` and ``--api-key``, also accepted after the command name."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("connection")
+    group.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help=f"server URL (default: $STREAMKIT_URL, else {DEFAULT_URL})",
+    )
+    group.add_argument(
+        "--api-key",
+        dest="client_api_key",
+        metavar="KEY",
+        default=argparse.SUPPRESS,
+        help="API key sent as a bearer token (default: $STREAMKIT_API_KEY)",
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``streamkit`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="streamkit",
+        description="Durable event streams: run a server, publish, read and administer.",
+        epilog="Exit codes: 0 ok, 1 API or network error, 2 usage error, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"streamkit {__version__}")
+    parser.add_argument(
+        "--url", default=None, help=f"server URL (default: $STREAMKIT_URL, else {DEFAULT_URL})"
+    )
+    parser.add_argument(
+        "--api-key",
+        dest="client_api_key",
+        metavar="KEY",
+        default=None,
+        help="API key sent as a bearer token (default: $STREAMKIT_API_KEY)",
+    )
+    client = [_client_options()]
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     serve_parser = commands.add_parser("serve", help="run the streamkit server")
     serve.add_arguments(serve_parser)
-    args = parser.parse_args(argv)
+
+    p = commands.add_parser(
+        "publish",
+        parents=client,
+        help="publish one event per input line",
+        description="Publish one event per line of FILE (default: stdin). Blank lines are "
+        "skipped. Formats: auto (a JSON line is JSON data, any other line text), json, text, "
+        'envelope (JSON objects {"data", "key"?, "id"?, "headers"?}, as `tail` prints them).',
+    )
+    p.add_argument("stream", type=_name, metavar="STREAM")
+    p.add_argument("file", nargs="?", metavar="FILE", help="input file, or - for stdin")
+    p.add_argument("-f", "--file", dest="file_option", metavar="FILE", help="same as FILE")
+    p.add_argument("-k", "--key", type=_key, help="key of every event (default: the stream name)")
+    p.add_argument(
+        "--format", choices=FORMATS, default="auto", help="how lines become events (auto)"
+    )
+    p.set_defaults(handler="publish")
+
+    p = commands.add_parser(
+        "tail",
+        parents=client,
+        help="print a stream's events as JSON lines",
+        description="Print the last events of a stream (or every event from --from) as JSON "
+        "lines; --follow keeps printing new events as they are stored.",
+    )
+    p.add_argument("stream", type=_name, metavar="STREAM")
+    p.add_argument("-F", "--follow", action="store_true", help="keep printing new events")
+    p.add_argument(
+        "--from", dest="from_seq", type=_seq, metavar="SEQ", help="start at this seq (inclusive)"
+    )
+    p.add_argument(
+        "-n",
+        "--lines",
+        type=_seq,
+        default=10,
+        metavar="N",
+        help="without --from: how many of the newest events to print first (10)",
+    )
+    p.add_argument("--key-pattern", type=_filter, metavar="P", help="only keys matching P")
+    p.set_defaults(handler="tail")
+
+    p = commands.add_parser(
+        "consume",
+        parents=client,
+        help="receive, print and ack events of a consumer",
+        description="Join a durable consumer: print each event as a JSON line, then ack it. "
+        "Runs until --max events or Ctrl-C; unacked deliveries are handed back on exit.",
+    )
+    p.add_argument("stream", type=_name, metavar="STREAM")
+    p.add_argument("consumer", type=_name, metavar="CONSUMER")
+    p.add_argument("--max", type=_count, metavar="N", help="stop after N events")
+    p.set_defaults(handler="consume")
+
+    p = commands.add_parser("stats", parents=client, help="streams and consumers with their counts")
+    p.add_argument("streams", nargs="*", type=_name, metavar="STREAM", help="only these")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(handler="stats")
+
+    streams = commands.add_parser("streams", help="create, delete and list streams")
+    actions = streams.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = actions.add_parser("create", parents=client, help="create a stream")
+    p.add_argument("name", type=_name, metavar="NAME")
+    p.add_argument("--exist-ok", action="store_true", help="succeed if it exists")
+    p.add_argument(
+        "--one-message-per-key", action="store_true", help="keep only the latest event per key"
+    )
+    p.set_defaults(handler="streams_create")
+    p = actions.add_parser("delete", parents=client, help="delete a stream and its consumers")
+    p.add_argument("name", type=_name, metavar="NAME")
+    p.add_argument("--missing-ok", action="store_true", help="succeed if it does not exist")
+    p.set_defaults(handler="streams_delete")
+    p = actions.add_parser("list", parents=client, help="list streams")
+    p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    p.set_defaults(handler="streams_list")
+
+    consumers = commands.add_parser("consumers", help="create, delete and list consumers")
+    actions = consumers.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = actions.add_parser("create", parents=client, help="create a durable consumer")
+    p.add_argument("stream", type=_name, metavar="STREAM")
+    p.add_argument("name", type=_name, metavar="NAME")
+    p.add_argument("--filter", type=_filter, default=">", help="key filter (default: >, all)")
+    p.add_argument("--start", type=_start, help="all (default), new, or a seq")
+    p.add_argument("--ack-wait", type=_seconds, metavar="SECONDS", help="ack deadline (30)")
+    p.add_argument("--max-deliver", type=_count, metavar="N", help="dead-letter after N tries")
+    p.add_argument("--max-ack-pending", type=_count, metavar="N", help="in-flight limit")
+    p.add_argument("--exist-ok", action="store_true", help="succeed if it exists")
+    p.set_defaults(handler="consumers_create")
+    p = actions.add_parser("delete", parents=client, help="delete a consumer")
+    p.add_argument("stream", type=_name, metavar="STREAM")
+    p.add_argument("name", type=_name, metavar="NAME")
+    p.add_argument("--missing-ok", action="store_true", help="succeed if it does not exist")
+    p.set_defaults(handler="consumers_delete")
+    p = actions.add_parser("list", parents=client, help="list a stream's consumers")
+    p.add_argument("stream", type=_name, metavar="STREAM")
+    p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    p.set_defaults(handler="consumers_list")
+    return parser
+
+
+# Running.
+
+
+def _error(message: str) -> int:
+    print(f"streamkit: error: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # `streamkit --api-key K serve` means the same as `streamkit serve --api-key K`.
+    if args.client_api_key and args.api_key == (os.environ.get("STREAMKIT_API_KEY") or None):
+        args.api_key = args.client_api_key
+    return serve.run(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("rich") is None:
+        return _error(f"`streamkit {args.command}` needs rich: {RICH_HINT}")
+    from streamkit import cli_commands  # imports rich
+
+    url = args.url or os.environ.get("STREAMKIT_URL") or DEFAULT_URL
+    try:
+        return asyncio.run(cli_commands.run(args.handler, args, url=url))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`streamkit tail s | head`): stop quietly, as other tools do.
+        with contextlib.suppress(OSError, ValueError), open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except TransportError as exc:
+        return _error(f"{url}: {exc}")
+    except (StreamkitError, InputError, cli_commands.CommandError, OSError) as exc:
+        return _error(str(exc))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``streamkit`` console script; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already reported
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command == "serve":
-        return serve.run(args)
-    parser.error(f"unknown command {args.command!r}")  # pragma: no cover
+        return _serve(args)
+    return _run_command(args)
 
 
 if __name__ == "__main__":

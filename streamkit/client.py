@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl as _ssl
 from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from streamkit.models import Consumer, Event, Stream
 from streamkit.publisher import AckCallback, NackCallback, Publishable, Publisher, PublisherConfig
 from streamkit.reader import FORWARD, Direction, get, iterate
 from streamkit.subscriber import Subscription
+from streamkit.tail import tail
 from streamkit.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ def connect(
     endpoints: Sequence[str] | None = None,
     publisher: PublisherConfig | None = None,
     close_timeout: float = 5.0,
+    ssl: _ssl.SSLContext | bool | None = None,
 ) -> AsyncClient:
     """Create an `AsyncClient`; use it as ``async with streamkit.connect() as client:``.
 
@@ -44,7 +47,9 @@ def connect(
     ``endpoints`` lists several gateways to fail over between; ``api_key`` is
     sent as a bearer token (default ``$STREAMKIT_API_KEY``). ``timeout`` bounds
     every request (long polls get their wait on top); idempotent requests are
-    retried ``retries`` times with backoff.
+    retried ``retries`` times with backoff. For ``https://`` URLs, ``ssl`` is an
+    `ssl.SSLContext` to verify the server with (say, one trusting a private CA),
+    ``False`` to skip verification, or None for the system's default trust.
     """
     urls = list(endpoints or [url or os.environ.get("STREAMKIT_URL") or DEFAULT_URL])
     transport = Transport(
@@ -52,6 +57,7 @@ def connect(
         api_key=api_key or os.environ.get("STREAMKIT_API_KEY"),
         timeout=timeout,
         retries=retries,
+        ssl=ssl,
     )
     return AsyncClient(transport, publisher=publisher, close_timeout=close_timeout)
 
@@ -313,6 +319,37 @@ class AsyncClient:
             key_pattern=key_pattern,
             batch_size=batch_size,
             follow=follow,
+        )
+
+    def tail(
+        self,
+        stream: str,
+        key_pattern: str | None = None,
+        from_seq: int | None = None,
+        *,
+        idle_timeout: float | None = None,
+        backoff: float = 0.1,
+        max_backoff: float = 5.0,
+    ) -> AsyncIterator[Event]:
+        """Follow a stream live over server-sent events: an endless async iterator.
+
+        Starts with the events stored from now on, or at ``from_seq``
+        (inclusive); ``key_pattern`` filters on the server. A dropped or stalled
+        connection (silent for ``idle_timeout``, by default three server
+        heartbeats) is reopened with jittered backoff (``backoff`` doubling up to
+        ``max_backoff`` seconds) and resumes after the last event yielded.
+        Raises `NotFound`, `Unauthorized` and other errors a retry cannot heal.
+        Nothing is acked: it reads the stream, it is not a consumer.
+        """
+        self._check_open()
+        return tail(
+            self.api,
+            stream,
+            key_pattern=key_pattern,
+            from_seq=from_seq,
+            idle_timeout=idle_timeout,
+            backoff=backoff,
+            max_backoff=max_backoff,
         )
 
     # Publishing.

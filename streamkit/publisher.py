@@ -307,9 +307,7 @@ class Publisher:
             ) from None
 
     async def _settled(self, targets: list[int]) -> None:
-        while any(
-            lane.settled < target for lane, target in zip(self._lanes, targets, strict=True)
-        ):
+        while any(lane.settled < target for lane, target in zip(self._lanes, targets, strict=True)):
             self._progress.clear()
             await self._progress.wait()
 

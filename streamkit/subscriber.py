@@ -126,6 +126,7 @@ class Subscription:
         self._lease_deadlines: dict[str, float] = {}
         self._prefetcher = Prefetcher(
             api,
+            self.streams,
             self.consumers,
             batch_size=batch_size,
             wait_for=wait_for,
@@ -286,18 +287,34 @@ class Subscription:
     async def ack(self, event: Event) -> None:
         """Queue an ack for ``event`` (use ``await event.ack()``)."""
         stream, ack_id = _delivery(event)
-        self._acker.ack(stream, ack_id)
         self._leaser.remove(ack_id)
         event._acker = _SETTLED
+        try:
+            self._acker.ack(stream, ack_id)
+        except ClientClosed:
+            await self._settle_late(stream, ack_id, None)
 
     async def nack(self, event: Event, delay: float | None) -> None:
         """Queue a nack: redeliver ``event`` after ``delay`` seconds (``await event.nack()``)."""
         if delay is not None and delay < 0:
             raise ValueError("delay must be >= 0")
         stream, ack_id = _delivery(event)
-        self._acker.nack(stream, ack_id, delay)
         self._leaser.remove(ack_id)
         event._acker = _SETTLED
+        try:
+            self._acker.nack(stream, ack_id, delay)
+        except ClientClosed:
+            await self._settle_late(stream, ack_id, delay or 0.0)
+
+    async def _settle_late(self, stream: str, ack_id: str, nack_delay: float | None) -> None:
+        # Only an event whose lease was dropped (max_lease) gets here: the close gave
+        # back every other one. Its ack id may still be good, so send it on its own.
+        if self.ephemeral:
+            return  # the consumer was deleted with the subscription
+        if nack_delay is None:
+            await self.api.ack(stream, self.consumers[stream], [ack_id])
+        else:
+            await self.api.nack(stream, self.consumers[stream], [ack_id], nack_delay or None)
 
     async def extend(self, event: Event) -> None:
         """Reset ``event``'s ack deadline now (``await event.extend()``)."""

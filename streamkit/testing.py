@@ -1,13 +1,25 @@
-"""pytest plugin: an in-process streamkit server for integration tests.
+"""pytest plugin: an in-process streamkit server, and a client connected to it.
 
 Registered through the ``pytest11`` entry point, so any project with streamkit
-installed gets the fixtures::
+installed gets the fixtures, with no broker to run:
 
-    async def test_roundtrip(streamkit_server):
-        async with aiohttp.ClientSession() as http:
-            await http.post(f"{streamkit_server.url}/api/streams", json={"name": "orders"})
+- ``streamkit_server``: a server on a free ``127.0.0.1`` port with a fresh
+  SQLite database in ``tmp_path``; yields a `ServerHandle` (``.url``).
+- ``streamkit_client``: an `~streamkit.client.AsyncClient` connected to it,
+  closed after the test.
 
-For custom set-ups (auth, a given db file) use :func:`run_server` directly.
+```python
+async def test_billing_sees_orders(streamkit_client):
+    await streamkit_client.create_stream("orders")
+    await streamkit_client.publish("orders", Event({"id": 7}, key="orders.eu.7"))
+    await streamkit_client.flush()
+    [event] = await streamkit_client.get("orders")
+    assert event.json() == {"id": 7}
+```
+
+Both are function-scoped async fixtures (pytest-asyncio). For custom set-ups
+(auth, a given database file, a server shared by several tests) use
+`run_server` directly.
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
@@ -26,12 +38,15 @@ from streamkit.server.runner import RunningServer, start_server
 from streamkit.server.store.base import DEFAULT_DEDUPE_WINDOW_MS
 from streamkit.server.store.sqlite import SqliteStore
 
+if TYPE_CHECKING:
+    from streamkit.client import AsyncClient
+
 try:  # pytest-asyncio is a dev dependency; without it the fixtures are plain async ones
     from pytest_asyncio import fixture as _async_fixture
 except ImportError:  # pragma: no cover
     _async_fixture = pytest.fixture  # type: ignore[assignment]
 
-__all__ = ["ServerHandle", "run_server", "streamkit_server"]
+__all__ = ["ServerHandle", "run_server", "streamkit_client", "streamkit_server"]
 
 
 @dataclass
@@ -79,6 +94,24 @@ async def streamkit_server(tmp_path: Path) -> AsyncIterator[ServerHandle]:
 
 
 # -- streamkit_client ---------------------------------------------------------
-# Reserved: the ``streamkit_client`` fixture (an AsyncClient connected to
-# ``streamkit_server``) is added here by the client team. Keep streamkit.client
-# imports inside that fixture so the server-only fixtures stay importable.
+# streamkit.client is imported inside the fixture, so the server-only fixtures
+# stay importable on their own.
+
+
+@_async_fixture
+async def streamkit_client(streamkit_server: ServerHandle) -> AsyncIterator[AsyncClient]:
+    """An `~streamkit.client.AsyncClient` connected to ``streamkit_server``, closed after the test.
+
+    Closing flushes what the test published and closes its subscriptions::
+
+        async def test_billing_sees_orders(streamkit_client):
+            await streamkit_client.create_stream("orders")
+            await streamkit_client.publish("orders", Event({"id": 7}, key="orders.eu.7"))
+            await streamkit_client.flush()
+            [event] = await streamkit_client.get("orders")
+            assert event.json() == {"id": 7}
+    """
+    from streamkit.client import connect
+
+    async with connect(streamkit_server.url, api_key=streamkit_server.api_key) as client:
+        yield client

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Iterator, Mapping, Sequence
+import ssl as _ssl
+import sys
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -84,7 +86,9 @@ class Transport:
 
     ``request(..., retry=True)`` is for idempotent calls: transport failures and
     429/502/503/504 are retried with jittered exponential backoff, failing over
-    to the next endpoint after a connection error.
+    to the next endpoint after a connection error. ``ssl`` is passed to the
+    connector: an `ssl.SSLContext` (say, trusting a private CA), ``False`` to
+    skip certificate checks, or None for the default verification.
     """
 
     def __init__(
@@ -98,6 +102,7 @@ class Transport:
         backoff: float = 0.1,
         max_backoff: float = 5.0,
         pool_size: int = 100,
+        ssl: _ssl.SSLContext | bool | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("at least one endpoint is required")
@@ -112,6 +117,7 @@ class Transport:
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._pool_size = pool_size
+        self._ssl: _ssl.SSLContext | bool = True if ssl is None else ssl
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -129,7 +135,9 @@ class Transport:
         if self._closed:
             raise errors.ClientClosed("the client is closed")
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size)
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size, limit_per_host=self._pool_size, ssl=self._ssl
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=self._headers,
@@ -198,9 +206,97 @@ class Transport:
             return None
         return loads(raw)
 
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[StreamingBody]:
+        """Open a response whose body is read as it arrives (an event stream).
+
+        No retry and no overall timeout: getting the response headers is bounded
+        by the client's ``timeout``, reading the body by the idle timeout given to
+        `StreamingBody.chunks`. An error status raises its `APIError`; the
+        connection is closed (not pooled) when the block exits.
+        """
+        session = self._get_session()
+        client_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.connect_timeout, sock_read=None
+        )
+
+        async def open_response() -> aiohttp.ClientResponse:
+            return await session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                headers=headers,
+                timeout=client_timeout,
+            )
+
+        with map_exceptions():
+            response = await asyncio.wait_for(open_response(), self.timeout)
+        try:
+            if response.status >= 400:
+                with map_exceptions():
+                    raw = await _within(response.read(), self.timeout)
+                raise api_error(response.status, raw, response.headers.get("Retry-After"))
+            yield StreamingBody(response)
+        finally:
+            response.close()
+
     async def close(self) -> None:
         """Close the pool. Further requests raise `ClientClosed`."""
         self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class StreamingBody:
+    """The body of a response opened with `Transport.stream`, read chunk by chunk."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    @property
+    def status(self) -> int:
+        """The HTTP status."""
+        return self._response.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (case-insensitive)."""
+        return self._response.headers
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body, without parameters."""
+        return self._response.content_type
+
+    async def chunks(self, idle_timeout: float | None = None) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive, until the server ends it.
+
+        Raises streamkit's `TimeoutError` when nothing arrives for
+        ``idle_timeout`` seconds (a stalled peer), `ConnectError` when the
+        connection drops.
+        """
+        content = self._response.content
+        while True:
+            with map_exceptions():
+                chunk = await _within(content.readany(), idle_timeout)
+            if not chunk:
+                return
+            yield chunk
+
+
+async def _within(awaitable: Awaitable[bytes], seconds: float | None) -> bytes:
+    """Await ``awaitable``, raising `asyncio.TimeoutError` past ``seconds`` (None: no bound)."""
+    if seconds is None:
+        return await awaitable
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10

@@ -110,9 +110,7 @@ class NatsServer:
         """Start (or restart) the process and wait until it accepts connections."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own binary and arguments
-                self.command(), stdout=log, stderr=subprocess.STDOUT
-            )
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
         _wait_listening(self.port, self.proc, self.log_path, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -151,9 +149,7 @@ class NatsCluster:
         for node in self.nodes:
             node.store_dir.mkdir(parents=True, exist_ok=True)
             with node.log_path.open("ab") as log:
-                node.proc = subprocess.Popen(  # noqa: S603
-                    node.command(), stdout=log, stderr=subprocess.STDOUT
-                )
+                node.proc = subprocess.Popen(node.command(), stdout=log, stderr=subprocess.STDOUT)
         for node in self.nodes:
             assert node.proc is not None
             _wait_listening(node.port, node.proc, node.log_path, STARTUP_TIMEOUT)

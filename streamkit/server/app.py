@@ -1,14 +1,21 @@
 """The HTTP API: plain aiohttp handlers over a :class:`~streamkit.server.store.base.Store`.
 
 Handlers parse, validate (``validation``), call the store and shape the reply
-(``responses``). Two middlewares wrap them: errors (every failure becomes a
-JSON body, never a traceback) and, when an API key is set, bearer auth.
+(``responses``). Middlewares wrap them, outermost first: metrics (request
+count and latency per route template), errors (every failure becomes a JSON
+body, never a traceback) and, when an API key is set, bearer auth.
+
+``GET .../messages/sse`` is the live tail (server-sent events, see ``sse``);
+``GET /metrics`` is the Prometheus exposition (see ``metrics``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -16,7 +23,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from streamkit.server import validation
+from streamkit.server import openapi, sse, validation
+from streamkit.server.limits import DEFAULT_MAX_LONG_POLLS, DEFAULT_MAX_WAITING, LongPolls
+from streamkit.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from streamkit.server.metrics import ServerMetrics, refresh_store_gauges
 from streamkit.server.responses import (
     ApiError,
     consumer_json,
@@ -25,14 +35,33 @@ from streamkit.server.responses import (
     stream_json,
     validation_failed,
 )
-from streamkit.server.store.base import Store, StoreConflict, StoreNotFound, StoreUnavailable
+from streamkit.server.store.base import (
+    Message,
+    MessageQuery,
+    Store,
+    StoreConflict,
+    StoreNotFound,
+    StoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_SSE_HEARTBEAT = 15.0
+"""Seconds between ``: keepalive`` comments on an idle live tail."""
+SSE_RETRY_MS = 1000
+"""The reconnect delay a live tail tells its reader (``retry:``)."""
+HEARTBEAT_HEADER = "Streamkit-Heartbeat-Ms"
+"""Response header of a live tail: its keepalive interval, for the reader's idle timeout."""
 
 STORE = web.AppKey("store", Store)
 _CONFIG = web.AppKey("config", dict)
+METRICS = web.AppKey("metrics", ServerMetrics)
+_CLOSING = web.AppKey("closing", asyncio.Event)
+
+SSE_ROUTE = "/api/streams/{stream}/messages/sse"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+LONG_POLLS = web.AppKey("long_polls", LongPolls)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,18 +77,34 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_wait_ms: int = validation.DEFAULT_MAX_WAIT_MS,
+    max_waiting: int = DEFAULT_MAX_WAITING,
+    max_long_polls: int = DEFAULT_MAX_LONG_POLLS,
+    sse_heartbeat: float = DEFAULT_SSE_HEARTBEAT,
 ) -> web.Application:
     """Build the app. The store is opened on startup and closed on cleanup.
 
     ``api_key`` turns on bearer auth for every route but ``/health``;
-    ``max_wait_ms`` caps ``wait_for`` on receive and reads.
+    ``max_wait_ms`` caps ``wait_for`` on receive and reads; ``max_waiting``
+    (per consumer) and ``max_long_polls`` (in all) cap the long-polls waiting
+    at once, answering 429 past them; ``sse_heartbeat`` is the seconds between
+    keepalive comments on an idle live tail.
     """
-    middlewares = [_error_middleware]
+    if sse_heartbeat <= 0:
+        raise ValueError("sse_heartbeat must be positive")
+    middlewares = [_metrics_middleware, _error_middleware]
     if api_key:
         middlewares.append(_auth_middleware(api_key))
     app = web.Application(middlewares=middlewares, client_max_size=max_body_bytes)
     app[STORE] = store
-    app[_CONFIG] = {"max_wait_ms": max_wait_ms, "max_body_bytes": max_body_bytes}
+    app[METRICS] = ServerMetrics()
+    app[_CLOSING] = asyncio.Event()
+    app[_CONFIG] = {
+        "max_wait_ms": max_wait_ms,
+        "max_body_bytes": max_body_bytes,
+        "auth": bool(api_key),
+        "sse_heartbeat_ms": max(1, round(sse_heartbeat * 1000)),
+    }
+    app[LONG_POLLS] = LongPolls(max_waiting, max_long_polls)
 
     async def store_context(_: web.Application) -> AsyncIterator[None]:
         await store.open()
@@ -67,6 +112,7 @@ def create_app(
         await store.close()
 
     async def on_shutdown(_: web.Application) -> None:
+        app[_CLOSING].set()  # live tails end after their current wait
         store.stop_waiting()  # long-polls return now instead of holding shutdown up
 
     app.cleanup_ctx.append(store_context)
@@ -75,13 +121,16 @@ def create_app(
     stream = "/api/streams/{stream}"
     consumer = stream + "/consumers/{consumer}"
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/ping", ping)
+    app.router.add_get(openapi.OPENAPI_PATH, openapi_doc)
     app.router.add_post("/api/streams", create_stream)
     app.router.add_get("/api/streams", list_streams)
     app.router.add_get(stream, get_stream)
     app.router.add_delete(stream, delete_stream)
     app.router.add_post(stream + "/messages", publish)
     app.router.add_get(stream + "/messages", read_messages)
+    app.router.add_get(SSE_ROUTE, sse_tail)
     app.router.add_post(stream + "/consumers", create_consumer)
     app.router.add_get(stream + "/consumers", list_consumers)
     app.router.add_get(consumer, get_consumer)
@@ -96,6 +145,35 @@ def create_app(
 
 
 # -- middlewares ----------------------------------------------------------------
+
+
+def _route_label(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return "unmatched" if resource is None else resource.canonical
+
+
+@web.middleware
+async def _metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every request by route template and status; time all but live tails."""
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away (nginx's convention)
+        raise
+    finally:
+        server_metrics = request.app[METRICS]
+        route = _route_label(request)
+        method = request.method if request.method in _METHODS else "other"
+        server_metrics.requests.inc(1, (method, route, str(status)))
+        if route != SSE_ROUTE:
+            server_metrics.latency.observe(time.perf_counter() - start, (method, route))
 
 
 @web.middleware
@@ -188,6 +266,10 @@ def _store(request: web.Request) -> Store:
     return request.app[STORE]
 
 
+def _max_waiting(request: web.Request) -> int:
+    return request.app[LONG_POLLS].max_waiting
+
+
 def _max_wait(request: web.Request) -> int:
     value: int = request.app[_CONFIG]["max_wait_ms"]
     return value
@@ -201,9 +283,28 @@ async def health(request: web.Request) -> web.Response:
     return json_response({"ok": True})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; the consumer gauges are read from the store now."""
+    server_metrics = request.app[METRICS]
+    await refresh_store_gauges(_store(request), server_metrics)
+    body = server_metrics.render().encode()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
 async def ping(request: web.Request) -> web.Response:
     """``{"ok": true, "version": ...}``."""
     return json_response({"ok": True, "version": VERSION})
+
+
+async def openapi_doc(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of the routes this app serves."""
+    config = request.app[_CONFIG]
+    doc = config.get("openapi")
+    if doc is None:
+        routes = openapi.registered(request.app.router)
+        doc = openapi.build_spec(routes, version=VERSION, auth=config["auth"])
+        config["openapi"] = doc
+    return json_response(doc)
 
 
 async def create_stream(request: web.Request) -> web.Response:
@@ -236,13 +337,16 @@ async def publish(request: web.Request) -> web.Response:
     stream = request.match_info["stream"]
     messages = validation.publish_body(await _json_body(request))
     result = await _store(request).publish(stream, messages)
+    request.app[METRICS].published.inc(result.published)
     return json_response({"data": {"published": result.published, "acks": result.acks}})
 
 
 async def read_messages(request: web.Request) -> web.Response:
     """A page of a stream's messages (``wait_for`` long-polls for the first match)."""
     query = validation.message_query(request.query, _max_wait(request))
-    found = await _store(request).read_messages(request.match_info["stream"], query)
+    stream = request.match_info["stream"]
+    with request.app[LONG_POLLS].hold(("stream", stream), query.wait_ms, per_key=False):
+        found = await _store(request).read_messages(stream, query)
     return json_response({"data": found})
 
 
@@ -250,20 +354,21 @@ async def create_consumer(request: web.Request) -> web.Response:
     """Create a consumer (201, bare object)."""
     spec = validation.consumer_body(await _json_body(request))
     record = await _store(request).create_consumer(request.match_info["stream"], spec)
-    return json_response(consumer_json(record), status=201)
+    return json_response(consumer_json(record, _max_waiting(request)), status=201)
 
 
 async def list_consumers(request: web.Request) -> web.Response:
     """``{"data": [consumer, ...]}``."""
     records = await _store(request).list_consumers(request.match_info["stream"])
-    return json_response({"data": [consumer_json(r) for r in records]})
+    max_waiting = _max_waiting(request)
+    return json_response({"data": [consumer_json(r, max_waiting) for r in records]})
 
 
 async def get_consumer(request: web.Request) -> web.Response:
     """One consumer with stats."""
     m = request.match_info
     record = await _store(request).get_consumer(m["stream"], m["consumer"])
-    return json_response(consumer_json(record))
+    return json_response(consumer_json(record, _max_waiting(request)))
 
 
 async def delete_consumer(request: web.Request) -> web.Response:
@@ -287,12 +392,18 @@ async def receive(request: web.Request) -> web.Response:
     batch_size, wait_ms = validation.receive_params(params, _max_wait(request))
     m = request.match_info
     store = _store(request)
-    deliveries = await store.receive(m["stream"], m["consumer"], batch_size, wait_ms)
+    key = ("consumer", m["stream"], m["consumer"])
+    with request.app[LONG_POLLS].hold(key, wait_ms):
+        deliveries = await store.receive(m["stream"], m["consumer"], batch_size, wait_ms)
     transport = request.transport
     if deliveries and (transport is None or transport.is_closing()):
         # The client gave up during the long-poll: hand the messages straight back.
         await store.nack(m["stream"], m["consumer"], [d["ack_id"] for d in deliveries])
         return json_response({"data": []})
+    server_metrics = request.app[METRICS]
+    server_metrics.delivered.inc(len(deliveries))
+    if again := sum(1 for d in deliveries if d["delivery_count"] > 1):
+        server_metrics.redelivered.inc(again)
     return json_response({"data": deliveries})
 
 
@@ -301,6 +412,7 @@ async def ack(request: web.Request) -> web.Response:
     ids = validation.ack_ids_body(await _json_body(request))
     m = request.match_info
     await _store(request).ack(m["stream"], m["consumer"], ids)
+    request.app[METRICS].acked.inc(len(ids))
     return json_response({"success": True})
 
 
@@ -309,6 +421,7 @@ async def nack(request: web.Request) -> web.Response:
     ids, delay_ms = validation.nack_body(await _json_body(request))
     m = request.match_info
     await _store(request).nack(m["stream"], m["consumer"], ids, delay_ms)
+    request.app[METRICS].nacked.inc(len(ids))
     return json_response({"success": True})
 
 
@@ -326,3 +439,94 @@ async def dead_letters(request: web.Request) -> web.Response:
     m = request.match_info
     found = await _store(request).dead_letters(m["stream"], m["consumer"], limit)
     return json_response({"data": found})
+
+
+# -- live tail (server-sent events) -------------------------------------------------
+
+
+async def sse_tail(request: web.Request) -> web.StreamResponse:
+    """``text/event-stream`` of a stream's messages as they are stored (see ``sse``).
+
+    Starts at the current end unless ``Last-Event-ID`` / ``?last_event_id`` /
+    ``?from_seq`` give a resume point; ``?key_pattern`` filters. Batches come
+    from the store's long-poll (one write per batch); an idle stream gets a
+    ``: keepalive`` comment every heartbeat. The stream ends when the server
+    shuts down, the stream is deleted or the client goes away.
+    """
+    params = sse.tail_params(request.query, request.headers)
+    store = _store(request)
+    stream = request.match_info["stream"]
+    first: list[Message] = []
+    # Both reads resolve the stream: a bad ref is a 404 before any header is sent.
+    if params.after_seq is None:
+        last = await store.read_messages(stream, MessageQuery(limit=1, descending=True))
+        cursor = last[0]["seq"] if last else 0
+    else:
+        cursor = params.after_seq
+        first = await store.read_messages(
+            stream,
+            MessageQuery(
+                limit=validation.MAX_BATCH, key_pattern=params.key_pattern, after_seq=cursor
+            ),
+        )
+    heartbeat_ms: int = request.app[_CONFIG]["sse_heartbeat_ms"]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": sse.CONTENT_TYPE,
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+            HEARTBEAT_HEADER: str(heartbeat_ms),
+        }
+    )
+    await response.prepare(request)
+    server_metrics = request.app[METRICS]
+    server_metrics.sse_connections.inc()
+    try:
+        await _pump(request, response, store, stream, params, cursor, first, heartbeat_ms)
+    finally:
+        server_metrics.sse_connections.dec()
+    return response
+
+
+async def _pump(
+    request: web.Request,
+    response: web.StreamResponse,
+    store: Store,
+    stream: str,
+    params: sse.TailParams,
+    cursor: int,
+    batch: list[Message],
+    heartbeat_ms: int,
+) -> None:
+    """Write batches until shutdown, stream deletion or disconnect; raises only on cancel."""
+    closing = request.app[_CLOSING]
+    sent = request.app[METRICS].sse_events
+    query = MessageQuery(
+        limit=validation.MAX_BATCH,
+        key_pattern=params.key_pattern,
+        after_seq=cursor,
+        wait_ms=heartbeat_ms,
+    )
+    chunk = sse.preamble(cursor, SSE_RETRY_MS)
+    try:
+        while True:
+            if batch:
+                chunk += sse.encode_messages(batch, named=params.named)
+                query = dataclasses.replace(query, after_seq=batch[-1]["seq"])
+                sent.inc(len(batch))
+            await response.write(chunk)
+            if closing.is_set() or _gone(request):
+                return
+            batch = await store.read_messages(stream, query)
+            if not batch and (closing.is_set() or _gone(request)):
+                return
+            chunk = b"" if batch else sse.KEEPALIVE
+    except (ConnectionError, StoreNotFound, StoreUnavailable) as exc:
+        log.debug("live tail of %s ended: %r", stream, exc)
+    except Exception:
+        log.exception("live tail of %s failed", stream)
+
+
+def _gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()

@@ -85,9 +85,9 @@ def stream_json(s: StreamRecord) -> dict[str, Any]:
     }
 
 
-def consumer_json(c: ConsumerRecord) -> dict[str, Any]:
+def consumer_json(c: ConsumerRecord, max_waiting: int = 20) -> dict[str, Any]:
     """A consumer object as Sequin shapes it, plus ``ephemeral``/``inactive_threshold_ms``
-    and, when known, ``stats``."""
+    and, when known, ``stats``. ``max_waiting`` is the server's per-consumer long-poll cap."""
     body: dict[str, Any] = {
         "id": c.id,
         "name": c.name,
@@ -98,7 +98,7 @@ def consumer_json(c: ConsumerRecord) -> dict[str, Any]:
         "ack_wait_ms": c.ack_wait_ms,
         "max_ack_pending": c.max_ack_pending,
         "max_deliver": c.max_deliver,
-        "max_waiting": 20,
+        "max_waiting": max_waiting,
         "status": "active",
         "ephemeral": c.ephemeral,
         "inactive_threshold_ms": c.inactive_threshold_ms,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +21,13 @@ class RunningServer:
     runner: web.AppRunner
     host: str
     port: int
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:7376``."""
+        """Base URL, e.g. ``http://127.0.0.1:7376`` (``https`` when serving TLS)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     async def close(self) -> None:
         """Stop accepting, finish in-flight requests (briefly), then clean up the app."""
@@ -38,10 +40,12 @@ async def start_server(
     host: str = "127.0.0.1",
     port: int = 0,
     shutdown_timeout: float = 5.0,
+    ssl_context: ssl.SSLContext | None = None,
     **app_options: Any,
 ) -> RunningServer:
     """Open ``store``, build the app and listen; ``port=0`` picks a free port.
 
+    With ``ssl_context`` (see :func:`tls_context`) the server speaks HTTPS.
     ``app_options`` are passed to :func:`~streamkit.server.app.create_app`.
     """
     app = create_app(store, **app_options)
@@ -54,10 +58,24 @@ async def start_server(
         sock.bind((host, port))
         sock.listen(1024)
         sock.setblocking(False)
-        site = web.SockSite(runner, sock)
+        site = web.SockSite(runner, sock, ssl_context=ssl_context)
         await site.start()
     except BaseException:
         sock.close()
         await runner.cleanup()
         raise
-    return RunningServer(app=app, runner=runner, host=host, port=sock.getsockname()[1])
+    return RunningServer(
+        app=app,
+        runner=runner,
+        host=host,
+        port=sock.getsockname()[1],
+        tls=ssl_context is not None,
+    )
+
+
+def tls_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
+    """A server-side TLS context (TLS 1.2 or later) from a PEM certificate chain and key."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    return context

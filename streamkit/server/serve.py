@@ -10,7 +10,8 @@ import os
 import signal
 import sqlite3
 
-from streamkit.server.runner import start_server
+from streamkit.server.limits import DEFAULT_MAX_LONG_POLLS, DEFAULT_MAX_WAITING
+from streamkit.server.runner import start_server, tls_context
 from streamkit.server.store.sqlite import SqliteStore
 
 log = logging.getLogger("streamkit.server")
@@ -40,12 +41,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level", default="INFO", help="logging level (%(default)s)", type=str.upper
     )
+    parser.add_argument("--cert", help="PEM certificate (chain) file: serve HTTPS")
+    parser.add_argument("--key", help="PEM private key file for --cert (if not inside it)")
+    parser.add_argument(
+        "--max-waiting",
+        type=int,
+        default=DEFAULT_MAX_WAITING,
+        help="long-polls waiting at once per consumer; more get 429 (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-long-polls",
+        type=int,
+        default=DEFAULT_MAX_LONG_POLLS,
+        help="long-polls waiting at once on the server; more get 429 (%(default)s)",
+    )
 
 
 async def serve(args: argparse.Namespace) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     store = SqliteStore(args.db, synchronous=args.synchronous)
-    running = await start_server(store, host=args.host, port=args.port, api_key=args.api_key)
+    if args.key and not args.cert:
+        raise ValueError("--key needs --cert")
+    running = await start_server(
+        store,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        ssl_context=tls_context(args.cert, args.key) if args.cert else None,
+        max_waiting=args.max_waiting,
+        max_long_polls=args.max_long_polls,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(serve(args))
     except KeyboardInterrupt:  # signal handlers unavailable (Windows)
         pass
-    except (OSError, sqlite3.Error) as exc:  # address in use, unusable database file
+    except (OSError, ValueError, sqlite3.Error) as exc:  # port in use, bad db/cert/limits
         log.error("could not start: %s", exc)
         return 1
     return 0

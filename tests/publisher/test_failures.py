@@ -94,9 +94,7 @@ async def test_5xx_is_retried_with_the_same_ids(
     assert all([m["id"] for m in request] == ids for request in route.requests)
 
 
-async def test_429_waits_for_retry_after(
-    make_client: ClientFactory, route: FakeSendRoute
-) -> None:
+async def test_429_waits_for_retry_after(make_client: ClientFactory, route: FakeSendRoute) -> None:
     client = make_client(max_backoff=1.0)
     route.fail(429, summary="slow down", headers={"Retry-After": "0.2"})
     sent_at: list[float] = []

@@ -22,6 +22,7 @@ def make(api: FakeAPI, streams: list[str], prefetch: int = 2) -> tuple[Prefetche
     seen: list[Event] = []
     prefetcher = Prefetcher(
         api,
+        streams,
         {s: "c" for s in streams},
         batch_size=10,
         wait_for=0.05,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import orjson
 import pytest
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 import streamkit
@@ -20,7 +20,8 @@ from .fake_api import FakeAPI, delivery
 
 
 def make(api: FakeAPI, streams: tuple[str, ...] = ("orders",), **options: object) -> Subscription:
-    return Subscription(api, streams, wait_for=0.05, ack_interval=0.001, **options)  # type: ignore[arg-type]
+    options = {"wait_for": 0.05, "ack_interval": 0.001, **options}
+    return Subscription(api, streams, **options)  # type: ignore[arg-type]
 
 
 async def test_without_consumer_an_ephemeral_consumer_is_made_per_stream_and_deleted() -> None:
@@ -212,6 +213,11 @@ def message(seq: int) -> dict[str, object]:
     }
 
 
+async def long_poll(url: URL, **kwargs: object) -> CallbackResult:
+    await asyncio.sleep(int(url.query["wait_for"]) / 1000)
+    return CallbackResult(payload={"data": []})
+
+
 def bodies(mocked: aioresponses, verb: str) -> list[object]:
     url = URL(f"{BASE}/api/streams/orders/consumers/billing/{verb}")
     return [orjson.loads(call.kwargs["data"]) for call in mocked.requests.get(("POST", url), [])]
@@ -225,7 +231,7 @@ async def test_the_wire_shapes(mocked: aioresponses, client: streamkit.AsyncClie
     mocked.get(f"{BASE}/api/streams/orders/consumers/billing", payload=consumer)
     receive = re.compile(rf"^{re.escape(BASE)}/api/streams/orders/consumers/billing/receive\?.*")
     mocked.post(receive, payload={"data": [message(1), message(2), message(3)]})
-    mocked.post(receive, payload={"data": []}, repeat=True)
+    mocked.post(receive, callback=long_poll, repeat=True)
     for verb in ("ack", "nack"):
         mocked.post(
             f"{BASE}/api/streams/orders/consumers/billing/{verb}",

@@ -1,0 +1,314 @@
+"""The consume scenario: how fast a subscription hands out and acks events, and how soon.
+
+- streamkit, one subscription: events/s handed out by ``async for`` and acked
+  with ``await event.ack()``, until the last ack reached the server (the
+  subscription is closed inside the clock). The events are stored first.
+- nats-py JetStream: a durable pull consumer, ``fetch(batch)`` then
+  ``await msg.ack()`` for each, over a file-backed stream, same count and size.
+- streamkit, 4 competing processes on one consumer: from "go" until the server
+  counts nothing pending and nothing in flight.
+- latency: one event per millisecond published with ``client.send`` (one request
+  each) while a subscription long-polls; publish (before the request) to the
+  moment ``async for`` yields it, p50 and p99.
+
+``python -m benchmarks.consume`` runs this scenario alone (it starts its own
+servers); ``python -m benchmarks.consume --worker ...`` is the competing process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import streamkit
+from benchmarks.harness import Context, Measurement, print_table, servers
+from streamkit import Event
+
+SCENARIO = "consume"
+PAYLOAD = "x" * 100
+KEYS = 16
+RUNS = 2
+"""Each rate is the best of this many runs."""
+BATCH = 1000
+WORKERS = 4
+LATENCY_RATE = 1000
+"""Events per second published in the latency run."""
+WORKER_TIMEOUT = 120.0
+
+
+def m(name: str, value: float, unit: str, note: str = "") -> Measurement:
+    """A measurement of this scenario."""
+    return Measurement(SCENARIO, name, value, unit, note)
+
+
+async def fill(client: streamkit.AsyncClient, stream: str, count: int) -> None:
+    """Store ``count`` 100-byte events, a few requests of 1000 in flight at a time."""
+    names = [f"{stream}.k{i}" for i in range(KEYS)]
+
+    async def send(first: int) -> None:
+        last = min(first + 1000, count)
+        await client.send(stream, [Event(PAYLOAD, key=names[i % KEYS]) for i in range(first, last)])
+
+    starts = list(range(0, count, 1000))
+    for i in range(0, len(starts), 8):
+        await asyncio.gather(*(send(first) for first in starts[i : i + 8]))
+
+
+async def new_stream(client: streamkit.AsyncClient, count: int) -> str:
+    """A fresh stream holding ``count`` events, with a consumer ``bench`` over all of them."""
+    stream = f"bench-{uuid.uuid4().hex[:8]}"
+    await client.create_stream(stream)
+    await fill(client, stream, count)
+    await client.create_consumer(stream, "bench", start="all", max_ack_pending=100_000)
+    return stream
+
+
+# -- one subscription --------------------------------------------------------------------
+
+
+async def streamkit_rate(url: str, count: int) -> float:
+    """Events/s handed out and acked by one subscription."""
+    async with streamkit.connect(url) as client:
+        stream = await new_stream(client, count)
+        received = 0
+        started = time.perf_counter()
+        async with client.subscribe(stream, consumer="bench", batch_size=BATCH) as sub:
+            async for event in sub:
+                await event.ack()
+                received += 1
+                if received == count:
+                    break
+        elapsed = time.perf_counter() - started
+        left = await client.get_consumer(stream, "bench")
+        await client.delete_stream(stream)
+    if (left.pending, left.in_flight) != (0, 0):
+        raise RuntimeError(f"streamkit: {left.pending} pending, {left.in_flight} in flight")
+    return count / elapsed
+
+
+async def nats_rate(url: str, count: int) -> float:
+    """Events/s with a nats-py JetStream pull consumer: ``fetch`` + ``ack`` each message."""
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        stream = f"bench{uuid.uuid4().hex[:8]}"
+        await js.add_stream(name=stream, subjects=[f"{stream}.>"])
+        subjects = [f"{stream}.k{i}" for i in range(KEYS)]
+        payload = PAYLOAD.encode()
+        for i in range(count):
+            await js.publish_async(subjects[i % KEYS], payload)
+        await asyncio.wait_for(js.publish_async_completed(), 120)
+        psub = await js.pull_subscribe(f"{stream}.>", durable="bench", stream=stream)
+        received = 0
+        started = time.perf_counter()
+        while received < count:
+            for msg in await psub.fetch(BATCH, timeout=5):
+                await msg.ack()
+                received += 1
+        await nc.flush()
+        elapsed = time.perf_counter() - started
+        info = await js.consumer_info(stream, "bench")
+        await js.delete_stream(stream)
+    finally:
+        await nc.close()
+    if info.num_pending or info.num_ack_pending:
+        raise RuntimeError(f"nats: {info.num_pending} pending, {info.num_ack_pending} unacked")
+    return count / elapsed
+
+
+# -- competing processes -----------------------------------------------------------------
+
+
+async def worker(url: str, stream: str, consumer: str) -> None:
+    """A competing consumer process: "ready", wait for "go", consume until "stop"."""
+    loop = asyncio.get_running_loop()
+    async with streamkit.connect(url) as client:
+        await client.ping()
+        print("ready", flush=True)
+        await loop.run_in_executor(None, sys.stdin.readline)
+        handled = 0
+
+        async def consume() -> None:
+            nonlocal handled
+            async for event in sub:
+                await event.ack()
+                handled += 1
+
+        async with client.subscribe(stream, consumer=consumer, batch_size=BATCH) as sub:
+            task = asyncio.create_task(consume(), name="bench-consume")
+            await loop.run_in_executor(None, sys.stdin.readline)
+        await task
+    print(json.dumps({"handled": handled}), flush=True)
+
+
+async def competing_rate(url: str, count: int, workers: int = WORKERS) -> tuple[float, list[int]]:
+    """Events/s acked by ``workers`` processes sharing one consumer, and each one's share."""
+    async with streamkit.connect(url) as client:
+        stream = await new_stream(client, count)
+        command = [sys.executable, "-m", "benchmarks.consume", "--worker", "--url", url]
+        command += ["--stream", stream, "--consumer", "bench"]
+        procs = [
+            await asyncio.create_subprocess_exec(
+                *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+            for _ in range(workers)
+        ]
+        try:
+            for proc in procs:
+                assert proc.stdout is not None
+                line = await asyncio.wait_for(proc.stdout.readline(), 30)
+                if line.strip() != b"ready":
+                    raise RuntimeError(f"worker said {line!r}")
+            started = time.perf_counter()
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write(b"go\n")
+                await proc.stdin.drain()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + WORKER_TIMEOUT
+            while True:
+                left = await client.get_consumer(stream, "bench")
+                if left.pending == 0 and left.in_flight == 0:
+                    break
+                if loop.time() > deadline:
+                    raise TimeoutError(f"{left.pending} pending, {left.in_flight} in flight")
+                await asyncio.sleep(0.005)
+            elapsed = time.perf_counter() - started
+            shares = []
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write(b"stop\n")
+                await proc.stdin.drain()
+                out, _ = await asyncio.wait_for(proc.communicate(), 30)
+                shares.append(int(json.loads(out.decode().splitlines()[-1])["handled"]))
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        await client.delete_stream(stream)
+    if sum(shares) != count:
+        raise RuntimeError(f"competing: {sum(shares)} handled of {count}")
+    return count / elapsed, shares
+
+
+# -- latency -----------------------------------------------------------------------------
+
+
+async def latencies(url: str, seconds: float, rate: int = LATENCY_RATE) -> list[float]:
+    """Publish-to-deliver latencies (ms) at a steady ``rate`` events/s for ``seconds``."""
+    async with streamkit.connect(url) as client:
+        stream = f"bench-{uuid.uuid4().hex[:8]}"
+        await client.create_stream(stream)
+        total = int(seconds * rate)
+        sent_at: dict[str, float] = {}
+        measured: list[float] = []
+        async with client.subscribe(stream, wait_for=5.0) as sub:
+
+            async def consume() -> None:
+                async for event in sub:
+                    measured.append((time.perf_counter() - sent_at[event.id]) * 1000)
+                    await event.ack()
+                    if len(measured) == total:
+                        return
+
+            async def send(event: Event) -> None:
+                sent_at[event.id] = time.perf_counter()
+                await client.send(stream, [event])
+
+            consumer = asyncio.create_task(consume(), name="bench-latency-consume")
+            sends = []
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for i in range(total):
+                # A steady schedule: each send at its own tick, however long the last took.
+                await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
+                event = Event(PAYLOAD, key=f"{stream}.k{i % KEYS}")
+                sends.append(asyncio.create_task(send(event), name=f"bench-send-{i}"))
+            await asyncio.gather(*sends)
+            await asyncio.wait_for(consumer, 30)
+        await client.delete_stream(stream)
+    return measured
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The ``p``-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+async def best_of(runs: int, measure: Callable[[], Awaitable[float]]) -> float:
+    """The best rate of ``runs`` runs (the first one also warms connections and caches)."""
+    return max([await measure() for _ in range(runs)])
+
+
+async def run(ctx: Context) -> list[Measurement]:
+    """Measure one subscription, its JetStream peer, competing processes and latency."""
+    count = ctx.size(200_000, 50_000)
+    seconds = ctx.size(5, 2)
+    url = ctx.streamkit_url
+    best = f"best of {RUNS}"
+
+    ours = await best_of(RUNS, lambda: streamkit_rate(url, count))
+    rows = [m("streamkit subscription, consume+ack", ours, "events/s", f"{count:,} events, {best}")]
+    nats_url = ctx.nats_url
+    if nats_url is not None:
+        peer = await best_of(RUNS, lambda: nats_rate(nats_url, count))
+        rows += [
+            m("nats-py JetStream fetch+ack", peer, "events/s", f"{count:,} events, {best}"),
+            m("streamkit / nats JetStream", ours / peer, "x"),
+        ]
+    else:
+        rows.append(m("nats-py JetStream fetch+ack", math.nan, "events/s", "no nats-server"))
+    competing, shares = await competing_rate(url, count)
+    rows.append(
+        m(
+            f"streamkit, {WORKERS} competing processes",
+            competing,
+            "events/s",
+            "shares " + "/".join(f"{s:,}" for s in shares),
+        )
+    )
+    lat = await latencies(url, seconds)
+    note = f"{len(lat):,} events at {LATENCY_RATE}/s, send() -> async for"
+    rows += [
+        m("publish->deliver p50", statistics.median(lat), "ms", note),
+        m("publish->deliver p99", percentile(lat, 99), "ms", note),
+    ]
+    return rows
+
+
+async def standalone(quick: bool) -> None:
+    """Start the servers and run this scenario alone."""
+    async with servers(quick) as ctx:
+        rows = await run(ctx)
+    print_table(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.consume [--quick]``, or a competing worker with ``--worker``."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.consume", description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--stream", help=argparse.SUPPRESS)
+    parser.add_argument("--consumer", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        asyncio.run(worker(args.url, args.stream, args.consumer))
+    else:
+        asyncio.run(standalone(args.quick))
+
+
+if __name__ == "__main__":
+    main()

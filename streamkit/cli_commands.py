@@ -1,0 +1,423 @@
+"""What each ``streamkit`` command does; `streamkit.cli` parses the arguments and maps
+errors to exit codes. This module needs rich (the ``[cli]`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, BinaryIO
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from streamkit.cli_format import InputError, event_from_line, render_event
+from streamkit.cli_input import LineReader
+from streamkit.client import AsyncClient, connect
+from streamkit.errors import Nack, NotFound
+from streamkit.models import Ack, Consumer, Event, Stream
+from streamkit.reader import BACKWARD
+
+__all__ = ["COMMANDS", "CommandError", "run"]
+
+Command = Callable[[AsyncClient, argparse.Namespace], Awaitable[int]]
+
+
+class CommandError(Exception):
+    """A command failed in a way the user should read about (exit code 1)."""
+
+
+async def run(handler: str, args: argparse.Namespace, *, url: str) -> int:
+    """Connect to ``url`` and run the command named ``handler``; return the exit code."""
+    async with connect(url, api_key=args.client_api_key) as client:
+        return await COMMANDS[handler](client, args)
+
+
+def _emit(line: str, *, flush: bool) -> None:
+    sys.stdout.write(line + "\n")
+    if flush:
+        sys.stdout.flush()
+
+
+# publish
+
+
+@dataclass
+class _Tally:
+    """How publishing went, counted by the ack and nack callbacks."""
+
+    queued: int = 0
+    acked: int = 0
+    nacked: int = 0
+    first_nack: Nack | None = None
+
+    def on_ack(self, ack: Ack) -> None:
+        self.acked += 1
+
+    def on_nack(self, nack: Nack) -> None:
+        self.nacked += 1
+        self.first_nack = self.first_nack or nack
+
+
+@contextlib.contextmanager
+def _open_input(args: argparse.Namespace) -> Iterator[BinaryIO]:
+    if args.file is not None and args.file_option is not None:
+        raise InputError("give the input either as FILE or as --file, not both")
+    path = args.file if args.file is not None else args.file_option
+    if path is None or path == "-":
+        yield sys.stdin.buffer
+        return
+    with open(path, "rb") as source:
+        yield source
+
+
+async def _every(interval: float, action: Callable[[], None]) -> None:
+    while True:
+        action()
+        await asyncio.sleep(interval)
+
+
+async def _publish_lines(
+    client: AsyncClient, args: argparse.Namespace, reader: LineReader, tally: _Tally
+) -> InputError | None:
+    """Publish every line; on a bad line stop there. Either way wait until all is settled."""
+    failure: InputError | None = None
+    lineno = 0
+    try:
+        async for lines in reader.batches():
+            events: list[Event] = []
+            try:
+                for line in lines:
+                    lineno += 1
+                    event = event_from_line(line, args.format, key=args.key, lineno=lineno)
+                    if event is not None:
+                        events.append(event)
+            finally:  # the lines before a bad one are still published
+                if events:
+                    await client.publish(
+                        args.stream, events, on_ack=tally.on_ack, on_nack=tally.on_nack
+                    )
+                    tally.queued += len(events)
+    except InputError as exc:
+        failure = exc
+    await client.flush(timeout=None)
+    return failure
+
+
+async def publish(client: AsyncClient, args: argparse.Namespace) -> int:
+    """``streamkit publish STREAM [FILE]``: one event per line, a progress bar, a rate line."""
+    with _open_input(args) as source:
+        reader = LineReader(source)
+        tally = _Tally()
+        console = Console(stderr=True)
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[acked]:,} stored"),
+            TextColumn("{task.fields[rate]:,.0f} events/s"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        started = time.perf_counter()
+
+        def refresh() -> None:
+            elapsed = time.perf_counter() - started
+            progress.update(
+                task,
+                completed=reader.bytes_read,
+                acked=tally.acked,
+                rate=tally.acked / elapsed if elapsed > 0 else 0.0,
+            )
+
+        with progress:
+            task = progress.add_task(
+                f"publishing to {args.stream}", total=reader.total, acked=0, rate=0.0
+            )
+            ticker = asyncio.create_task(_every(0.1, refresh), name="streamkit-cli-progress")
+            try:
+                failure = await _publish_lines(client, args, reader, tally)
+            finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+            refresh()
+    elapsed = time.perf_counter() - started
+    rate = tally.acked / elapsed if elapsed > 0 else 0.0
+    noun = "event" if tally.acked == 1 else "events"
+    summary = f"published {tally.acked:,} {noun} to {args.stream} in {elapsed:.2f}s"
+    summary += f" ({rate:,.0f} events/s)"
+    if tally.nacked:
+        summary += f", {tally.nacked:,} not stored"
+    _emit(summary, flush=True)
+    if failure is not None:
+        raise failure
+    if tally.first_nack is not None:
+        raise CommandError(f"{tally.nacked:,} event(s) not stored; first: {tally.first_nack}")
+    return 0
+
+
+# tail and consume
+
+
+async def tail(client: AsyncClient, args: argparse.Namespace) -> int:
+    """``streamkit tail STREAM``: the newest events (or all from ``--from``), then live ones."""
+    stream, pattern, follow = args.stream, args.key_pattern, args.follow
+    if args.from_seq is not None:
+        start = args.from_seq
+    else:
+        newest = await client.get(stream, max_count=1, direction=BACKWARD)
+        end = (newest[0].seq or 0) if newest else 0
+        if args.lines and end:
+            history = await client.get(
+                stream, max_count=args.lines, from_seq=end, direction=BACKWARD, key_pattern=pattern
+            )
+            for event in reversed(history):
+                _emit(render_event(event), flush=follow)
+        if not follow:
+            return 0
+        start = end + 1
+    async for event in client.iter(stream, from_seq=start, key_pattern=pattern, follow=follow):
+        _emit(render_event(event), flush=follow)
+    return 0
+
+
+async def consume(client: AsyncClient, args: argparse.Namespace) -> int:
+    """``streamkit consume STREAM CONSUMER``: print each delivery, then ack it."""
+    limit: int | None = args.max
+    handled = 0
+    batch_size = min(limit, 100) if limit else 100
+    subscription = client.subscribe(
+        args.stream, consumer=args.consumer, batch_size=batch_size, prefetch=1
+    )
+    async with subscription:
+        async for event in subscription:
+            _emit(render_event(event, delivery=True), flush=True)
+            await event.ack()
+            handled += 1
+            if limit is not None and handled >= limit:
+                break
+    return 0
+
+
+# stats, streams, consumers
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _kind(consumer: Consumer) -> str:
+    return "ephemeral" if consumer.raw.get("ephemeral") else "durable"
+
+
+def _stream_json(stream: Stream) -> dict[str, Any]:
+    return {
+        "id": stream.id,
+        "name": stream.name,
+        "message_count": stream.message_count,
+        "consumer_count": stream.consumer_count,
+        "storage_size": stream.storage_size,
+        "inserted_at": stream.inserted_at,
+    }
+
+
+def _consumer_json(consumer: Consumer) -> dict[str, Any]:
+    return {
+        "id": consumer.id,
+        "name": consumer.name,
+        "filter_key_pattern": consumer.filter_key_pattern,
+        "kind": _kind(consumer),
+        "ack_wait_ms": consumer.ack_wait_ms,
+        "max_ack_pending": consumer.max_ack_pending,
+        "max_deliver": consumer.max_deliver,
+        "pending": consumer.pending,
+        "in_flight": consumer.in_flight,
+        "dead": consumer.dead,
+    }
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode("utf-8")
+
+
+def _streams_table(streams: list[Stream]) -> Table:
+    table = Table(title="Streams", title_justify="left")
+    table.add_column("Stream", style="bold", no_wrap=True)
+    table.add_column("Messages", justify="right")
+    table.add_column("Consumers", justify="right")
+    table.add_column("Storage", justify="right")
+    table.add_column("Created")
+    for s in streams:
+        table.add_row(
+            s.name,
+            f"{s.message_count:,}",
+            f"{s.consumer_count:,}",
+            _size(s.storage_size),
+            _when(s.inserted_at),
+        )
+    return table
+
+
+async def _consumers_with_stats(client: AsyncClient, stream: str) -> list[Consumer]:
+    """A stream's consumers, each with its stats (a listing has none)."""
+
+    async def detailed(consumer: Consumer) -> Consumer:
+        try:
+            return await client.get_consumer(stream, consumer.name)
+        except NotFound:  # deleted meanwhile (an ephemeral one expired, say)
+            return consumer
+
+    listed = await client.list_consumers(stream)
+    return list(await asyncio.gather(*(detailed(c) for c in listed)))
+
+
+async def stats(client: AsyncClient, args: argparse.Namespace) -> int:
+    """``streamkit stats [STREAM ...]``: streams and consumers with their counts."""
+    if args.streams:
+        streams = list(await asyncio.gather(*(client.get_stream(s) for s in args.streams)))
+    else:
+        streams = await client.list_streams()
+    consumers = await asyncio.gather(*(_consumers_with_stats(client, s.name) for s in streams))
+    if args.json:
+        body = [
+            {**_stream_json(s), "consumers": [_consumer_json(c) for c in cs]}
+            for s, cs in zip(streams, consumers, strict=True)
+        ]
+        _emit(_dumps({"streams": body}), flush=True)
+        return 0
+    console = Console()
+    console.print(_streams_table(streams))
+    table = Table(title="Consumers", title_justify="left")
+    table.add_column("Stream", no_wrap=True)
+    table.add_column("Consumer", style="bold", no_wrap=True)
+    table.add_column("Filter")
+    table.add_column("Pending", justify="right")
+    table.add_column("In flight", justify="right")
+    table.add_column("Dead", justify="right")
+    table.add_column("Kind")
+    for s, cs in zip(streams, consumers, strict=True):
+        for c in cs:
+            table.add_row(
+                s.name,
+                c.name,
+                c.filter_key_pattern,
+                f"{c.pending:,}",
+                f"{c.in_flight:,}",
+                f"{c.dead:,}",
+                _kind(c),
+            )
+    console.print(table)
+    return 0
+
+
+async def streams_create(client: AsyncClient, args: argparse.Namespace) -> int:
+    """``streamkit streams create NAME``."""
+    stream = await client.create_stream(
+        args.name,
+        exist_ok=args.exist_ok,
+        one_message_per_key=args.one_message_per_key or None,
+    )
+    verb = "stream ready:" if args.exist_ok else "created stream"
+    _emit(f"{verb} {stream.name} (id {stream.id})", flush=True)
+    return 0
+
+
+async def streams_delete(client: AsyncClient, args: argparse.Namespace) -> int:
+    """``streamkit streams delete NAME``."""
+    await client.delete_stream(args.name, missing_ok=args.missing_ok)
+    _emit(f"deleted stream {args.name}", flush=True)
+    return 0
+
+
+async def streams_list(client: AsyncClient, args: argparse.Namespace) -> int:
+    """``streamkit streams list``."""
+    streams = await client.list_streams()
+    if args.json:
+        for s in streams:
+            _emit(_dumps(_stream_json(s)), flush=False)
+    else:
+        Console().print(_streams_table(streams))
+    return 0
+
+
+async def consumers_create(client: AsyncClient, args: argparse.Namespace) -> int:
+    """``streamkit consumers create STREAM NAME``."""
+    consumer = await client.create_consumer(
+        args.stream,
+        args.name,
+        args.filter,
+        exist_ok=args.exist_ok,
+        ack_wait=args.ack_wait,
+        max_ack_pending=args.max_ack_pending,
+        max_deliver=args.max_deliver,
+        start=args.start,
+    )
+    verb = "consumer ready:" if args.exist_ok else "created consumer"
+    _emit(
+        f"{verb} {consumer.name} on {args.stream} (filter {consumer.filter_key_pattern}, "
+        f"id {consumer.id})",
+        flush=True,
+    )
+    return 0
+
+
+async def consumers_delete(client: AsyncClient, args: argparse.Namespace) -> int:
+    """``streamkit consumers delete STREAM NAME``."""
+    await client.delete_consumer(args.stream, args.name, missing_ok=args.missing_ok)
+    _emit(f"deleted consumer {args.name} of {args.stream}", flush=True)
+    return 0
+
+
+async def consumers_list(client: AsyncClient, args: argparse.Namespace) -> int:
+    """``streamkit consumers list STREAM``."""
+    consumers = await client.list_consumers(args.stream)
+    if args.json:
+        for c in consumers:
+            _emit(_dumps(_consumer_json(c)), flush=False)
+        return 0
+    table = Table(title=f"Consumers of {args.stream}", title_justify="left")
+    table.add_column("Consumer", style="bold", no_wrap=True)
+    table.add_column("Filter")
+    table.add_column("Ack wait", justify="right")
+    table.add_column("Max deliver", justify="right")
+    table.add_column("Kind")
+    for c in consumers:
+        max_deliver = "-" if c.max_deliver is None else str(c.max_deliver)
+        table.add_row(
+            c.name, c.filter_key_pattern, f"{c.ack_wait_ms / 1000:g}s", max_deliver, _kind(c)
+        )
+    Console().print(table)
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "publish": publish,
+    "tail": tail,
+    "consume": consume,
+    "stats": stats,
+    "streams_create": streams_create,
+    "streams_delete": streams_delete,
+    "streams_list": streams_list,
+    "consumers_create": consumers_create,
+    "consumers_delete": consumers_delete,
+    "consumers_list": consumers_list,
+}
+"""Command handlers by the ``handler`` name the parser sets."""

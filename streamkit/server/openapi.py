@@ -1,0 +1,649 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at ``GET /api/openapi.json``.
+
+Schemas follow :mod:`streamkit.server.validation`: a request the document calls
+valid passes validation (it may still meet a 404 or a name already taken), and
+the limits are the validators' own constants. Unknown body fields are ignored
+by the server, so request objects allow additional properties.
+
+:func:`build_spec` documents the operations of :data:`OPERATIONS` whose route
+the app actually registered; ``tests/faults`` checks that every registered
+route is documented and fuzzes each one against its schemas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from streamkit.keys import MAX_KEY_LENGTH, MAX_KEY_TOKENS, MAX_NAME_LENGTH
+from streamkit.server.validation import (
+    DEFAULT_MAX_WAIT_MS,
+    MAX_ACK_IDS,
+    MAX_BATCH,
+    MAX_DELAY_MS,
+    MAX_ID_LENGTH,
+    MAX_INT,
+)
+
+Schema = dict[str, Any]
+
+OPENAPI_PATH = "/api/openapi.json"
+
+_TOKEN = r"[a-zA-Z0-9_-]+"
+_FTOKEN = rf"(?:{_TOKEN}|\*)"
+NAME_PATTERN = rf"^{_TOKEN}$"
+KEY_PATTERN = rf"^{_TOKEN}(?:\.{_TOKEN}){{0,{MAX_KEY_TOKENS - 1}}}$"
+FILTER_PATTERN = (
+    rf"^(?:{_FTOKEN}(?:\.{_FTOKEN}){{0,{MAX_KEY_TOKENS - 1}}}"
+    rf"|(?:{_FTOKEN}\.){{0,{MAX_KEY_TOKENS - 1}}}>)$"
+)
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _int(minimum: int, maximum: int = MAX_INT, **extra: Any) -> Schema:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum, **extra}
+
+
+_NAME: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_NAME_LENGTH,
+    "pattern": NAME_PATTERN,
+}
+_FILTER: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_KEY_LENGTH,
+    "pattern": FILTER_PATTERN,
+}
+_TIME: Schema = {"type": "string", "format": "date-time"}
+_SEQ: Schema = {"type": "integer", "minimum": 1}
+_ACK_IDS: Schema = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_ACK_IDS}
+
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object",
+        "required": ["summary"],
+        "properties": {
+            "summary": {"type": "string"},
+            "code": {"type": "string"},
+            "validation_errors": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            },
+            "param": {"type": "string"},
+        },
+    },
+    "StreamCreate": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": _NAME,
+            "one_message_per_key": _nullable({"type": "boolean"}),
+            "process_unmodified": _nullable({"type": "boolean"}),
+            "max_storage_gb": _nullable(_int(1)),
+            "retain_up_to": _nullable(_int(1)),
+            "retain_at_least": _nullable(_int(1)),
+        },
+    },
+    "Stream": {
+        "type": "object",
+        "required": ["id", "name", "account_id", "inserted_at", "updated_at", "stats"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "account_id": {"type": "string"},
+            "one_message_per_key": {"type": "boolean"},
+            "process_unmodified": {"type": "boolean"},
+            "max_storage_gb": _nullable({"type": "integer"}),
+            "retain_up_to": _nullable({"type": "integer"}),
+            "retain_at_least": _nullable({"type": "integer"}),
+            "inserted_at": _TIME,
+            "updated_at": _TIME,
+            "stats": {
+                "type": "object",
+                "required": ["message_count", "consumer_count", "storage_size"],
+                "properties": {
+                    "message_count": {"type": "integer", "minimum": 0},
+                    "consumer_count": {"type": "integer", "minimum": 0},
+                    "storage_size": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    },
+    "NewMessage": {
+        "type": "object",
+        "required": ["key", "data"],
+        "properties": {
+            "key": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_KEY_LENGTH,
+                "pattern": KEY_PATTERN,
+            },
+            "data": {"type": "string"},
+            "id": _nullable({"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH}),
+            "headers": _nullable({"type": "object", "additionalProperties": {"type": "string"}}),
+            "encoding": {"enum": ["base64", "utf-8", None]},
+        },
+        "if": {"required": ["encoding"], "properties": {"encoding": {"const": "base64"}}},
+        "then": {"properties": {"data": {"type": "string", "pattern": BASE64_PATTERN}}},
+    },
+    "PublishRequest": {
+        "type": "object",
+        "required": ["messages"],
+        "properties": {
+            "messages": {
+                "type": "array",
+                "items": _ref("NewMessage"),
+                "minItems": 1,
+                "maxItems": MAX_BATCH,
+            }
+        },
+    },
+    "PublishAck": {
+        "type": "object",
+        "required": ["id", "seq", "committed"],
+        "properties": {
+            "id": _nullable({"type": "string"}),
+            "seq": _SEQ,
+            "committed": _TIME,
+        },
+    },
+    "PublishResponse": {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {
+                "type": "object",
+                "required": ["published", "acks"],
+                "properties": {
+                    "published": {"type": "integer", "minimum": 0, "maximum": MAX_BATCH},
+                    "acks": {"type": "array", "items": _ref("PublishAck")},
+                },
+            }
+        },
+    },
+    "Message": {
+        "type": "object",
+        "required": ["key", "stream_id", "data", "data_hash", "seq", "inserted_at", "updated_at"],
+        "properties": {
+            "key": {"type": "string"},
+            "stream_id": {"type": "string"},
+            "data": {"type": "string"},
+            "data_hash": {"type": "string"},
+            "seq": _SEQ,
+            "inserted_at": _TIME,
+            "updated_at": _TIME,
+            "id": {"type": "string"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "encoding": {"enum": ["base64", "utf-8"]},
+        },
+    },
+    "MessageList": {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"data": {"type": "array", "items": _ref("Message")}},
+    },
+    "ConsumerCreate": {
+        "type": "object",
+        "required": ["filter_key_pattern"],
+        "properties": {
+            "name": _NAME,
+            "filter_key_pattern": _FILTER,
+            "kind": {"enum": ["pull", None]},
+            "ack_wait_ms": _nullable(_int(1, MAX_DELAY_MS, default=30_000)),
+            "max_ack_pending": _nullable(_int(1, 1_000_000, default=10_000)),
+            "max_deliver": _nullable(_int(1)),
+            "start": {
+                "anyOf": [{"enum": ["all", "new", None]}, _int(0)],
+                "description": "every message (default), only new ones, or from a seq",
+            },
+            "ephemeral": _nullable({"type": "boolean"}),
+            "inactive_threshold_ms": _nullable(_int(1, MAX_DELAY_MS)),
+        },
+        "description": "`name` may be omitted only for an ephemeral consumer; "
+        "`inactive_threshold_ms` is only allowed for ephemeral consumers.",
+        "if": {"required": ["ephemeral"], "properties": {"ephemeral": {"const": True}}},
+        "then": {},
+        "else": {
+            "required": ["name"],
+            "properties": {"inactive_threshold_ms": {"type": "null"}},
+        },
+    },
+    "Consumer": {
+        "type": "object",
+        "required": [
+            "id",
+            "name",
+            "stream_id",
+            "account_id",
+            "filter_key_pattern",
+            "kind",
+            "ack_wait_ms",
+            "max_ack_pending",
+            "max_deliver",
+            "max_waiting",
+            "status",
+            "inserted_at",
+            "updated_at",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "stream_id": {"type": "string"},
+            "account_id": {"type": "string"},
+            "filter_key_pattern": {"type": "string"},
+            "kind": {"const": "pull"},
+            "ack_wait_ms": {"type": "integer", "minimum": 1},
+            "max_ack_pending": {"type": "integer", "minimum": 1},
+            "max_deliver": _nullable({"type": "integer", "minimum": 1}),
+            "max_waiting": {"type": "integer", "minimum": 1},
+            "status": {"type": "string"},
+            "ephemeral": {"type": "boolean"},
+            "inactive_threshold_ms": _nullable({"type": "integer"}),
+            "inserted_at": _TIME,
+            "updated_at": _TIME,
+            "stats": {
+                "type": "object",
+                "required": ["pending", "in_flight", "dead"],
+                "properties": {
+                    "pending": {"type": "integer", "minimum": 0},
+                    "in_flight": {"type": "integer", "minimum": 0},
+                    "dead": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    },
+    "ReceiveBody": {
+        "type": "object",
+        "properties": {
+            "batch_size": _int(1, MAX_BATCH),
+            "wait_for": {"type": "integer", "minimum": 0, "maximum": MAX_INT},
+        },
+    },
+    "Delivery": {
+        "type": "object",
+        "required": ["ack_id", "message", "delivery_count"],
+        "properties": {
+            "ack_id": {"type": "string"},
+            "message": _ref("Message"),
+            "delivery_count": {"type": "integer", "minimum": 1},
+        },
+    },
+    "AckIds": {
+        "type": "object",
+        "required": ["ack_ids"],
+        "properties": {"ack_ids": _ACK_IDS},
+    },
+    "NackBody": {
+        "type": "object",
+        "required": ["ack_ids"],
+        "properties": {
+            "ack_ids": _ACK_IDS,
+            "delay_ms": _nullable(_int(0, MAX_DELAY_MS, default=0)),
+        },
+    },
+    "Success": {
+        "type": "object",
+        "required": ["success"],
+        "properties": {"success": {"const": True}},
+    },
+    "Deleted": {
+        "type": "object",
+        "required": ["id", "deleted"],
+        "properties": {"id": {"type": "string"}, "deleted": {"const": True}},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented route: method, path, parameters, body and answers."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    query: dict[str, Schema] = field(default_factory=dict)
+    body: str | None = None
+    body_required: bool = True
+    ok_status: int = 200
+    ok_schema: Schema | None = None
+    ok_media: str = "application/json"
+    errors: tuple[int, ...] = (400, 404)
+    headers: dict[str, Schema] = field(default_factory=dict)
+
+
+_S = "/api/streams/{stream}"
+_C = _S + "/consumers/{consumer}"
+_WAIT: Schema = {
+    "type": "integer",
+    "minimum": 0,
+    "description": f"long-poll milliseconds; capped by the server (default {DEFAULT_MAX_WAIT_MS})",
+}
+_LIMIT: Schema = _int(1, MAX_BATCH, default=100)
+
+
+def _data_list(item: str) -> Schema:
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"data": {"type": "array", "items": _ref(item)}},
+    }
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "get",
+        "/health",
+        "health",
+        "Liveness (no auth)",
+        errors=(),
+        ok_schema={"type": "object", "required": ["ok"], "properties": {"ok": {"const": True}}},
+    ),
+    Operation(
+        "get",
+        "/api/ping",
+        "ping",
+        "Server identity",
+        errors=(),
+        ok_schema={
+            "type": "object",
+            "required": ["ok", "version"],
+            "properties": {"ok": {"const": True}, "version": {"type": "string"}},
+        },
+    ),
+    Operation(
+        "get",
+        OPENAPI_PATH,
+        "openapi",
+        "This document",
+        errors=(),
+        ok_schema={"type": "object", "required": ["openapi", "paths"]},
+    ),
+    Operation(
+        "get",
+        "/metrics",
+        "metrics",
+        "Prometheus metrics",
+        errors=(),
+        ok_media="text/plain",
+        ok_schema={"type": "string"},
+    ),
+    Operation(
+        "post",
+        "/api/streams",
+        "createStream",
+        "Create a stream",
+        body="StreamCreate",
+        ok_status=201,
+        ok_schema=_ref("Stream"),
+        errors=(400, 413, 422),
+    ),
+    Operation(
+        "get",
+        "/api/streams",
+        "listStreams",
+        "List streams",
+        errors=(),
+        ok_schema=_data_list("Stream"),
+    ),
+    Operation(
+        "get", _S, "getStream", "A stream with stats", ok_schema=_ref("Stream"), errors=(404,)
+    ),
+    Operation(
+        "delete",
+        _S,
+        "deleteStream",
+        "Delete a stream, its messages and consumers",
+        ok_schema=_ref("Deleted"),
+        errors=(404,),
+    ),
+    Operation(
+        "post",
+        _S + "/messages",
+        "publish",
+        "Publish 1..1000 messages, all or nothing",
+        body="PublishRequest",
+        ok_schema=_ref("PublishResponse"),
+        errors=(400, 404, 413, 422),
+    ),
+    Operation(
+        "get",
+        _S + "/messages",
+        "readMessages",
+        "A page of stored messages",
+        query={
+            "limit": _LIMIT,
+            "sort": {"enum": ["seq_asc", "seq_desc"], "default": "seq_asc"},
+            "key_pattern": _FILTER,
+            "after_seq": _int(0),
+            "before_seq": _int(0),
+            "wait_for": _WAIT,
+        },
+        ok_schema=_ref("MessageList"),
+        errors=(400, 404, 429),
+    ),
+    Operation(
+        "get",
+        _S + "/messages/sse",
+        "tailMessages",
+        "Live tail as server-sent events",
+        query={
+            "last_event_id": _int(0),
+            "from_seq": _int(0),
+            "key_pattern": _FILTER,
+            "event": {"enum": ["key", "message"], "default": "key"},
+        },
+        headers={"Last-Event-ID": {"type": "string", "pattern": r"^[0-9]{1,18}$"}},
+        ok_media="text/event-stream",
+        ok_schema={"type": "string"},
+        errors=(400, 404),
+    ),
+    Operation(
+        "post",
+        _S + "/consumers",
+        "createConsumer",
+        "Create a consumer",
+        body="ConsumerCreate",
+        ok_status=201,
+        ok_schema=_ref("Consumer"),
+        errors=(400, 404, 413, 422),
+    ),
+    Operation(
+        "get",
+        _S + "/consumers",
+        "listConsumers",
+        "A stream's consumers",
+        ok_schema=_data_list("Consumer"),
+        errors=(404,),
+    ),
+    Operation(
+        "get", _C, "getConsumer", "A consumer with stats", ok_schema=_ref("Consumer"), errors=(404,)
+    ),
+    Operation(
+        "delete",
+        _C,
+        "deleteConsumer",
+        "Delete a consumer",
+        ok_schema=_ref("Deleted"),
+        errors=(404,),
+    ),
+    Operation(
+        "get",
+        _C + "/receive",
+        "receive",
+        "Take deliveries (long-poll)",
+        query={"batch_size": _int(1, MAX_BATCH, default=10), "wait_for": _WAIT},
+        ok_schema=_data_list("Delivery"),
+        errors=(400, 404, 429),
+    ),
+    Operation(
+        "post",
+        _C + "/receive",
+        "receivePost",
+        "Take deliveries (long-poll); a JSON body overrides the query",
+        query={"batch_size": _int(1, MAX_BATCH, default=10), "wait_for": _WAIT},
+        body="ReceiveBody",
+        body_required=False,
+        ok_schema=_data_list("Delivery"),
+        errors=(400, 404, 413, 422, 429),
+    ),
+    Operation(
+        "post",
+        _C + "/ack",
+        "ack",
+        "Acknowledge deliveries (unknown ids are ignored)",
+        body="AckIds",
+        ok_schema=_ref("Success"),
+        errors=(400, 404, 413, 422),
+    ),
+    Operation(
+        "post",
+        _C + "/nack",
+        "nack",
+        "Redeliver after delay_ms",
+        body="NackBody",
+        ok_schema=_ref("Success"),
+        errors=(400, 404, 413, 422),
+    ),
+    Operation(
+        "post",
+        _C + "/extend",
+        "extend",
+        "Reset ack deadlines",
+        body="AckIds",
+        ok_schema=_ref("Success"),
+        errors=(400, 404, 413, 422),
+    ),
+    Operation(
+        "get",
+        _C + "/dead",
+        "deadLetters",
+        "Dead-lettered messages",
+        query={"limit": _LIMIT},
+        ok_schema=_ref("MessageList"),
+        errors=(400, 404),
+    ),
+)
+
+_ERROR_TEXT = {
+    400: "Malformed JSON or query parameter",
+    401: "Missing or invalid API key",
+    404: "No such stream, consumer or route",
+    413: "Request body too large",
+    422: "Validation failed (validation_errors names each field)",
+    429: "Too many long-polls waiting; retry after Retry-After seconds",
+    503: "Shutting down; retry after Retry-After seconds",
+}
+
+
+def _path_params(path: str) -> list[Schema]:
+    params = []
+    for name in ("stream", "consumer"):
+        if "{" + name + "}" in path:
+            params.append(
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "description": f"the {name}'s name or id",
+                    "schema": {"type": "string", "minLength": 1},
+                }
+            )
+    return params
+
+
+def _operation(op: Operation, auth: bool) -> Schema:
+    params = _path_params(op.path)
+    params += [
+        {"name": n, "in": "query", "required": False, "schema": s} for n, s in op.query.items()
+    ]
+    params += [
+        {"name": n, "in": "header", "required": False, "schema": s} for n, s in op.headers.items()
+    ]
+    error = {"$ref": "#/components/responses/Error"}
+    responses: Schema = {
+        str(op.ok_status): {
+            "description": "OK",
+            "content": {op.ok_media: {"schema": op.ok_schema or {}}},
+        }
+    }
+    secured = auth and op.path != "/health"
+    for status in sorted({*op.errors, 503, *((401,) if secured else ())}):
+        responses[str(status)] = {**error, "description": _ERROR_TEXT[status]}
+    spec: Schema = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "parameters": params,
+        "responses": responses,
+    }
+    if op.body is not None:
+        spec["requestBody"] = {
+            "required": op.body_required,
+            "content": {"application/json": {"schema": _ref(op.body)}},
+        }
+    if op.path == "/health":
+        spec["security"] = []
+    return spec
+
+
+def registered(router: web.UrlDispatcher) -> set[tuple[str, str]]:
+    """(method, path) of every route ``router`` serves (HEAD twins of GET left out)."""
+    out = set()
+    for route in router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter")
+        if path and route.method != "HEAD":
+            out.add((route.method.lower(), str(path)))
+    return out
+
+
+def build_spec(routes: Iterable[tuple[str, str]], *, version: str, auth: bool) -> dict[str, Any]:
+    """The document for the documented operations among ``routes`` ((method, path) pairs)."""
+    wanted = set(routes)
+    paths: dict[str, Schema] = {}
+    for op in OPERATIONS:
+        if (op.method, op.path) in wanted:
+            paths.setdefault(op.path, {})[op.method] = _operation(op, auth)
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "streamkit",
+            "version": version,
+            "description": "Sequin-compatible streams API served by streamkit.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": {
+                "Error": {
+                    "description": "An error",
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                }
+            },
+        },
+    }
+    if auth:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        doc["security"] = [{"bearer": []}]
+    return doc
+
+
+def undocumented(routes: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The routes among ``routes`` that :data:`OPERATIONS` does not describe."""
+    documented = {(op.method, op.path) for op in OPERATIONS}
+    return set(routes) - documented

@@ -1,0 +1,89 @@
+"""Checking a SQLite store file after abuse: the database and the engine's own invariants."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamkit.server.store.sqlite_schema import DEAD
+
+
+@dataclass
+class Integrity:
+    """What :func:`check_db` found; ``problems`` is empty when all is well."""
+
+    streams: int = 0
+    messages: int = 0
+    consumers: int = 0
+    deliveries: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def assert_ok(self) -> None:
+        assert not self.problems, "store integrity:\n" + "\n".join(self.problems)
+
+
+def check_db(path: Path) -> Integrity:
+    """``PRAGMA integrity_check`` plus the counters the engine keeps, in one read snapshot.
+
+    - each stream's ``message_count`` and ``storage_size`` equal what its rows add up to,
+      and no message has a seq above the stream's ``last_seq``;
+    - each consumer's ``outstanding`` (unacked, not dead) equals its delivery rows
+      in those states, is never negative, and its cursor never passes ``last_seq``;
+    - no message, consumer or delivery belongs to something that is gone.
+    """
+    out = Integrity()
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    try:
+        (verdict,) = conn.execute("PRAGMA integrity_check").fetchone()
+        if verdict != "ok":
+            out.problems.append(f"integrity_check: {verdict}")
+        conn.execute("BEGIN")
+        out.streams = conn.execute("SELECT COUNT(*) FROM streams").fetchone()[0]
+        out.messages = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        out.consumers = conn.execute("SELECT COUNT(*) FROM consumers").fetchone()[0]
+        out.deliveries = conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+        rows = conn.execute(
+            "SELECT s.name, s.message_count, s.storage_size, s.last_seq,"
+            " (SELECT COUNT(*) FROM messages m WHERE m.stream = s.sid),"
+            " (SELECT COALESCE(SUM(length(m.key) + length(m.data)), 0)"
+            "  FROM messages m WHERE m.stream = s.sid),"
+            " (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.stream = s.sid)"
+            " FROM streams s"
+        ).fetchall()
+        for name, count, size, last_seq, real_count, real_size, max_seq in rows:
+            if count != real_count:
+                out.problems.append(f"stream {name}: message_count {count} != {real_count} rows")
+            if size != real_size:
+                out.problems.append(f"stream {name}: storage_size {size} != {real_size}")
+            if max_seq > last_seq:
+                out.problems.append(f"stream {name}: seq {max_seq} past last_seq {last_seq}")
+        rows = conn.execute(
+            "SELECT c.name, c.outstanding, c.cursor, s.last_seq,"
+            f" (SELECT COUNT(*) FROM deliveries d WHERE d.consumer = c.cid AND d.state < {DEAD})"
+            " FROM consumers c JOIN streams s ON s.sid = c.stream"
+        ).fetchall()
+        for name, outstanding, cursor, last_seq, real in rows:
+            if outstanding < 0 or outstanding != real:
+                out.problems.append(f"consumer {name}: outstanding {outstanding} != {real} rows")
+            if cursor < 0 or cursor > last_seq:
+                out.problems.append(f"consumer {name}: cursor {cursor} outside 0..{last_seq}")
+        orphans = {
+            "messages": "SELECT COUNT(*) FROM messages"
+            " WHERE stream NOT IN (SELECT sid FROM streams)",
+            "consumers": "SELECT COUNT(*) FROM consumers"
+            " WHERE stream NOT IN (SELECT sid FROM streams)",
+            "deliveries": "SELECT COUNT(*) FROM deliveries"
+            " WHERE consumer NOT IN (SELECT cid FROM consumers)",
+            "latest_by_key": "SELECT COUNT(*) FROM latest_by_key l WHERE NOT EXISTS"
+            " (SELECT 1 FROM messages m WHERE m.stream = l.stream AND m.seq = l.seq)",
+            "negative delivery counts": "SELECT COUNT(*) FROM deliveries WHERE delivery_count < 1",
+        }
+        for what, sql in orphans.items():
+            (n,) = conn.execute(sql).fetchone()
+            if n:
+                out.problems.append(f"{n} orphaned/invalid {what}")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return out
