@@ -27,6 +27,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import streamkit
 from benchmarks.harness import Context, Measurement, print_table, servers
@@ -47,6 +48,19 @@ WORKER_TIMEOUT = 120.0
 def m(name: str, value: float, unit: str, note: str = "") -> Measurement:
     """A measurement of this scenario."""
     return Measurement(SCENARIO, name, value, unit, note)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Events per second, and the consuming process's CPU time per event."""
+
+    per_second: float
+    cpu_us: float
+
+    @classmethod
+    def since(cls, count: int, wall: float, cpu: float) -> Rate:
+        """The rate of ``count`` events since ``wall`` (perf_counter) and ``cpu`` (process_time)."""
+        return cls(count / (time.perf_counter() - wall), (time.process_time() - cpu) / count * 1e6)
 
 
 async def fill(client: streamkit.AsyncClient, stream: str, count: int) -> None:
@@ -74,27 +88,27 @@ async def new_stream(client: streamkit.AsyncClient, count: int) -> str:
 # -- one subscription --------------------------------------------------------------------
 
 
-async def streamkit_rate(url: str, count: int) -> float:
+async def streamkit_rate(url: str, count: int) -> Rate:
     """Events/s handed out and acked by one subscription."""
     async with streamkit.connect(url) as client:
         stream = await new_stream(client, count)
         received = 0
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         async with client.subscribe(stream, consumer="bench", batch_size=BATCH) as sub:
             async for event in sub:
                 await event.ack()
                 received += 1
                 if received == count:
                     break
-        elapsed = time.perf_counter() - started
+        rate = Rate.since(count, wall, cpu)
         left = await client.get_consumer(stream, "bench")
         await client.delete_stream(stream)
     if (left.pending, left.in_flight) != (0, 0):
         raise RuntimeError(f"streamkit: {left.pending} pending, {left.in_flight} in flight")
-    return count / elapsed
+    return rate
 
 
-async def nats_rate(url: str, count: int) -> float:
+async def nats_rate(url: str, count: int) -> Rate:
     """Events/s with a nats-py JetStream pull consumer: ``fetch`` + ``ack`` each message."""
     import nats
 
@@ -110,20 +124,20 @@ async def nats_rate(url: str, count: int) -> float:
         await asyncio.wait_for(js.publish_async_completed(), 120)
         psub = await js.pull_subscribe(f"{stream}.>", durable="bench", stream=stream)
         received = 0
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         while received < count:
             for msg in await psub.fetch(BATCH, timeout=5):
                 await msg.ack()
                 received += 1
         await nc.flush()
-        elapsed = time.perf_counter() - started
+        rate = Rate.since(count, wall, cpu)
         info = await js.consumer_info(stream, "bench")
         await js.delete_stream(stream)
     finally:
         await nc.close()
     if info.num_pending or info.num_ack_pending:
         raise RuntimeError(f"nats: {info.num_pending} pending, {info.num_ack_pending} unacked")
-    return count / elapsed
+    return rate
 
 
 # -- competing processes -----------------------------------------------------------------
@@ -247,9 +261,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
-async def best_of(runs: int, measure: Callable[[], Awaitable[float]]) -> float:
+async def best_of(runs: int, measure: Callable[[], Awaitable[Rate]]) -> Rate:
     """The best rate of ``runs`` runs (the first one also warms connections and caches)."""
-    return max([await measure() for _ in range(runs)])
+    return max([await measure() for _ in range(runs)], key=lambda rate: rate.per_second)
 
 
 async def run(ctx: Context) -> list[Measurement]:
@@ -260,13 +274,18 @@ async def run(ctx: Context) -> list[Measurement]:
     best = f"best of {RUNS}"
 
     ours = await best_of(RUNS, lambda: streamkit_rate(url, count))
-    rows = [m("streamkit subscription, consume+ack", ours, "events/s", f"{count:,} events, {best}")]
+    note = f"{count:,} events, batch {BATCH}, {best}"
+    rows = [
+        m("streamkit subscription, consume+ack", ours.per_second, "events/s", note),
+        m("  client CPU per event", ours.cpu_us, "us", "the consuming process only"),
+    ]
     nats_url = ctx.nats_url
     if nats_url is not None:
         peer = await best_of(RUNS, lambda: nats_rate(nats_url, count))
         rows += [
-            m("nats-py JetStream fetch+ack", peer, "events/s", f"{count:,} events, {best}"),
-            m("streamkit / nats JetStream", ours / peer, "x"),
+            m("nats-py JetStream fetch+ack", peer.per_second, "events/s", note),
+            m("  client CPU per event", peer.cpu_us, "us", "the consuming process only"),
+            m("streamkit / nats JetStream", ours.per_second / peer.per_second, "x"),
         ]
     else:
         rows.append(m("nats-py JetStream fetch+ack", math.nan, "events/s", "no nats-server"))

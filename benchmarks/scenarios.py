@@ -6,10 +6,11 @@ module. To add one, import its module here and add a line to `SCENARIOS`.
 
 from __future__ import annotations
 
-from benchmarks import publish
+from benchmarks import consume, jetstream, publish
 from benchmarks.harness import Scenario
 
 SCENARIOS: dict[str, Scenario] = {
     "publish": publish.run,
-    # "consume": consume.run,  <- benchmarks/consume.py (the subscription's scenario)
+    "consume": consume.run,
+    "jetstream": jetstream.run,
 }

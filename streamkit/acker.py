@@ -102,15 +102,15 @@ class Acker:
         if task is None:
             return
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout)
-        except asyncio.TimeoutError:
-            log.error(
-                "%s: gave up after %.1fs; %d queued ids and the requests in flight may not "
-                "have reached the server (those deliveries will be redelivered)",
-                self.name,
-                timeout,
-                self.pending,
-            )
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done:
+                log.error(
+                    "%s: gave up after %.1fs; %d queued ids and the requests in flight may "
+                    "not have reached the server (those deliveries will be redelivered)",
+                    self.name,
+                    timeout,
+                    self.pending,
+                )
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

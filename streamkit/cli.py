@@ -13,8 +13,10 @@ $ streamkit stats
 Every command but ``serve`` needs the ``[cli]`` extra (rich) and talks to the
 server at ``--url`` (default ``$STREAMKIT_URL``, else ``http://localhost:7376``)
 with ``--api-key`` (default ``$STREAMKIT_API_KEY``). Exit codes: 0 done, 1 the
-server or the network failed (one line on stderr, no traceback), 2 bad usage,
-130 interrupted (Ctrl-C).
+server refused, the network failed or the input was bad (one line on stderr, no
+traceback), 2 bad usage, 130 interrupted (Ctrl-C), 141 stdout closed early
+(``streamkit tail s | head``). The commands themselves are in
+`streamkit.cli_commands`.
 """
 
 from __future__ import annotations
@@ -152,12 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish one event per input line",
         description="Publish one event per line of FILE (default: stdin). Blank lines are "
         "skipped. Formats: auto (a JSON line is JSON data, any other line text), json, text, "
-        'envelope (JSON objects {"data", "key"?, "id"?, "headers"?}, as `tail` prints them).',
+        'envelope (JSON objects {"data", "key"?, "id"?, "headers"?}, as `tail` prints them). '
+        "Events are stored in line order.",
     )
     p.add_argument("stream", type=_name, metavar="STREAM")
     p.add_argument("file", nargs="?", metavar="FILE", help="input file, or - for stdin")
     p.add_argument("-f", "--file", dest="file_option", metavar="FILE", help="same as FILE")
-    p.add_argument("-k", "--key", type=_key, help="key of every event (default: the stream name)")
+    p.add_argument(
+        "-k",
+        "--key",
+        type=_key,
+        help="key of events without their own (default: the stream's name)",
+    )
     p.add_argument(
         "--format", choices=FORMATS, default="auto", help="how lines become events (auto)"
     )
@@ -171,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         "lines; --follow keeps printing new events as they are stored.",
     )
     p.add_argument("stream", type=_name, metavar="STREAM")
-    p.add_argument("-F", "--follow", action="store_true", help="keep printing new events")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     p.add_argument(
         "--from", dest="from_seq", type=_seq, metavar="SEQ", help="start at this seq (inclusive)"
     )

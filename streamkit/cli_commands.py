@@ -23,6 +23,7 @@ from streamkit.cli_input import LineReader
 from streamkit.client import AsyncClient, connect
 from streamkit.errors import Nack, NotFound
 from streamkit.models import Ack, Consumer, Event, Stream
+from streamkit.publisher import PublisherConfig
 from streamkit.reader import BACKWARD
 
 __all__ = ["COMMANDS", "CommandError", "run"]
@@ -36,7 +37,9 @@ class CommandError(Exception):
 
 async def run(handler: str, args: argparse.Namespace, *, url: str) -> int:
     """Connect to ``url`` and run the command named ``handler``; return the exit code."""
-    async with connect(url, api_key=args.client_api_key) as client:
+    # One publisher lane: `publish` stores events in line order, not just in order per key.
+    ordered = PublisherConfig(max_in_flight=1)
+    async with connect(url, api_key=args.client_api_key, publisher=ordered) as client:
         return await COMMANDS[handler](client, args)
 
 
@@ -169,7 +172,8 @@ async def publish(client: AsyncClient, args: argparse.Namespace) -> int:
 
 
 async def tail(client: AsyncClient, args: argparse.Namespace) -> int:
-    """``streamkit tail STREAM``: the newest events (or all from ``--from``), then live ones."""
+    """``streamkit tail STREAM``: the newest events (or all from ``--from``); with
+    ``--follow``, then every new one (`AsyncClient.tail`)."""
     stream, pattern, follow = args.stream, args.key_pattern, args.follow
     if args.from_seq is not None:
         start = args.from_seq
@@ -185,8 +189,17 @@ async def tail(client: AsyncClient, args: argparse.Namespace) -> int:
         if not follow:
             return 0
         start = end + 1
-    async for event in client.iter(stream, from_seq=start, key_pattern=pattern, follow=follow):
-        _emit(render_event(event), flush=follow)
+    if follow:  # live, over server-sent events; resumes by itself after a dropped connection
+        events = client.tail(stream, key_pattern=pattern, from_seq=start)
+    else:
+        events = client.iter(stream, from_seq=start, key_pattern=pattern)
+    try:
+        async for event in events:
+            _emit(render_event(event), flush=follow)
+    finally:  # close the stream now (a closed pipe, Ctrl-C), not at the loop's shutdown
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
     return 0
 
 

@@ -62,7 +62,9 @@ class Leaser:
         self.max_lease = max_lease
         self.name = name
         self.leases: dict[str, Lease] = {}
+        """Ack id → lease, for everything held. Always the same dict object."""
         self._task: asyncio.Task[None] | None = None
+        self._failing = False
 
     def __len__(self) -> int:
         return len(self.leases)
@@ -85,7 +87,8 @@ class Leaser:
 
     def pop_all(self) -> list[Lease]:
         """Stop leasing everything and return what was held."""
-        leases, self.leases = list(self.leases.values()), {}
+        leases = list(self.leases.values())
+        self.leases.clear()  # the same dict: the subscription holds a reference to it
         return leases
 
     # Lifecycle.
@@ -138,16 +141,30 @@ class Leaser:
             for stream, ids in by_stream.items()
             for i in range(0, len(ids), MAX_IDS_PER_REQUEST)
         ]
+        # asyncio.wait, not wait_for: before Python 3.12, wait_for can swallow a
+        # cancellation that lands as the requests finish, and stop() would hang.
+        renewal = asyncio.gather(*requests)
         try:
-            await asyncio.wait_for(asyncio.gather(*requests), timeout)
-        except asyncio.TimeoutError:
+            done, _ = await asyncio.wait({renewal}, timeout=timeout)
+        finally:
+            renewal.cancel()
+        if not done:
             log.warning("%s: lease renewal took over %.3fs", self.name, timeout)
+            await asyncio.wait({renewal})
 
     async def _extend(self, stream: str, ack_ids: list[str]) -> None:
         try:
             await self.api.extend(stream, self.consumers[stream], ack_ids)
         except StreamkitError as exc:
             # The next cycle tries again; the prefetcher reports what will not heal.
-            log.warning(
-                "%s: renewing %d leases on %r failed: %r", self.name, len(ack_ids), stream, exc
+            log.log(
+                logging.DEBUG if self._failing else logging.WARNING,
+                "%s: renewing %d leases on %r failed: %r",
+                self.name,
+                len(ack_ids),
+                stream,
+                exc,
             )
+            self._failing = True
+        else:
+            self._failing = False

@@ -75,9 +75,7 @@ class Prefetcher:
         """Start one polling task per stream."""
         if self._tasks or self._stopped:
             return
-        import os
         for stream in self._streams:
-          for k in range(int(os.environ.get("PF_CONC", "1"))):
             task = asyncio.create_task(self._poll(stream), name=f"{self.name}:{stream}")
             self._tasks.append(task)
 
@@ -159,4 +157,3 @@ class Prefetcher:
                 self.on_batch(stream, events)
                 buffer.append(events)
                 self._ready.set()
-

@@ -135,6 +135,7 @@ class Subscription:
         )
         self._acker = Acker(api, self.consumers, interval=ack_interval)
         self._leaser = Leaser(api, self.consumers, self._lease_deadlines, max_lease=max_lease)
+        self._leases = self._leaser.leases
         self._start_lock = asyncio.Lock()
         self._started = False
         self._closing = False
@@ -264,7 +265,7 @@ class Subscription:
     async def _iterate(self) -> AsyncIterator[Event]:
         try:
             await self.start()
-            leases = self._leaser.leases
+            leases = self._leases
             while True:
                 batch = await self._prefetcher.next_batch()
                 if batch is None:
@@ -286,8 +287,10 @@ class Subscription:
 
     async def ack(self, event: Event) -> None:
         """Queue an ack for ``event`` (use ``await event.ack()``)."""
-        stream, ack_id = _delivery(event)
-        self._leaser.remove(ack_id)
+        stream, ack_id = event.stream, event.ack_id  # the hot path: no helper calls
+        if stream is None or ack_id is None:
+            raise StreamkitError(f"{event!r} was not received from a subscription")
+        self._leases.pop(ack_id, None)
         event._acker = _SETTLED
         try:
             self._acker.ack(stream, ack_id)

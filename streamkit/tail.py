@@ -99,6 +99,8 @@ async def tail(
                 raise
             if isinstance(exc, errors.APIError):
                 retry_after = exc.retry_after
+            elif isinstance(exc, errors.ConnectError):
+                api.transport.fail_over()  # next endpoint, when there are several
             log.info("live tail of %s interrupted (%r); reconnecting", stream, exc)
         await delays.wait(retry_after)
 

@@ -5,10 +5,13 @@ installed gets the fixtures, with no broker to run:
 
 - ``streamkit_server``: a server on a free ``127.0.0.1`` port with a fresh
   SQLite database in ``tmp_path``; yields a `ServerHandle` (``.url``).
-- ``streamkit_client``: an `~streamkit.client.AsyncClient` connected to it,
-  closed after the test.
+- ``streamkit_client``: an `AsyncClient` connected to it, closed after the
+  test (closing flushes what the test published and closes its subscriptions).
 
 ```python
+from streamkit import Event
+
+
 async def test_billing_sees_orders(streamkit_client):
     await streamkit_client.create_stream("orders")
     await streamkit_client.publish("orders", Event({"id": 7}, key="orders.eu.7"))
@@ -72,7 +75,7 @@ async def run_server(
     """Run a server on a free loopback port for the duration of the block.
 
     ``db_path`` defaults to a fresh temporary file. ``options`` go to
-    :func:`~streamkit.server.app.create_app` (e.g. ``max_body_bytes``).
+    ``streamkit.server.app.create_app`` (e.g. ``max_body_bytes``).
     """
     with tempfile.TemporaryDirectory(prefix="streamkit-") as tmp:
         path = Path(db_path) if db_path is not None else Path(tmp) / "streamkit.db"
@@ -100,16 +103,9 @@ async def streamkit_server(tmp_path: Path) -> AsyncIterator[ServerHandle]:
 
 @_async_fixture
 async def streamkit_client(streamkit_server: ServerHandle) -> AsyncIterator[AsyncClient]:
-    """An `~streamkit.client.AsyncClient` connected to ``streamkit_server``, closed after the test.
+    """An `AsyncClient` connected to ``streamkit_server``, closed after the test.
 
-    Closing flushes what the test published and closes its subscriptions::
-
-        async def test_billing_sees_orders(streamkit_client):
-            await streamkit_client.create_stream("orders")
-            await streamkit_client.publish("orders", Event({"id": 7}, key="orders.eu.7"))
-            await streamkit_client.flush()
-            [event] = await streamkit_client.get("orders")
-            assert event.json() == {"id": 7}
+    Closing flushes what the test published and closes its subscriptions.
     """
     from streamkit.client import connect
 

@@ -119,6 +119,7 @@ class Transport:
         self._pool_size = pool_size
         self._ssl: _ssl.SSLContext | bool = True if ssl is None else ssl
         self._session: aiohttp.ClientSession | None = None
+        self._streams: set[aiohttp.ClientResponse] = set()
         self._closed = False
 
     @property
@@ -238,6 +239,7 @@ class Transport:
 
         with map_exceptions():
             response = await asyncio.wait_for(open_response(), self.timeout)
+        self._streams.add(response)
         try:
             if response.status >= 400:
                 with map_exceptions():
@@ -245,11 +247,14 @@ class Transport:
                 raise api_error(response.status, raw, response.headers.get("Retry-After"))
             yield StreamingBody(response)
         finally:
+            self._streams.discard(response)
             response.close()
 
     async def close(self) -> None:
-        """Close the pool. Further requests raise `ClientClosed`."""
+        """Close the pool and end open streams. Further requests raise `ClientClosed`."""
         self._closed = True
+        for response in list(self._streams):
+            response.close()  # wakes their readers: streams end now, not at an idle timeout
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -10,9 +10,11 @@ import os
 import signal
 import sqlite3
 
+from streamkit.server.engines import ENGINES, create_store, default_engine
 from streamkit.server.limits import DEFAULT_MAX_LONG_POLLS, DEFAULT_MAX_WAITING
+from streamkit.server.logs import quiet_malformed_requests
 from streamkit.server.runner import start_server, tls_context
-from streamkit.server.store.sqlite import SqliteStore
+from streamkit.server.store.base import StoreUnavailable
 
 log = logging.getLogger("streamkit.server")
 
@@ -25,7 +27,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``serve`` options, shared by the CLI and ``python -m streamkit.server``."""
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to bind (%(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (%(default)s)")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=default_engine(),
+        help="storage engine: sqlite (embedded) or jetstream (NATS; stateless gateways) "
+        "(default: $STREAMKIT_ENGINE, else sqlite)",
+    )
     parser.add_argument("--db", default=DEFAULT_DB, help="SQLite database file (%(default)s)")
+    parser.add_argument(
+        "--nats",
+        default=None,
+        metavar="URL[,URL...]",
+        help="NATS servers for --engine jetstream "
+        "(default: $STREAMKIT_NATS_URL, else nats://127.0.0.1:4222)",
+    )
+    parser.add_argument(
+        "--nats-prefix",
+        default="streamkit",
+        help="subject/stream name prefix in NATS, one per deployment (%(default)s)",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="JetStream replicas of new streams; 3 on a 3-node cluster (%(default)s)",
+    )
     parser.add_argument(
         "--api-key",
         default=os.environ.get("STREAMKIT_API_KEY") or None,
@@ -59,7 +86,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def serve(args: argparse.Namespace) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
-    store = SqliteStore(args.db, synchronous=args.synchronous)
+    store = create_store(
+        args.engine,
+        db=args.db,
+        synchronous=args.synchronous,
+        nats_urls=args.nats,
+        nats_prefix=args.nats_prefix,
+        replicas=args.replicas,
+    )
     if args.key and not args.cert:
         raise ValueError("--key needs --cert")
     running = await start_server(
@@ -77,7 +111,8 @@ async def serve(args: argparse.Namespace) -> None:
         with contextlib.suppress(NotImplementedError):  # Windows
             loop.add_signal_handler(sig, stop.set)
     auth = "on" if args.api_key else "off"
-    log.info("streamkit listening on %s (db %s, auth %s)", running.url, args.db, auth)
+    where = f"db {args.db}" if args.engine == "sqlite" else f"jetstream, prefix {args.nats_prefix}"
+    log.info("streamkit listening on %s (%s, auth %s)", running.url, where, auth)
     try:
         await stop.wait()
     finally:
@@ -88,11 +123,12 @@ async def serve(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Configure logging and run :func:`serve`; returns the exit code."""
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    quiet_malformed_requests()
     try:
         asyncio.run(serve(args))
     except KeyboardInterrupt:  # signal handlers unavailable (Windows)
         pass
-    except (OSError, ValueError, sqlite3.Error) as exc:  # port in use, bad db/cert/limits
+    except (OSError, ValueError, sqlite3.Error, StoreUnavailable) as exc:  # + NATS unreachable
         log.error("could not start: %s", exc)
         return 1
     return 0

@@ -202,16 +202,20 @@ def publish_body(body: object) -> list[NewMessage]:
     key_ok = _KEY.fullmatch
     errors: _Errors | None = None
     for i, m in enumerate(messages):
+        # Fast path: what clients send (key, data, maybe an id, plain-text headers).
+        # Whatever it does not accept outright is checked, and explained, below.
         if type(m) is dict:
             key = m.get("key")
+            msg_id = m.get("id")
+            headers = m.get("headers")
             if (
                 type(key) is str
                 and len(key) <= 255
                 and key_ok(key)
                 and type(m.get("data")) is str
-                and "id" not in m
-                and "headers" not in m
-                and "encoding" not in m
+                and (msg_id is None or (type(msg_id) is str and 0 < len(msg_id) <= MAX_ID_LENGTH))
+                and (headers is None or _string_map(headers))
+                and m.get("encoding") in (None, "utf-8")
             ):
                 continue
         errors = errors or _Errors()
@@ -219,6 +223,10 @@ def publish_body(body: object) -> list[NewMessage]:
     if errors is not None:
         errors.raise_if_any()
     return messages  # each item is now known to be a valid NewMessage
+
+
+def _string_map(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
 
 
 def _message_problems(errors: _Errors, i: int, m: object) -> None:
@@ -244,9 +252,7 @@ def _message_problems(errors: _Errors, i: int, m: object) -> None:
     ):
         errors.add(f"{at}.id", f"must be a non-empty string of at most {MAX_ID_LENGTH} characters")
     headers = m.get("headers")
-    if headers is not None and not (
-        isinstance(headers, dict) and all(isinstance(v, str) for v in headers.values())
-    ):
+    if headers is not None and not _string_map(headers):
         errors.add(f"{at}.headers", "must be an object with string values")
     encoding = m.get("encoding")
     if encoding is not None:

@@ -41,7 +41,9 @@ RunCli = Callable[..., Awaitable[Result]]
 
 @pytest.fixture
 def cli(
-    streamkit_server: ServerHandle, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    streamkit_server: ServerHandle,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> RunCli:
     """``await cli("tail", "orders", stdin=b"...")``: run ``main(argv)`` against the test server."""
     monkeypatch.setenv("STREAMKIT_URL", streamkit_server.url)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+
 import orjson
+import pytest
 
 from streamkit import Event
 from streamkit.client import AsyncClient
-from streamkit.testing import ServerHandle, run_server
+from streamkit.server import serve
+from streamkit.testing import run_server
 
 from .conftest import RunCli
 
@@ -124,3 +128,18 @@ async def test_url_and_api_key_options(cli: RunCli) -> None:
 
 def _event(key: str) -> Event:
     return Event({"key": key}, key=key)
+
+
+async def test_api_key_before_serve_is_the_servers_key(
+    cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[argparse.Namespace] = []
+
+    def run(args: argparse.Namespace) -> int:
+        seen.append(args)
+        return 0
+
+    monkeypatch.setattr(serve, "run", run)
+    assert (await cli("--api-key", "k1", "serve", "--port", "0")).code == 0
+    assert (await cli("serve", "--api-key", "k2")).code == 0
+    assert [args.api_key for args in seen] == ["k1", "k2"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -22,7 +21,7 @@ from streamkit.server.engines import create_store
 from streamkit.server.runner import start_server
 from streamkit.server.store.base import Store
 
-from .helpers import Api
+from .helpers import Api, Engine
 
 ENGINES = ["sqlite", "jetstream"]
 
@@ -36,15 +35,6 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
         yield server
     finally:
         server.stop()
-
-
-@dataclass
-class Engine:
-    """A running server over one engine."""
-
-    name: str
-    url: str
-    store: Store
 
 
 @pytest.fixture(params=ENGINES)

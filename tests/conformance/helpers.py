@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
 import pytest
 
+from streamkit.server.store.base import Store
+
 T = TypeVar("T")
+
+
+@dataclass
+class Engine:
+    """A running server over one engine."""
+
+    name: str
+    url: str
+    store: Store
 
 
 class Api:

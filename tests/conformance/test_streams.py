@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from .helpers import Api, msgs
+from .helpers import Api, Engine, msgs
 
 
 async def test_create_stream_shape(api: Api) -> None:
@@ -105,3 +105,13 @@ async def test_unknown_stream_404_everywhere(api: Api) -> None:
             status, err = await api.call(method, path, body)
             assert status == 404, (method, path, status, err)
             assert err["code"] == "not_found"
+
+
+async def test_closed_store_is_503(api: Api, engine: Engine) -> None:
+    await api.stream("orders")
+    await engine.store.close()
+    status, err = await api.call(
+        "POST", "/api/streams/orders/messages", {"messages": [{"key": "a", "data": "b"}]}
+    )
+    assert status == 503
+    assert err["code"] == "unavailable"

@@ -39,7 +39,7 @@ class ProxyStats:
     bytes_down: int = 0
 
 
-@dataclass
+@dataclass(eq=False)  # identity, so links can live in a set
 class _Link:
     client: asyncio.StreamWriter
     server: asyncio.StreamWriter

@@ -26,7 +26,7 @@ import streamkit
 from streamkit import Ack, AsyncClient, Event, Nack, PublisherConfig
 from streamkit.testing import ServerHandle, run_server
 
-from .helpers import read_all, wait_until
+from .helpers import read_all
 from .integrity import check_db
 from .proxy import FaultyProxy
 
@@ -99,9 +99,12 @@ async def network_run(server: ServerHandle, total: int, faults: int) -> dict[str
             await asyncio.sleep(0.03)
         await client.flush(timeout=60)
 
+    subscribed = asyncio.Event()
+
     async def consume(client: AsyncClient) -> None:
         nonlocal deliveries, redeliveries
         async with client.subscribe(STREAM, consumer=CONSUMER, batch_size=50, wait_for=1.0) as sub:
+            subscribed.set()  # joining happens before the chaos; staying joined is the test
             async for event in sub:
                 deliveries += 1
                 redeliveries += event.delivery_count > 1
@@ -118,17 +121,22 @@ async def network_run(server: ServerHandle, total: int, faults: int) -> dict[str
         await direct.create_stream(STREAM)
         await direct.create_consumer(STREAM, CONSUMER, ">", ack_wait=ACK_WAIT_S)
         consuming = asyncio.create_task(consume(sub_client), name="consume")
+        await asyncio.wait_for(subscribed.wait(), 10)
         chaotic = asyncio.create_task(chaos.run(), name="chaos")
-        await asyncio.wait_for(publish(pub_client), 90)
-        await asyncio.wait_for(consuming, 90)
-        await asyncio.wait_for(chaotic, 30)
+        try:
+            await asyncio.wait_for(publish(pub_client), 90)
+            await asyncio.wait_for(asyncio.shield(consuming), 90)
+            await asyncio.wait_for(chaotic, 30)
+        finally:
+            for task in (consuming, chaotic):
+                task.cancel()
+            await asyncio.gather(consuming, chaotic, return_exceptions=True)
         await pub_client.close()
         await sub_client.close()
 
         async def settled() -> tuple[int, int]:
             c = await direct.get_consumer(STREAM, CONSUMER)
-            assert c.stats is not None
-            return c.stats.pending, c.stats.in_flight
+            return c.pending, c.in_flight
 
         state = (-1, -1)
         for _ in range(100):  # bounded: 5 s

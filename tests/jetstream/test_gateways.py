@@ -54,8 +54,9 @@ class Gateway:
 
 def start_gateway(nats_url: str, log: Path, prefix: str) -> Gateway:
     port = free_port()
-    command = [sys.executable, str(Path(__file__).with_name("gateway_main.py"))]
-    command += [nats_url, str(port), prefix]
+    command = [sys.executable, "-m", "streamkit.server", "--engine", "jetstream"]
+    command += ["--nats", nats_url, "--nats-prefix", prefix, "--port", str(port)]
+    command += ["--log-level", "WARNING"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMKIT_")}
     with log.open("ab") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sequin.client import Client  # type: ignore[import-untyped]
+from sequin.client import Client
 
 from .helpers import ServerProcess
 

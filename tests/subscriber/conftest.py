@@ -19,7 +19,12 @@ async def client(streamkit_server: ServerHandle) -> AsyncIterator[streamkit.Asyn
 
 
 async def publish(
-    client: streamkit.AsyncClient, stream: str, count: int, *, key: str | None = None, start: int = 0
+    client: streamkit.AsyncClient,
+    stream: str,
+    count: int,
+    *,
+    key: str | None = None,
+    start: int = 0,
 ) -> list[int]:
     """Store ``count`` events ``{"n": i}`` in requests of up to 1000; return their seqs."""
     seqs: list[int] = []

@@ -73,9 +73,7 @@ class FakeAPI(API):
         self._maybe_fail()
         return consumer(consumer_name, self.ack_wait_ms)
 
-    async def create_consumer(
-        self, stream: str, name: str, options: Mapping[str, Any]
-    ) -> Consumer:
+    async def create_consumer(self, stream: str, name: str, options: Mapping[str, Any]) -> Consumer:
         self._maybe_fail()
         self.created.append((stream, name, dict(options)))
         return consumer(name, self.ack_wait_ms)

@@ -1,4 +1,4 @@
-"""A streamkit server in a child process (``python -m streamkit.server``), to SIGKILL and restart."""
+"""A server in a child process (``python -m streamkit.server``), to SIGKILL and restart."""
 
 from __future__ import annotations
 

@@ -333,3 +333,20 @@ async def test_a_refused_api_key_raises() -> None:
             with pytest.raises(streamkit.Unauthorized):
                 async for _ in client.subscribe("orders", consumer="billing"):
                     pass
+
+
+@pytest.mark.xfail(
+    reason="server: a long-poll the client gave up on still takes the nacked deliveries, then "
+    "gives them back counted (app.receive nacks when the transport is closing), so closing "
+    "a subscription spends a delivery attempt of everything it gives back",
+    strict=False,
+)
+async def test_closing_does_not_spend_a_delivery_attempt(client: streamkit.AsyncClient) -> None:
+    await client.create_stream("orders")
+    await client.create_consumer("orders", "billing", max_deliver=2)
+    await publish(client, "orders", 5)
+    async with client.subscribe("orders", consumer="billing", batch_size=10) as sub:
+        async for _ in sub:
+            break  # all five are held, one handed out: close gives them back
+    back = await client.receive("orders", "billing", batch_size=10)
+    assert sorted((e.seq or 0, e.delivery_count) for e in back) == [(i, 2) for i in range(1, 6)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -19,22 +20,34 @@ from streamkit.subscriber import Subscription
 from .fake_api import FakeAPI, delivery
 
 
-def make(api: FakeAPI, streams: tuple[str, ...] = ("orders",), **options: object) -> Subscription:
+def make(api: FakeAPI, streams: tuple[str, ...] = ("orders",), **options: Any) -> Subscription:
     options = {"wait_for": 0.05, "ack_interval": 0.001, **options}
-    return Subscription(api, streams, **options)  # type: ignore[arg-type]
+    return Subscription(api, streams, **options)
 
 
 async def test_without_consumer_an_ephemeral_consumer_is_made_per_stream_and_deleted() -> None:
     api = FakeAPI()
     closed: list[Subscription] = []
     sub = Subscription(
-        api, ["a", "b"], filter="a.>", wait_for=0.05, inactive_threshold=12.5, on_close=closed.append
+        api,
+        ["a", "b"],
+        filter="a.>",
+        wait_for=0.05,
+        inactive_threshold=12.5,
+        on_close=closed.append,
     )
     async with sub:
         assert sub.ephemeral
         assert [(s, opts) for s, _, opts in api.created] == [
-            (s, {"filter_key_pattern": "a.>", "start": "new", "ephemeral": True,
-                 "inactive_threshold_ms": 12500})
+            (
+                s,
+                {
+                    "filter_key_pattern": "a.>",
+                    "start": "new",
+                    "ephemeral": True,
+                    "inactive_threshold_ms": 12500,
+                },
+            )
             for s in ("a", "b")
         ]
         assert sub.consumers == {s: name for s, name, _ in api.created}
@@ -50,7 +63,7 @@ async def test_start_is_passed_to_ephemeral_consumers() -> None:
 
 
 @pytest.mark.parametrize("options", [{"filter": "a.>"}, {"start": "all"}])
-def test_filter_and_start_are_for_ephemeral_consumers_only(options: dict[str, object]) -> None:
+def test_filter_and_start_are_for_ephemeral_consumers_only(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="create_consumer"):
         make(FakeAPI(), consumer="billing", **options)
 
@@ -59,7 +72,7 @@ def test_filter_and_start_are_for_ephemeral_consumers_only(options: dict[str, ob
     "options",
     [{"batch_size": 0}, {"batch_size": 1001}, {"prefetch": 0}, {"wait_for": -1}],
 )
-def test_bad_options_are_rejected(options: dict[str, object]) -> None:
+def test_bad_options_are_rejected(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         make(FakeAPI(), **options)
 
@@ -172,7 +185,7 @@ async def test_cancelling_the_consumer_task_gives_everything_back() -> None:
         await task
     assert sub.closed
     assert api.settled("ack") == [events[0].ack_id]
-    assert sorted(api.settled("nack")) == sorted(e.ack_id for e in events[1:])
+    assert sorted(api.settled("nack")) == sorted(e.ack_id or "" for e in events[1:])
 
 
 async def test_leases_are_renewed_while_the_handler_works() -> None:
@@ -208,8 +221,13 @@ def message(seq: int) -> dict[str, object]:
     return {
         "ack_id": f"{seq}.tok",
         "delivery_count": 2,
-        "message": {"key": "orders.eu", "stream_id": "s1", "data": f'"{seq}"', "seq": seq,
-                    "headers": {"content-type": "application/json"}},
+        "message": {
+            "key": "orders.eu",
+            "stream_id": "s1",
+            "data": f'"{seq}"',
+            "seq": seq,
+            "headers": {"content-type": "application/json"},
+        },
     }
 
 
@@ -225,8 +243,14 @@ def bodies(mocked: aioresponses, verb: str) -> list[object]:
 
 async def test_the_wire_shapes(mocked: aioresponses, client: streamkit.AsyncClient) -> None:
     consumer = {
-        "id": "c1", "name": "billing", "stream_id": "s1", "filter_key_pattern": ">",
-        "kind": "pull", "ack_wait_ms": 30000, "max_ack_pending": 100, "max_deliver": None,
+        "id": "c1",
+        "name": "billing",
+        "stream_id": "s1",
+        "filter_key_pattern": ">",
+        "kind": "pull",
+        "ack_wait_ms": 30000,
+        "max_ack_pending": 100,
+        "max_deliver": None,
     }
     mocked.get(f"{BASE}/api/streams/orders/consumers/billing", payload=consumer)
     receive = re.compile(rf"^{re.escape(BASE)}/api/streams/orders/consumers/billing/receive\?.*")
@@ -240,7 +264,8 @@ async def test_the_wire_shapes(mocked: aioresponses, client: streamkit.AsyncClie
         )
     async with client.subscribe("orders", consumer="billing", wait_for=0.5, batch_size=3) as sub:
         async for event in sub:
-            assert (event.json(), event.delivery_count, event.stream) == (str(event.seq), 2, "orders")
+            assert event.json() == str(event.seq)
+            assert (event.delivery_count, event.stream) == (2, "orders")
             if event.seq == 1:
                 await event.ack()
             elif event.seq == 2:

@@ -47,13 +47,13 @@ from streamkit.server.store.base import (
     StoreConflict,
     StoreError,
     StoreNotFound,
+    StoreUnavailable,
     StreamOptions,
     StreamRecord,
 )
 from streamkit.server.store.jetstream_codec import (
     Naming,
     ack_id_for,
-    advisory_subject,
     datetime_to_ns,
     decode_message,
     parse_ack_id,
@@ -71,6 +71,7 @@ from streamkit.server.store.jetstream_conn import (
     NoResponders,
     connect,
 )
+from streamkit.server.store.jetstream_dead import DeadLetters
 from streamkit.server.store.jetstream_meta import (
     META_ID,
     Catalog,
@@ -78,7 +79,6 @@ from streamkit.server.store.jetstream_meta import (
     check_name,
     consumer_config,
     consumer_record,
-    dead_stream_config,
     handle_from_info,
     is_id,
     new_id,
@@ -86,7 +86,7 @@ from streamkit.server.store.jetstream_meta import (
     stream_record,
 )
 from streamkit.server.store.jetstream_publish import Publisher
-from streamkit.server.store.jetstream_reads import Reader, to_message
+from streamkit.server.store.jetstream_reads import Reader
 
 __all__ = ["JetStreamStore", "JetStreamUnavailable"]
 
@@ -148,7 +148,7 @@ class JetStreamStore:
         self._publisher: Publisher | None = None
         self._reader: Reader | None = None
         self._stop = asyncio.Event()
-        self._dead_ready: set[str] = set()
+        self._dead_letters: DeadLetters | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -173,6 +173,7 @@ class JetStreamStore:
         self._catalog = Catalog(conn, self.naming, ttl=5.0)
         self._publisher = Publisher(conn)
         self._reader = Reader(conn)
+        self._dead_letters = DeadLetters(conn, self.naming, self._catalog, replicas=self.replicas)
         self._stop = asyncio.Event()
         url = nc.connected_url
         log.info(
@@ -204,15 +205,22 @@ class JetStreamStore:
 
     @property
     def conn(self) -> JsConn:
-        """The live connection; :class:`StoreError` before :meth:`open`."""
+        """The live connection; :class:`StoreUnavailable` unless open."""
         if self._conn is None:
-            raise StoreError("the JetStream store is not open")
+            raise StoreUnavailable("the JetStream store is not open")
         return self._conn
 
     @property
     def _cat(self) -> Catalog:
-        assert self._catalog is not None, "store not open"
+        if self._catalog is None or self._conn is None:
+            raise StoreUnavailable("the JetStream store is not open")
         return self._catalog
+
+    @property
+    def _dead(self) -> DeadLetters:
+        if self._dead_letters is None or self._conn is None:
+            raise StoreUnavailable("the JetStream store is not open")
+        return self._dead_letters
 
     # -- streams ----------------------------------------------------------------------
 
@@ -273,21 +281,23 @@ class JetStreamStore:
             if exc.err_code == ERR_STREAM_NOT_FOUND:
                 raise StoreNotFound("stream") from None
             raise
-        await self._delete_dead_stream(handle)
+        await self._dead.delete_stream(handle)
         return handle.id
 
     # -- messages --------------------------------------------------------------------------
 
     async def publish(self, stream: str, messages: Sequence[NewMessage]) -> PublishResult:
         """Store messages atomically (all or nothing), deduplicating by ``id``."""
-        assert self._publisher is not None
         publisher = self._publisher
+        if publisher is None or self._conn is None:
+            raise StoreUnavailable("the JetStream store is not open")
         return await self._with_handle(stream, lambda h: publisher.publish(h, messages))
 
     async def read_messages(self, stream: str, query: MessageQuery) -> list[Message]:
         """Read stored messages; with ``query.wait_ms`` wait for at least one match."""
-        assert self._reader is not None
         reader, stop = self._reader, self._stop
+        if reader is None or self._conn is None:
+            raise StoreUnavailable("the JetStream store is not open")
         return await self._with_handle(stream, lambda h: reader.read(h, query, stop))
 
     async def _with_handle(self, ref: str, operation: Callable[[StreamHandle], Awaitable[T]]) -> T:
@@ -309,7 +319,7 @@ class JetStreamStore:
         handle = await self._cat.stream(stream)
         name = check_name(spec.name, "consumer")
         if spec.max_deliver is not None:
-            await self._ensure_dead_stream(handle)
+            await self._dead.ensure_stream(handle)
         config = consumer_config(handle, spec, new_id(), datetime_to_ns(_now()))
         body = {"stream_name": handle.js_name, "config": config, "action": "create"}
         endpoint = f"CONSUMER.CREATE.{handle.js_name}.{name}.{config['filter_subject']}"
@@ -324,7 +334,7 @@ class JetStreamStore:
             raise
         if spec.max_deliver is not None:
             # Advisories left by an earlier consumer of this name are not ours.
-            await self._purge_dead(handle, name)
+            await self._dead.purge(handle, name)
         record = consumer_record(handle, info, self.account_id)
         assert record is not None
         self._cat.remember_consumer(handle, record.id, name)
@@ -350,7 +360,7 @@ class JetStreamStore:
             raise StoreNotFound("consumer")
         dead = 0
         if record.max_deliver is not None:
-            info, dead = await self._sweep(handle, name, info)
+            info, dead = await self._dead.sweep(handle, name, info)
         stats = ConsumerStats(
             pending=int(info.get("num_pending", 0)),
             in_flight=int(info.get("num_ack_pending", 0)),
@@ -367,11 +377,11 @@ class JetStreamStore:
         try:
             await self.conn.api(f"CONSUMER.DELETE.{handle.js_name}.{name}")
         except JsApiError:
-            # Gone in between: the same outcome the caller asked for, unless it never existed.
+            # Deleted meanwhile (another gateway): a 404 like any unknown consumer.
             await self._cat.consumer_info(handle, name)
             raise
         self._cat.forget_consumer(handle, consumer_id)
-        await self._purge_dead(handle, name)
+        await self._dead.purge(handle, name)
         return consumer_id
 
     # -- delivery ------------------------------------------------------------------------------
@@ -516,25 +526,10 @@ class JetStreamStore:
             if isinstance(missing, StoreNotFound):
                 raise missing
             return
-        conn, timeout = self.conn, self._ack_timeout
-
-        async def settle(subject: str) -> bool:
-            # A request, not a plain publish: JetStream answers once it has
-            # applied the ack, so what the caller reads next already reflects it.
-            # Ids JetStream does not know get no answer: ignored, as promised.
-            try:
-                await conn.request(subject, payload, timeout=timeout)
-            except NoResponders:
-                return False
-            except JetStreamUnavailable:
-                if not conn.nc.is_connected:
-                    raise
-            return True
-
+        conn = self.conn
         for start in range(0, len(subjects), _SETTLE_CHUNK):
             chunk = subjects[start : start + _SETTLE_CHUNK]
-            answered = await asyncio.gather(*(settle(s) for s in chunk))
-            if not all(answered):
+            if not await conn.settle(chunk, payload, self._ack_timeout):
                 missing = await self._missing(js_stream, name)
                 if isinstance(missing, StoreNotFound):
                     raise missing
@@ -548,107 +543,8 @@ class JetStreamStore:
         info = await self._cat.consumer_info(handle, name)
         if int((info.get("config") or {}).get("max_deliver", -1)) <= 0:
             return []
-        await self._sweep(handle, name, info)
-        advisories = await self._advisories(handle, name)
-        seqs = sorted({int(a["stream_seq"]) for a in advisories})[:limit]
-        conn = self.conn
-
-        async def get(seq: int) -> list[Msg]:
-            return await conn.direct_get(handle.js_name, {"seq": seq})
-
-        found = await asyncio.gather(*(get(s) for s in seqs))
-        return [to_message(m[0], handle) for m in found if m]
-
-    async def _advisories(self, handle: StreamHandle, consumer: str) -> list[dict[str, Any]]:
-        """Every max-deliveries advisory recorded for the consumer, in arrival order."""
-        out: list[dict[str, Any]] = []
-        start = 1
-        dead_stream = self.naming.dead_stream(handle.name)
-        subject = advisory_subject(handle.js_name, consumer)
-        while True:
-            try:
-                page = await self.conn.direct_get(
-                    dead_stream, {"seq": start, "next_by_subj": subject, "batch": 1000}
-                )
-            except NoResponders:  # no dead-letter stream yet
-                return out
-            out.extend(orjson.loads(m.data) for m in page)
-            if len(page) < 1000:
-                return out
-            start = int((page[-1].headers or {})["Nats-Sequence"]) + 1
-
-    async def _dead_count(self, handle: StreamHandle, consumer: str) -> int:
-        subject = advisory_subject(handle.js_name, consumer)
-        try:
-            info = await self.conn.api(
-                f"STREAM.INFO.{self.naming.dead_stream(handle.name)}",
-                {"subjects_filter": subject},
-            )
-        except JsApiError as exc:
-            if exc.err_code == ERR_STREAM_NOT_FOUND:
-                return 0
-            raise
-        subjects = (info.get("state") or {}).get("subjects") or {}
-        return int(subjects.get(subject, 0))
-
-    async def _sweep(
-        self, handle: StreamHandle, name: str, info: dict[str, Any]
-    ) -> tuple[dict[str, Any], int]:
-        """Make JetStream dead-letter what is due, then return fresh (info, dead count).
-
-        JetStream notices that a message ran out of deliveries only when it
-        next looks for something to deliver. A pull that accepts at most one
-        byte makes it look without handing anything out (every message is
-        larger, so the pull ends with 409 and the message stays where it is).
-        """
-        dead = await self._dead_count(handle, name)
-        before = int(info.get("num_ack_pending", 0))
-        if before == 0:
-            return info, dead
-        with contextlib.suppress(NoResponders):
-            await self.conn.pull(
-                handle.js_name, name, batch=1, expires_ms=_SHORT_PULL_MS, no_wait=True, max_bytes=1
-            )
-        info = await self._cat.consumer_info(handle, name)
-        dropped = before - int(info.get("num_ack_pending", 0))
-        # The advisory travels to the dead-letter stream a moment after.
-        for pause in (0.0, 0.005, 0.01, 0.02, 0.05, 0.1):
-            await asyncio.sleep(pause)
-            count = await self._dead_count(handle, name)
-            if dropped <= 0 or count >= dead + dropped:
-                return info, count
-        return info, count
-
-    async def _ensure_dead_stream(self, handle: StreamHandle) -> None:
-        """Create the stream that captures ``handle``'s dead letters (idempotent)."""
-        if handle.id in self._dead_ready:
-            return
-        config = dead_stream_config(self.naming, handle, replicas=self.replicas)
-        endpoint = f"STREAM.CREATE.{config['name']}"
-        try:
-            await self.conn.api(endpoint, config)
-        except JsApiError as exc:
-            if exc.err_code != ERR_STREAM_NAME_IN_USE:
-                raise
-            info = await self.conn.api(f"STREAM.INFO.{config['name']}")
-            meta = (info.get("config") or {}).get("metadata") or {}
-            if meta.get(META_ID) != handle.id:
-                # Left over from a deleted stream of the same name.
-                await self._delete_dead_stream(handle)
-                await self.conn.api(endpoint, config)
-        self._dead_ready.add(handle.id)
-
-    async def _delete_dead_stream(self, handle: StreamHandle) -> None:
-        self._dead_ready.discard(handle.id)
-        with contextlib.suppress(JsApiError):
-            await self.conn.api(f"STREAM.DELETE.{self.naming.dead_stream(handle.name)}")
-
-    async def _purge_dead(self, handle: StreamHandle, consumer: str) -> None:
-        with contextlib.suppress(JsApiError):
-            await self.conn.api(
-                f"STREAM.PURGE.{self.naming.dead_stream(handle.name)}",
-                {"filter": advisory_subject(handle.js_name, consumer)},
-            )
+        await self._dead.sweep(handle, name, info)
+        return await self._dead.messages(handle, name, limit)
 
 
 def _now() -> datetime:

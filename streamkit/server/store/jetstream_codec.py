@@ -41,7 +41,7 @@ ADVISORY_MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 
 _PREFIX = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-.:/@+=~]+$")
-_ACK_TOKEN = re.compile(r"^[^\s.*>]+$")
+_ACK_BODY = re.compile(r"^[^\s.*>]+(?:\.[^\s.*>]+)*$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -185,14 +185,15 @@ def parse_ack_subject(subject: str) -> AckRef | None:
     or the v2 form with domain and account hash in front (and an optional token)."""
     if not subject.startswith(ACK_PREFIX):
         return None
-    tokens = subject[len(ACK_PREFIX) :].split(".")
+    body = subject[len(ACK_PREFIX) :]
+    if not _ACK_BODY.match(body):
+        return None
+    tokens = body.split(".")
     if len(tokens) == 7:
         base = 0
     elif len(tokens) in (9, 10):
         base = 2
     else:
-        return None
-    if not all(_ACK_TOKEN.match(t) for t in tokens):
         return None
     try:
         dc, sseq, _, ts = (int(t) for t in tokens[base + 2 : base + 6])

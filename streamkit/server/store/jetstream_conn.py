@@ -38,6 +38,9 @@ ERR_BATCH_DUPLICATE_ID = 10201
 ERR_BATCH_TOO_MANY_INFLIGHT = 10210
 ERR_WRONG_LAST_MSG_ID = 10070
 
+_ERROR_LOG_INTERVAL = 10.0
+"""Seconds between two logged NATS errors while reconnecting."""
+
 _NATS_UNAVAILABLE = (
     nats.errors.TimeoutError,
     nats.errors.ConnectionClosedError,
@@ -100,12 +103,16 @@ async def connect(
     """
     nc = Client()
     failures: list[str] = []
+    last_logged = [0.0]
 
     async def on_error(exc: Exception) -> None:
         if not nc.is_connected and not nc.is_reconnecting:
             failures.append(str(exc) or type(exc).__name__)
-        else:
-            log.warning("NATS error: %s", exc or type(exc).__name__)
+            return
+        now = asyncio.get_running_loop().time()
+        if now - last_logged[0] >= _ERROR_LOG_INTERVAL:  # one line per retry would flood
+            last_logged[0] = now
+            log.warning("NATS error: %s", str(exc) or type(exc).__name__)
 
     async def on_disconnect() -> None:
         if not nc.is_closed:
@@ -129,6 +136,7 @@ async def connect(
                 ping_interval=5,
                 max_outstanding_pings=3,
                 pending_size=32 * 1024 * 1024,
+                flush_timeout=max(connect_timeout, 1.0),
             ),
             timeout=connect_timeout * (len(urls) * 2 + 1),
         )
@@ -154,6 +162,8 @@ class ReplyStream:
 
     async def next(self, timeout: float) -> Msg:
         """The next reply; :class:`JetStreamUnavailable` when none comes in ``timeout``."""
+        if not self.queue.empty():  # replies come in bursts: skip wait_for's task
+            return self.queue.get_nowait()
         try:
             return await asyncio.wait_for(self.queue.get(), max(timeout, 0.001))
         except asyncio.TimeoutError:
@@ -186,6 +196,8 @@ class _PullInbox:
             await self._conn.nak_all([msg])
 
     async def next(self, timeout: float) -> Msg:
+        if not self._queue.empty():
+            return self._queue.get_nowait()
         try:
             return await asyncio.wait_for(self._queue.get(), max(timeout, 0.001))
         except asyncio.TimeoutError:
@@ -235,7 +247,8 @@ class JsConn:
             return
         with contextlib.suppress(*_NATS_UNAVAILABLE, asyncio.TimeoutError):
             await asyncio.wait_for(self.nc.flush(), self.timeout)
-        await self.nc.close()
+        with contextlib.suppress(*_NATS_UNAVAILABLE, asyncio.TimeoutError):
+            await asyncio.wait_for(self.nc.close(), self.timeout)
 
     @property
     def max_payload(self) -> int:
@@ -315,6 +328,32 @@ class JsConn:
         return resp
 
     # -- multi-message replies ---------------------------------------------------
+
+    async def settle(self, subjects: Sequence[str], payload: bytes, timeout: float) -> bool:
+        """Send ``payload`` (``+ACK``, ``-NAK``, ``+WPI``) to ack subjects; False if any had
+        no responder (its consumer is gone).
+
+        Each is sent with a reply subject: JetStream answers once it has applied
+        it, so what the caller reads next reflects it. Subjects JetStream does
+        not know get no answer; they are waited for until ``timeout``, then ignored.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        answered, responders = 0, True
+        async with self.replies() as replies:
+            for subject in subjects:
+                await self._send(subject, payload, replies.subject)
+            while answered < len(subjects):
+                try:
+                    msg = await replies.next(deadline - loop.time())
+                except JetStreamUnavailable:
+                    if not self.nc.is_connected:
+                        raise
+                    break
+                answered += 1
+                if status_of(msg) == "503":
+                    responders = False
+        return responders
 
     async def direct_get(self, js_stream: str, body: Mapping[str, Any]) -> list[Msg]:
         """A direct get: one message, or with ``batch``/``multi_last`` every message up

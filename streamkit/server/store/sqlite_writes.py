@@ -91,7 +91,9 @@ class WriteOps:
     def __init__(self, dedupe_window_ms: int) -> None:
         self._window_us = dedupe_window_ms * 1000
         self._dedupe: dict[_DedupeKey, _DedupeHit] = {}
-        self._expiry: deque[tuple[int, _DedupeKey]] = deque()
+        # (when, keys) per commit: by ``when`` each of those keys has expired, unless
+        # published again since (a later commit lists it again).
+        self._expiry: deque[tuple[int, list[_DedupeKey]]] = deque()
         self._uncommitted: dict[_DedupeKey, _DedupeHit] = {}
         # cid -> no unacked delivery of that consumer is due before this wall-clock ms.
         # A lower bound (lowered on every change, made exact by each scan), so a
@@ -103,10 +105,9 @@ class WriteOps:
     def commit(self) -> None:
         """Publish this transaction's dedupe entries."""
         if self._uncommitted:
-            expires = self._expiry
-            for key, hit in self._uncommitted.items():
-                self._dedupe[key] = hit
-                expires.append((hit[1] + self._window_us, key))
+            self._dedupe.update(self._uncommitted)
+            # Every entry is from before now, so all have expired by now + window.
+            self._expiry.append((now_us() + self._window_us, list(self._uncommitted)))
             self._uncommitted = {}
 
     def rollback(self) -> None:
@@ -143,12 +144,12 @@ class WriteOps:
         return None
 
     def _expire(self, now: int) -> None:
-        expires = self._expiry
+        expires, dedupe = self._expiry, self._dedupe
         while expires and expires[0][0] <= now:
-            _, key = expires.popleft()
-            hit = self._dedupe.get(key)
-            if hit is not None and hit[1] + self._window_us <= now:
-                del self._dedupe[key]
+            for key in expires.popleft()[1]:
+                hit = dedupe.get(key)
+                if hit is not None and hit[1] + self._window_us <= now:
+                    del dedupe[key]
 
     # streams
 
@@ -280,14 +281,15 @@ class WriteOps:
             hash_ = data_hash(data)
             inserted = now
             old = conn.execute(
-                "SELECT m.seq, m.data_hash, m.inserted_at, m.updated_at,"
-                " length(m.key) + length(m.data)"
+                "SELECT m.seq, m.data_hash, m.inserted_at, m.updated_at, m.data"
                 " FROM latest_by_key l JOIN messages m ON m.stream = l.stream AND m.seq = l.seq"
                 " WHERE l.stream = ? AND l.key = ?",
                 (sid, key),
             ).fetchone()
             if old is not None:
-                old_seq, old_hash, old_inserted, old_updated, old_size = old
+                old_seq, old_hash, old_inserted, old_updated, old_data = old
+                # Counted as it was added (len in Python): SQL's length() stops at a NUL.
+                old_size = len(key) + len(old_data)
                 if not process_unmodified and old_hash == hash_:
                     # Identical data: nothing to store; the ack points at the kept message.
                     acks.append(
