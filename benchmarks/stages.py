@@ -18,13 +18,14 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
 import orjson
 
 from streamkit.api import API
-from streamkit.models import Ack, Event, ack_from_wire, new_event_id
+from streamkit.models import Ack, Event, acks_from_wire, new_event_id
 from streamkit.publisher import Publisher
 from streamkit.server import validation
 from streamkit.server.responses import json_response
@@ -57,6 +58,11 @@ def best_us_per_event(
 
 def _events() -> list[Event]:
     return [Event(PAYLOAD, key=KEYS[i % len(KEYS)]) for i in range(BATCH)]
+
+
+def _new_messages() -> list[Any]:
+    """A batch of wire messages as the server gets them, with ids it has not seen."""
+    return [e.to_wire("s") for e in _events()]
 
 
 class _Db:
@@ -98,7 +104,7 @@ class _InstantAPI:
         self, stream: str, messages: list[dict[str, Any]], *, retry: bool = True
     ) -> list[Ack]:
         orjson.dumps({"messages": messages})
-        return [ack_from_wire(a) for a in orjson.loads(self.replies[len(messages)])["data"]["acks"]]
+        return acks_from_wire(orjson.loads(self.replies[len(messages)])["data"]["acks"])
 
 
 def publisher_us(repeat: int, reply: bytes) -> float:
@@ -134,9 +140,6 @@ def publish_stages(repeat: int, db: _Db) -> dict[str, float]:
     parsed = orjson.loads(body)
     messages = validation.publish_body(parsed)
 
-    def fresh_messages() -> list[Any]:
-        return [{**m, "id": new_event_id()} for m in messages]  # new ids: stored, not deduped
-
     def store_publish(fresh: list[Any]) -> None:
         db.transaction(lambda c: db.ops.publish(c, db.sid, fresh))
 
@@ -144,41 +147,32 @@ def publish_stages(repeat: int, db: _Db) -> dict[str, float]:
     response = json_response({"data": {"published": len(acks), "acks": acks}})
     assert isinstance(response.body, bytes)
     response_body = response.body
-    loop = asyncio.new_event_loop()
-    try:
 
-        def settle(_: None) -> None:
-            futures = [loop.create_future() for _ in range(BATCH)]
-            parsed_acks = [ack_from_wire(a) for a in orjson.loads(response_body)["data"]["acks"]]
-            for f, a in zip(futures, parsed_acks, strict=True):
-                f.set_result(a)
+    def decode_acks(_: None) -> None:
+        acks_from_wire(orjson.loads(response_body)["data"]["acks"])
 
-        stages = {
-            "client: Event(data, key=...)": best_us_per_event(lambda _: _events(), repeat),
-            "  of which new_event_id()": best_us_per_event(
-                lambda _: [new_event_id() for _ in range(BATCH)], repeat
-            ),
-            "client: Publisher publish+flush, fake API": publisher_us(repeat, response_body),
-            "  of which Event.to_wire()": best_us_per_event(
-                lambda _: [e.to_wire("s") for e in events], repeat
-            ),
-            "  of which orjson.dumps(batch)": best_us_per_event(
-                lambda _: orjson.dumps({"messages": wire}), repeat
-            ),
-            "  of which decode acks, settle futures": best_us_per_event(settle, repeat),
-            "server: orjson.loads(body)": best_us_per_event(lambda _: orjson.loads(body), repeat),
-            "server: validation.publish_body()": best_us_per_event(
-                validation.publish_body, repeat, lambda: parsed
-            ),
-            "server: store publish + commit": best_us_per_event(
-                store_publish, repeat, fresh_messages
-            ),
-            "server: response JSON": best_us_per_event(
-                lambda _: json_response({"data": {"published": len(acks), "acks": acks}}), repeat
-            ),
-        }
-    finally:
-        loop.close()
+    stages = {
+        "client: Event(data, key=...)": best_us_per_event(lambda _: _events(), repeat),
+        "  of which new_event_id()": best_us_per_event(
+            lambda _: [new_event_id() for _ in range(BATCH)], repeat
+        ),
+        "client: Publisher publish+flush, fake API": publisher_us(repeat, response_body),
+        "  of which Event.to_wire()": best_us_per_event(
+            lambda _: [e.to_wire("s") for e in events], repeat
+        ),
+        "  of which orjson.dumps(batch)": best_us_per_event(
+            lambda _: orjson.dumps({"messages": wire}), repeat
+        ),
+        "  of which decoding the acks": best_us_per_event(decode_acks, repeat),
+        "server: orjson.loads(body)": best_us_per_event(lambda _: orjson.loads(body), repeat),
+        "server: validation.publish_body()": best_us_per_event(
+            validation.publish_body, repeat, lambda: parsed
+        ),
+        "server: store publish + commit": best_us_per_event(store_publish, repeat, _new_messages),
+        "server: response JSON": best_us_per_event(
+            lambda _: json_response({"data": {"published": len(acks), "acks": acks}}), repeat
+        ),
+    }
     return stages
 
 
@@ -186,8 +180,7 @@ def receive_stages(repeat: int, db: _Db) -> dict[str, float]:
     """Per-event µs of each receive+ack stage on the server (and decoding on the client)."""
     c = db.consumer
     for _ in range(repeat * 2 + 2):  # enough stored messages for every timed receive
-        batch = [{**m, "id": new_event_id()} for m in (e.to_wire("s") for e in _events())]
-        db.transaction(lambda conn, b=batch: db.ops.publish(conn, db.sid, b))
+        db.transaction(partial(db.ops.publish, sid=db.sid, messages=_new_messages()))
 
     def receive(_: None = None) -> list[Any]:
         result = db.transaction(lambda conn: db.ops.receive(conn, c, BATCH))
@@ -217,9 +210,7 @@ def receive_stages(repeat: int, db: _Db) -> dict[str, float]:
             lambda _: json_response({"data": deliveries}), repeat
         ),
         "client: decode + Event.from_wire()": best_us_per_event(decode, repeat),
-        "client: ack body": best_us_per_event(
-            lambda _: orjson.dumps({"ack_ids": ack_ids}), repeat
-        ),
+        "client: ack body": best_us_per_event(lambda _: orjson.dumps({"ack_ids": ack_ids}), repeat),
         "server: ack body + validation": best_us_per_event(
             lambda _: validation.ack_ids_body(orjson.loads(ack_body)), repeat
         ),

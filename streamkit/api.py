@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from streamkit import tracing
 from streamkit.errors import DecodeError
-from streamkit.models import Ack, Consumer, Event, Stream, ack_from_wire
+from streamkit.models import Ack, Consumer, Event, Stream, acks_from_wire
 from streamkit.transport import StreamingBody, Transport
 
 LONG_POLL_MARGIN = 5.0
@@ -127,7 +127,7 @@ class API:
         acks = data.get("acks")
         if not isinstance(acks, list) or len(acks) != len(messages):
             raise DecodeError("send response has no per-message acks; is the server streamkit?")
-        return [ack_from_wire(item) for item in acks]
+        return acks_from_wire(acks)
 
     async def read(
         self,

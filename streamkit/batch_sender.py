@@ -30,8 +30,8 @@ AckCallback = Callable[[Ack], Any]
 NackCallback = Callable[[errors.Nack], Any]
 """Called with the `Nack` of an event that was not stored; may return an awaitable."""
 
-Pending = tuple[Event, "asyncio.Future[Ack]", AckCallback | None, NackCallback | None, int]
-"""A queued event: the event, its outcome future, its callbacks and its wire size."""
+Pending = tuple[Event, int, AckCallback | None, NackCallback | None, int]
+"""A queued event: the event, its publication number, its callbacks and its wire size."""
 
 # Nack codes: why an event was not stored.
 INVALID = "invalid"
@@ -106,10 +106,9 @@ async def _finish_callback(result: Awaitable[Any], event: Event) -> None:
 
 async def ack_events(part: Sequence[Pending], acks: Sequence[Ack]) -> None:
     """Settle each event of ``part`` with its `Ack` (same order), then call ``on_ack``."""
-    for (event, future, on_ack, _, _), ack in zip(part, acks, strict=True):
-        if future.done():
+    for (event, publication, on_ack, _, _), ack in zip(part, acks, strict=True):
+        if not event._resolve(publication, ack):
             continue
-        future.set_result(ack)
         if on_ack is not None:
             result = _run_callback(on_ack, ack, event)
             if result is not None and inspect.isawaitable(result):
@@ -118,12 +117,10 @@ async def ack_events(part: Sequence[Pending], acks: Sequence[Ack]) -> None:
 
 async def nack_events(part: Iterable[Pending], code: str, error: str) -> None:
     """Settle every not yet settled event of ``part`` with a `Nack`, then call ``on_nack``."""
-    for event, future, _, on_nack, _ in part:
-        if future.done():
-            continue
+    for event, publication, _, on_nack, _ in part:
         nack = errors.Nack(event.id, code, error)
-        future.set_exception(nack)
-        future.exception()  # retrieved, so an unawaited nack is not reported as lost
+        if not event._resolve(publication, nack):
+            continue
         if on_nack is not None:
             result = _run_callback(on_nack, nack, event)
             if result is not None and inspect.isawaitable(result):

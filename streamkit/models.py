@@ -15,7 +15,7 @@ import binascii
 import functools
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -109,9 +109,6 @@ def parse_time(value: object) -> datetime | None:
         raise DecodeError(f"invalid timestamp {value!r}") from exc
 
 
-_parse_commit_time = functools.lru_cache(maxsize=256)(parse_time)
-"""`parse_time` for acks: the acks of one batch share a commit time, so it is parsed once."""
-
 _key_problem = functools.lru_cache(maxsize=4096)(keys.key_problem)
 """`keys.key_problem`, remembered: applications publish many events under few keys."""
 
@@ -182,6 +179,8 @@ class Event:
     __slots__ = (
         "_acker",
         "_outcome",
+        "_publication",
+        "_waiter",
         "_wire_data",
         "ack_id",
         "data",
@@ -225,7 +224,12 @@ class Event:
         self.delivery_count = 0
         self.ack_id: str | None = None
         self._acker: Acknowledger | None = None
-        self._outcome: asyncio.Future[Ack] | None = None
+        self._publication = 0
+        """How many times a publisher took this event; the latest is the one in progress."""
+        self._outcome: Ack | Nack | None = None
+        """How the latest publication ended; None until it has."""
+        self._waiter: asyncio.Future[Ack] | None = None
+        """Made by `wait_for_ack` only: most published events are never waited for."""
 
     def __repr__(self) -> str:
         where = f" seq={self.seq}" if self.seq is not None else ""
@@ -293,47 +297,63 @@ class Event:
             event.delivery_count = 0
             event.ack_id = None
             event._acker = None
+            event._publication = 0
             event._outcome = None
+            event._waiter = None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DecodeError(f"malformed message: {exc!r}") from exc
         return event
 
     # Publishing side.
 
-    def _track(self) -> asyncio.Future[Ack]:
-        """Start tracking the outcome of publishing this event (called by the publisher)."""
-        if self._outcome is not None and not self._outcome.done():
+    def _track(self) -> int:
+        """Start a publication of this event (called by the publisher); returns its number."""
+        if self._publishing:
             raise StreamkitError(f"event {self.id} is already being published")
-        self._outcome = asyncio.get_running_loop().create_future()
-        return self._outcome
+        self._outcome = self._waiter = None
+        self._publication += 1
+        return self._publication
 
-    def _settle(self, outcome: Ack | Nack) -> None:
-        future = self._outcome
-        if future is None or future.done():
-            return
-        if isinstance(outcome, Nack):
-            future.set_exception(outcome)
-            future.exception()  # retrieved here so an unawaited nack is not logged as lost
-        else:
-            future.set_result(outcome)
+    @property
+    def _publishing(self) -> bool:
+        """True from `_track` until that publication is resolved."""
+        return self._publication > 0 and self._outcome is None
+
+    def _resolve(self, publication: int, outcome: Ack | Nack) -> bool:
+        """End publication number ``publication``; False (and no change) if it already ended."""
+        if publication != self._publication or self._outcome is not None:
+            return False
+        self._outcome = outcome
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            if isinstance(outcome, Nack):
+                waiter.set_exception(outcome)
+                waiter.exception()  # retrieved here so an unawaited nack is not logged as lost
+            else:
+                waiter.set_result(outcome)
+        return True
 
     @property
     def acked(self) -> bool:
         """True once the server stored this published event."""
-        f = self._outcome
-        return f is not None and f.done() and f.exception() is None
+        return isinstance(self._outcome, Ack)
 
     @property
     def nacked(self) -> bool:
         """True once publishing this event failed for good."""
-        f = self._outcome
-        return f is not None and f.done() and f.exception() is not None
+        return isinstance(self._outcome, Nack)
 
     async def wait_for_ack(self, timeout: float | None = None) -> Ack:
         """Wait until the server stores this event; return the `Ack` or raise the `Nack`."""
-        if self._outcome is None:
+        if self._publication == 0:
             raise StreamkitError(f"event {self.id} has not been published")
-        return await asyncio.wait_for(asyncio.shield(self._outcome), timeout)
+        if self._outcome is None:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            return await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+        if isinstance(self._outcome, Nack):
+            raise self._outcome
+        return self._outcome
 
     # Receiving side.
 
@@ -428,8 +448,24 @@ class Consumer:
 
 def ack_from_wire(body: Mapping[str, Any]) -> Ack:
     """Build an `Ack` from one entry of a send response's ``acks``."""
+    return acks_from_wire([body])[0]
+
+
+def acks_from_wire(items: Iterable[Mapping[str, Any]]) -> list[Ack]:
+    """`ack_from_wire` for each entry of a send response's ``acks``, in order.
+
+    The acks of one batch share their commit time: it is parsed once per run of
+    equal values, and each `Ack` is built positionally (this runs per event).
+    """
+    acks: list[Ack] = []
+    stamp: object = None
+    committed: datetime | None = None
     try:
-        committed = _parse_commit_time(body.get("committed")) or datetime.now(timezone.utc)
-        return Ack(str(body["id"]), int(body["seq"]), committed)  # positional: a hot path
+        for body in items:
+            if committed is None or body.get("committed") != stamp:
+                stamp = body.get("committed")
+                committed = parse_time(stamp) or datetime.now(timezone.utc)
+            acks.append(Ack(str(body["id"]), int(body["seq"]), committed))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"malformed ack: {exc!r}") from exc
+    return acks

@@ -246,7 +246,7 @@ class Publisher:
         for event in events:
             if not isinstance(event, Event):
                 raise TypeError(f"publish() takes events, not {type(event).__name__}")
-            if event._outcome is not None and not event._outcome.done():
+            if event._publishing:
                 raise errors.StreamkitError(f"event {event.id} is already being published")
         if len({id(event) for event in events}) != len(events):
             raise ValueError("the same event is published twice in one call")
@@ -265,10 +265,10 @@ class Publisher:
         """Track ``event`` and queue it in its key's lane. Never awaits, so it is atomic."""
         if not self._started:
             self._start()
-        future = event._track()
+        publication = event._track()
         lanes = self._lanes
         lanes[hash(event.key or self.stream) % len(lanes)].put(
-            (event, future, on_ack, on_nack, size)
+            (event, publication, on_ack, on_nack, size)
         )
         self._buffered += 1
         self._buffered_bytes += size

@@ -40,6 +40,7 @@ from streamkit.server.store.base import (
     MessageQuery,
     Store,
     StoreConflict,
+    StoreInvalid,
     StoreNotFound,
     StoreUnavailable,
 )
@@ -186,10 +187,12 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
         return not_found(exc.kind).response()
     except StoreConflict as exc:
         return validation_failed({exc.field: ["has already been taken"]}).response()
-    except StoreUnavailable:
+    except StoreInvalid as exc:
+        return validation_failed(exc.errors).response()
+    except StoreUnavailable as exc:
         return ApiError(
             503,
-            "Service unavailable: the server is shutting down",
+            f"Service unavailable: {str(exc) or 'the server is shutting down'}",
             "unavailable",
             headers={"Retry-After": "1"},
         ).response()

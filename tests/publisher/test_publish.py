@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timezone
 
 import pytest
 
@@ -198,3 +199,31 @@ def test_config_is_validated(bad: dict[str, float]) -> None:
 async def test_publisher_is_one_per_stream(client: AsyncClient) -> None:
     assert client.publisher("a") is client.publisher("a")
     assert client.publisher("a") is not client.publisher("b")
+
+
+async def test_waiters_made_before_and_after_the_outcome_get_it(
+    client: AsyncClient, route: FakeSendRoute
+) -> None:
+    route.hold()
+    event = Event("x")
+    await client.publish("s", event)
+    early = asyncio.create_task(event.wait_for_ack(timeout=5))
+    with pytest.raises(asyncio.TimeoutError):
+        await event.wait_for_ack(timeout=0.01)  # a timed-out wait leaves the others waiting
+    route.release()
+    ack = await early
+    assert await event.wait_for_ack() is ack
+
+
+async def test_only_the_latest_publication_of_an_event_can_be_resolved() -> None:
+    event = Event("x")
+    first = event._track()
+    ack = Ack(event.id, 1, datetime.now(timezone.utc))
+    assert event._resolve(first, ack) and event.acked
+    second = event._track()
+    assert not event.acked and not event.nacked
+    assert not event._resolve(first, Nack(event.id, "closed", "stale"))  # an old batch's entry
+    assert event._resolve(second, Nack(event.id, "closed", "closed")) and event.nacked
+    assert not event._resolve(second, ack)  # settled once
+    with pytest.raises(Nack):
+        await event.wait_for_ack()

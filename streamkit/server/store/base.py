@@ -45,6 +45,14 @@ class StoreUnavailable(StoreError):
     """The store cannot serve requests right now (closing, or not open yet)."""
 
 
+class StoreInvalid(StoreError):
+    """The engine cannot store what the app accepted; ``errors`` name the fields."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k} {', '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
 class StoreConflict(StoreError):
     """A name is already taken by another stream or consumer of the same scope."""
 

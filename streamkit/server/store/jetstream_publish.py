@@ -37,7 +37,7 @@ from streamkit.server.store.base import (
     NewMessage,
     PublishAck,
     PublishResult,
-    StoreError,
+    StoreInvalid,
 )
 from streamkit.server.store.jetstream_codec import (
     HDR_ENCODING,
@@ -65,14 +65,13 @@ _HEADROOM = 512
 """Bytes kept free under max_payload for the batch headers and the subject."""
 
 
-class MessageTooLarge(StoreError):
+class MessageTooLarge(StoreInvalid):
     """A message does not fit NATS's ``max_payload``."""
 
     def __init__(self, index: int, size: int, limit: int) -> None:
-        super().__init__(
-            f"messages[{index}] is {size} bytes with headers; the NATS server accepts "
-            f"at most {limit - _HEADROOM}"
-        )
+        most = limit - _HEADROOM
+        problem = f"is {size} bytes with headers; the NATS server accepts at most {most}"
+        super().__init__({f"messages[{index}].data": [problem]})
         self.index = index
 
 
