@@ -129,9 +129,15 @@ async def nats_rate(url: str, count: int) -> Rate:
             for msg in await psub.fetch(BATCH, timeout=5):
                 await msg.ack()
                 received += 1
+        # Acks are fire-and-forget publishes: the clock runs until the server applied them
+        # all, as streamkit's does until its last ack request was answered.
         await nc.flush()
+        for _ in range(1000):
+            info = await js.consumer_info(stream, "bench")
+            if not info.num_ack_pending:
+                break
+            await asyncio.sleep(0.005)
         rate = Rate.since(count, wall, cpu)
-        info = await js.consumer_info(stream, "bench")
         await js.delete_stream(stream)
     finally:
         await nc.close()

@@ -1,10 +1,11 @@
 """What every scenario shares: the servers it measures against, and the report.
 
 `servers` starts an embedded streamkit server (``python -m streamkit.server``)
-and, when its binary is found, ``nats-server -js``, each as a subprocess on a
-free loopback port with a temporary store, and stops them afterwards.
-`report` prints the measurements as a table (with rich when installed) and
-writes them as JSON.
+and, when their binaries are found, ``nats-server -js`` and ``redis-server``
+(append-only file, fsync every second), each as a subprocess on a free
+loopback port with a temporary store, and stops them afterwards.
+`print_table` prints the measurements (with rich when installed), `print_curves`
+the scaling curves, and `Report` writes them all as JSON.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class Measurement:
     value: float
     unit: str
     note: str = ""
+    series: str = ""
+    """For a point of a curve: ``"<figure>/<line>"``, e.g. ``"payload/streamkit"``."""
+    x: float | None = None
+    """For a point of a curve: where on the x axis (batch size, bytes, processes)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class Context:
     """None when no ``nats-server`` binary was found."""
     scratch: Path
     quick: bool
+    redis_url: str | None = None
+    """None when no ``redis-server`` binary was found."""
 
     def size(self, full: int, quick: int) -> int:
         """``full`` for a full run, ``quick`` for ``--quick``."""
@@ -155,6 +162,31 @@ async def start_nats(binary: str, scratch: Path) -> Process:
     return process
 
 
+def redis_server_binary() -> str | None:
+    """``redis-server`` on PATH, if installed."""
+    return shutil.which("redis-server")
+
+
+async def start_redis(binary: str, scratch: Path) -> Process:
+    """``redis-server`` on a free port, persisting like the others: every write goes to an
+    append-only file before it is acknowledged (surviving a crash of the process), and
+    the file is fsynced once a second, not per write."""
+    port = free_port()
+    store = scratch / "redis"
+    store.mkdir()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(store)]
+    command += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
+    quiet = asyncio.subprocess.DEVNULL
+    started = await asyncio.create_subprocess_exec(*command, stdout=quiet, stderr=quiet)
+    process = Process(started, f"redis://127.0.0.1:{port}")
+    try:
+        await _wait_for_tcp(process, port)
+    except BaseException:
+        await process.stop()
+        raise
+    return process
+
+
 @contextlib.asynccontextmanager
 async def servers(quick: bool) -> AsyncIterator[Context]:
     """Start the servers for one run; stop them and remove their stores afterwards."""
@@ -164,13 +196,18 @@ async def servers(quick: bool) -> AsyncIterator[Context]:
         try:
             streamkit = await start_streamkit(scratch)
             processes.append(streamkit)
-            nats_url = None
+            nats_url = redis_url = None
             binary = nats_server_binary()
             if binary is not None:
                 nats = await start_nats(binary, scratch)
                 processes.append(nats)
                 nats_url = nats.url
-            yield Context(streamkit.url, nats_url, scratch, quick)
+            binary = redis_server_binary()
+            if binary is not None:
+                redis = await start_redis(binary, scratch)
+                processes.append(redis)
+                redis_url = redis.url
+            yield Context(streamkit.url, nats_url, scratch, quick, redis_url)
         finally:
             for process in processes:
                 await process.stop()
@@ -192,6 +229,7 @@ class Report:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
+            "cpu_model": cpu_model(),
             "measurements": [asdict(m) for m in self.measurements],
         }
 
@@ -199,6 +237,15 @@ class Report:
         """Write the JSON document to ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from ``/proc/cpuinfo`` on Linux), else what `platform` says."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
 
 
 def _format_value(measurement: Measurement) -> str:
@@ -209,29 +256,66 @@ def _format_value(measurement: Measurement) -> str:
     return f"{measurement.value:.1f}"
 
 
-def _rows(measurements: Sequence[Measurement]) -> list[tuple[str, str, str, str, str]]:
+def _rows(measurements: Sequence[Measurement]) -> list[tuple[str, ...]]:
     return [(m.scenario, m.name, _format_value(m), m.unit, m.note) for m in measurements]
 
 
-def print_table(measurements: Sequence[Measurement]) -> None:
-    """Print the measurements as a table: rich when installed, plain text otherwise."""
-    headers = ("scenario", "measurement", "value", "unit", "note")
-    rows = _rows(measurements)
+def _print(
+    title: str, headers: Sequence[str], rows: list[tuple[str, ...]], right: set[int]
+) -> None:
+    """One table: rich when installed, plain text otherwise; ``right``: right-aligned columns."""
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-        for row in [headers, *rows]:
+        print(title)
+        widths = [max(len(r[i]) for r in [tuple(headers), *rows]) for i in range(len(headers))]
+        for row in [tuple(headers), *rows]:
             cells = [
-                cell.rjust(w) if i == 2 else cell.ljust(w)
+                cell.rjust(w) if i in right else cell.ljust(w)
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             ]
             print("  ".join(cells).rstrip())
         return
-    table = Table(title="streamkit benchmarks")
+    table = Table(title=title)
     for i, header in enumerate(headers):
-        table.add_column(header, justify="right" if i == 2 else "left")
+        table.add_column(header, justify="right" if i in right else "left")
     for row in rows:
         table.add_row(*row)
     Console(width=None if sys.stdout.isatty() else 120).print(table)  # pipes get 80 by default
+
+
+def print_table(measurements: Sequence[Measurement]) -> None:
+    """Print the measurements that are not points of a curve as one table."""
+    headers = ("scenario", "measurement", "value", "unit", "note")
+    _print("streamkit benchmarks", headers, _rows([m for m in measurements if not m.series]), {2})
+
+
+def curves(measurements: Sequence[Measurement]) -> dict[str, dict[str, list[Measurement]]]:
+    """The points of curves: figure -> line -> points in x order."""
+    figures: dict[str, dict[str, list[Measurement]]] = {}
+    for m in measurements:
+        if m.series and m.x is not None:
+            figure, _, line = m.series.partition("/")
+            figures.setdefault(figure, {}).setdefault(line, []).append(m)
+    for lines in figures.values():
+        for points in lines.values():
+            points.sort(key=lambda m: m.x or 0.0)
+    return figures
+
+
+def print_curves(measurements: Sequence[Measurement]) -> None:
+    """Print each figure's curves as a table: one row per x, one column per line."""
+    for figure, lines in curves(measurements).items():
+        xs = sorted({m.x for points in lines.values() for m in points if m.x is not None})
+        values = {(line, m.x): m for line, points in lines.items() for m in points}
+        units = {m.unit for points in lines.values() for m in points}
+        rows = [
+            (
+                f"{x:g}",
+                *(_format_value(values[line, x]) if (line, x) in values else "" for line in lines),
+            )
+            for x in xs
+        ]
+        title = f"{figure} ({', '.join(sorted(units))})"
+        _print(title, ("x", *lines), rows, set(range(len(lines) + 1)))

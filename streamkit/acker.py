@@ -162,15 +162,16 @@ class Acker:
                 else:
                     delay = nack_delay_ms / 1000 if nack_delay_ms else None
                     await self.api.nack(stream, consumer, ids, delay)
-            except StreamkitError as exc:
+            except Exception as exc:
                 if not heals(exc):
                     log.warning(
-                        "%s: dropping %d %ss on %r that cannot succeed: %s",
+                        "%s: dropping %d %ss on %r that cannot succeed: %r",
                         self.name,
                         len(ids),
                         verb,
                         stream,
                         exc,
+                        exc_info=not isinstance(exc, StreamkitError),
                     )
                     return
                 log.log(

@@ -394,12 +394,17 @@ class AsyncClient:
         wait_for: float = 5.0,
         prefetch: int = 2,
         start: Start | None = None,
+        max_lease: float = 3600.0,
+        inactive_threshold: float = 30.0,
     ) -> Subscription:
         """Subscribe to one or more streams: an async iterator of ackable events.
 
         With ``consumer`` the subscription joins that durable consumer (competing
         with every other subscriber on it); without, an ephemeral consumer over
-        new events is created per stream and deleted on close.
+        new events (or ``filter``/``start``) is created per stream and deleted on
+        close — the server expires it ``inactive_threshold`` seconds after this
+        process stops polling. Events handed out are kept leased (their ack
+        deadline extended) for up to ``max_lease`` seconds.
         """
         self._check_open()
         if not streams:
@@ -414,6 +419,8 @@ class AsyncClient:
             prefetch=prefetch,
             start=start,
             on_close=self._subscriptions.discard,
+            max_lease=max_lease,
+            inactive_threshold=inactive_threshold,
         )
         self._subscriptions.add(subscription)
         return subscription

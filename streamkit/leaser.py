@@ -155,7 +155,7 @@ class Leaser:
     async def _extend(self, stream: str, ack_ids: list[str]) -> None:
         try:
             await self.api.extend(stream, self.consumers[stream], ack_ids)
-        except StreamkitError as exc:
+        except Exception as exc:
             # The next cycle tries again; the prefetcher reports what will not heal.
             log.log(
                 logging.DEBUG if self._failing else logging.WARNING,
@@ -164,6 +164,7 @@ class Leaser:
                 len(ack_ids),
                 stream,
                 exc,
+                exc_info=not isinstance(exc, StreamkitError),
             )
             self._failing = True
         else:

@@ -109,6 +109,9 @@ def parse_time(value: object) -> datetime | None:
         raise DecodeError(f"invalid timestamp {value!r}") from exc
 
 
+_parse_stamp = functools.lru_cache(maxsize=1024)(parse_time)
+"""`parse_time` for received messages: those stored by one publish share their timestamp."""
+
 _key_problem = functools.lru_cache(maxsize=4096)(keys.key_problem)
 """`keys.key_problem`, remembered: applications publish many events under few keys."""
 
@@ -178,6 +181,7 @@ class Event:
 
     __slots__ = (
         "_acker",
+        "_headers",
         "_outcome",
         "_publication",
         "_waiter",
@@ -186,7 +190,6 @@ class Event:
         "data",
         "delivery_count",
         "encoding",
-        "headers",
         "id",
         "inserted_at",
         "key",
@@ -214,7 +217,7 @@ class Event:
         self.mimetype = mimetype
         self.key = key
         self.id = id or new_event_id()
-        self.headers: dict[str, str] = dict(headers or {})
+        self._headers: dict[str, str] | None = dict(headers) if headers else None
         self.encoding = encoding
         self._wire_data = wire_data
         self.seq: int | None = None
@@ -230,6 +233,17 @@ class Event:
         """How the latest publication ended; None until it has."""
         self._waiter: asyncio.Future[Ack] | None = None
         """Made by `wait_for_ack` only: most published events are never waited for."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The event's headers, string to string (its mimetype is kept apart, in `mimetype`)."""
+        if self._headers is None:
+            self._headers = {}  # made on first use: most events never have any
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: dict[str, str]) -> None:
+        self._headers = value
 
     def __repr__(self) -> str:
         where = f" seq={self.seq}" if self.seq is not None else ""
@@ -258,9 +272,9 @@ class Event:
             "data": self._wire_data,
             "id": self.id,
         }
-        headers = self.headers
+        headers = self._headers
         if self.mimetype is not None:
-            headers = {**headers, CONTENT_TYPE_HEADER: self.mimetype}
+            headers = {**(headers or {}), CONTENT_TYPE_HEADER: self.mimetype}
         if headers:
             message["headers"] = headers
         if self.encoding is not None:
@@ -287,13 +301,13 @@ class Event:
             event.mimetype = mimetype
             event.key = message["key"]
             event.id = message.get("id") or ""
-            event.headers = headers
+            event._headers = headers
             event.encoding = encoding
             event._wire_data = text
             event.seq = int(message["seq"])
             event.stream = stream
             event.stream_id = message.get("stream_id")
-            event.inserted_at = parse_time(message.get("inserted_at"))
+            event.inserted_at = _parse_stamp(message.get("inserted_at"))
             event.delivery_count = 0
             event.ack_id = None
             event._acker = None

@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 from streamkit.api import API
 from streamkit.backoff import Backoff, heals
-from streamkit.errors import StreamkitError
 from streamkit.models import Event
 
 log = logging.getLogger(__name__)
@@ -29,9 +28,9 @@ class Prefetcher:
     with capped, jittered backoff for as long as the prefetcher runs; the first
     failure that will not heal is kept and raised by `next_batch`.
 
-    ``consumers`` maps each of ``streams`` to its consumer (it may be filled
-    in before `start`); ``on_batch(stream, events)`` sees every non-empty batch
-    as soon as it is received.
+    ``consumers`` maps each of ``streams`` to its consumer; it only needs to be
+    filled in by the time `start` is called. ``on_batch(stream, events)`` sees
+    every non-empty batch as soon as it is received.
     """
 
     def __init__(
@@ -61,7 +60,7 @@ class Prefetcher:
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
-        self.error: StreamkitError | None = None
+        self.error: Exception | None = None
         """The failure that will not heal, once one happened."""
 
     @property
@@ -135,7 +134,7 @@ class Prefetcher:
                     batch_size=self.batch_size,
                     wait_for=self.wait_for,
                 )
-            except StreamkitError as exc:
+            except Exception as exc:  # a bug must end the loop, not leave it waiting silently
                 if not heals(exc):
                     log.debug("%s: %r failed for good: %r", self.name, stream, exc)
                     self.error = exc

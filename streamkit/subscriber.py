@@ -295,7 +295,7 @@ class Subscription:
         try:
             self._acker.ack(stream, ack_id)
         except ClientClosed:
-            await self._settle_late(stream, ack_id, None)
+            await self._settle_late(stream, ack_id)
 
     async def nack(self, event: Event, delay: float | None) -> None:
         """Queue a nack: redeliver ``event`` after ``delay`` seconds (``await event.nack()``)."""
@@ -307,17 +307,19 @@ class Subscription:
         try:
             self._acker.nack(stream, ack_id, delay)
         except ClientClosed:
-            await self._settle_late(stream, ack_id, delay or 0.0)
+            await self._settle_late(stream, ack_id, nack=True, delay=delay)
 
-    async def _settle_late(self, stream: str, ack_id: str, nack_delay: float | None) -> None:
+    async def _settle_late(
+        self, stream: str, ack_id: str, *, nack: bool = False, delay: float | None = None
+    ) -> None:
         # Only an event whose lease was dropped (max_lease) gets here: the close gave
         # back every other one. Its ack id may still be good, so send it on its own.
         if self.ephemeral:
             return  # the consumer was deleted with the subscription
-        if nack_delay is None:
-            await self.api.ack(stream, self.consumers[stream], [ack_id])
+        if nack:
+            await self.api.nack(stream, self.consumers[stream], [ack_id], delay)
         else:
-            await self.api.nack(stream, self.consumers[stream], [ack_id], nack_delay or None)
+            await self.api.ack(stream, self.consumers[stream], [ack_id])
 
     async def extend(self, event: Event) -> None:
         """Reset ``event``'s ack deadline now (``await event.extend()``)."""

@@ -401,7 +401,7 @@ async def receive(request: web.Request) -> web.Response:
     transport = request.transport
     if deliveries and (transport is None or transport.is_closing()):
         # The client gave up during the long-poll: hand the messages straight back.
-        await store.nack(m["stream"], m["consumer"], [d["ack_id"] for d in deliveries])
+        await store.release(m["stream"], m["consumer"], [d["ack_id"] for d in deliveries])
         return json_response({"data": []})
     server_metrics = request.app[METRICS]
     server_metrics.delivered.inc(len(deliveries))

@@ -332,7 +332,9 @@ _C = _S + "/consumers/{consumer}"
 _WAIT: Schema = {
     "type": "integer",
     "minimum": 0,
-    "description": f"long-poll milliseconds; capped by the server (default {DEFAULT_MAX_WAIT_MS})",
+    "default": 0,
+    "description": "long-poll milliseconds; more than the server's cap "
+    f"({DEFAULT_MAX_WAIT_MS} unless configured) waits the cap",
 }
 _LIMIT: Schema = _int(1, MAX_BATCH, default=100)
 

@@ -4,11 +4,12 @@
 
 Joins the durable consumer with ``subscribe`` and acks every event, writing one
 line per step to OUT (line-buffered, so a SIGKILL loses nothing written):
-``got <seq> <delivery_count>`` when an event is handed out, ``ack <seq>`` once
-``event.ack()`` returned. With ``--hold-after N`` it stops acking after N acks:
-it takes a few more events without acking them (mid-batch), waits for its queued
-acks to be sent, writes ``hold`` and sleeps until it is killed. SIGTERM closes
-the subscription cleanly (queued acks are sent) and exits.
+``ready`` once it has joined, ``got <seq> <delivery_count>`` when an event is
+handed out, ``ack <seq>`` once ``event.ack()`` returned. With ``--hold-after N``
+it stops acking after N acks: it takes a few more events without acking them
+(mid-batch), waits for its queued acks to be sent, writes ``hold`` and sleeps
+until it is killed. SIGTERM closes the subscription cleanly (queued acks are
+sent) and exits.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ async def consume(args: argparse.Namespace, out: TextIO) -> None:
         streamkit.connect(args.url, timeout=5.0) as client,
         client.subscribe(args.stream, consumer=args.consumer, batch_size=20, wait_for=0.5) as sub,
     ):
+        out.write("ready\n")  # joined and polling
         async for event in sub:
             out.write(f"got {event.seq} {event.delivery_count}\n")
             if args.hold_after is not None and acked >= args.hold_after:

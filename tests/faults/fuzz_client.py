@@ -12,6 +12,7 @@ import asyncio
 import http.client
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ class RawHttp:
         method: str,
         target: str,
         body: bytes | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str | bytes] | None = None,
     ) -> Reply:
         """One request; a reset or a closed keep-alive connection is retried once, fresh."""
         for attempt in range(2):
@@ -137,4 +138,7 @@ class RawHttp:
                 self.close()
                 if attempt:
                     raise
+            except BaseException:
+                self.close()  # never leave the connection half-way through a request
+                raise
         raise AssertionError("unreachable")

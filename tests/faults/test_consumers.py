@@ -40,9 +40,10 @@ class Worker:
     got: list[tuple[int, int]] = field(default_factory=list)
     acked: list[int] = field(default_factory=list)
     holding: bool = False
+    ready: bool = False
 
     def read(self) -> None:
-        self.got, self.acked, self.holding = [], [], False
+        self.got, self.acked, self.holding, self.ready = [], [], False, False
         text = self.out.read_text() if self.out.exists() else ""
         for line in text.splitlines():
             match line.split():
@@ -52,6 +53,8 @@ class Worker:
                     self.acked.append(int(seq))
                 case ["hold"]:
                     self.holding = True
+                case ["ready"]:
+                    self.ready = True
 
 
 def spawn(tmp: Path, n: int, url: str, hold_after: int | None = None) -> Worker:
@@ -71,9 +74,6 @@ async def consumers_run(tmp_path: Path, total: int, workers: int) -> dict[str, A
         async with streamkit.connect(server.url, timeout=10.0) as client:
             await client.create_stream(STREAM)
             await client.create_consumer(STREAM, CONSUMER, ">", ack_wait=1.0)
-            for start in range(0, total, 1000):
-                stop = min(start + 1000, total)
-                await client.send(STREAM, [Event(f"job-{i}") for i in range(start, stop)])
             victim = spawn(tmp_path, 0, server.url, hold_after=40)
             procs = [victim] + [spawn(tmp_path, n, server.url) for n in range(1, workers)]
             survivors = procs[1:]
@@ -81,6 +81,15 @@ async def consumers_run(tmp_path: Path, total: int, workers: int) -> dict[str, A
             def refresh() -> None:
                 for w in procs:
                     w.read()
+
+            def all_ready() -> bool:
+                refresh()
+                return all(w.ready for w in procs)
+
+            await wait_until(all_ready, 60, "every worker joined")  # so that all compete
+            for start in range(0, total, 1000):
+                stop = min(start + 1000, total)
+                await client.send(STREAM, [Event(f"job-{i}") for i in range(start, stop)])
 
             def victim_holds() -> bool:
                 refresh()

@@ -89,7 +89,9 @@ CONTENT_TYPES = [
 ]  # fmt: skip
 NAMES = st.from_regex(NAME_PATTERN, fullmatch=True)
 HEADER_TEXT = st.text(
-    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
+    alphabet=st.characters(
+        min_codepoint=0x20, exclude_characters="\x7f", exclude_categories=["Cc"]
+    ),
     max_size=40,
 )
 
@@ -218,7 +220,7 @@ class Request:
     method: str
     target: str
     body: bytes | None
-    headers: dict[str, str]
+    headers: dict[str, str | bytes]
     valid: bool
 
     def __repr__(self) -> str:
@@ -238,6 +240,11 @@ def draw_segment(data: st.DataObject, ctx: Fuzz, kind: str, valid: bool) -> str:
     if choice == "text":
         return quote(data.draw(HOSTILE_TEXT), safe="")
     return data.draw(st.sampled_from(RAW_SEGMENTS))
+
+
+def _utf8(text: str) -> bytes:
+    """A header value sent as UTF-8 bytes (http.client would refuse non-latin-1 text)."""
+    return text.encode("utf-8")
 
 
 def _query_value(value: Any) -> str:
@@ -329,7 +336,7 @@ def draw_request(data: st.DataObject, ctx: Fuzz, op: Operation) -> Request:
             pairs.append(pairs[0])  # a repeated parameter
     target = path + ("?" + urlencode(pairs, quote_via=quote) if pairs else "")
 
-    headers: dict[str, str] = {}
+    headers: dict[str, str | bytes] = {}
     body: bytes | None = None
     if valid:
         if how.body_valid is not None and (how.body_required or data.draw(st.booleans())):
@@ -351,7 +358,7 @@ def draw_request(data: st.DataObject, ctx: Fuzz, op: Operation) -> Request:
         headers["Content-Type"] = content_type
     for name in how.headers_valid:
         if data.draw(st.booleans()):
-            headers[name] = data.draw(st.one_of(HEADER_TEXT, NUMBER_TEXT))
+            headers[name] = data.draw(st.one_of(HEADER_TEXT, NUMBER_TEXT).map(_utf8))
     return Request(method, target, body, headers, valid=False)
 
 

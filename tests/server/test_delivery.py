@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
+
+from streamkit.server.store.base import ConsumerSpec, ConsumerStats, StreamOptions
+from streamkit.testing import ServerHandle
 
 from .helpers import Api, msgs
 
@@ -302,3 +306,44 @@ async def test_deleting_consumer_ends_its_long_poll(api: Api) -> None:
     status, body = await asyncio.wait_for(waiter, 5)
     assert status == 404
     assert body["code"] == "not_found"
+
+
+async def test_abandoned_long_poll_gives_messages_back_uncounted(
+    api: Api, streamkit_server: ServerHandle
+) -> None:
+    """A client that hangs up mid long-poll spends no delivery attempt of what arrives."""
+    await _setup(api, max_deliver=1)
+    poll = asyncio.create_task(
+        api.session.post(
+            f"{streamkit_server.url}/api/streams/orders/consumers/billing/receive",
+            params={"wait_for": "5000"},
+        )
+    )
+    await asyncio.sleep(0.2)  # the server is now waiting inside the store
+    poll.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await poll
+    await asyncio.sleep(0.1)
+    await api.publish("orders", msgs("orders.1", "orders.2", "orders.3"))
+    for _ in range(100):  # bounded: until the abandoned poll has handed them back
+        stats = await _stats(api)
+        if stats["in_flight"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    items = await api.receive(batch_size=10)
+    assert [i["delivery_count"] for i in items] == [1, 1, 1]
+    assert (await _stats(api))["dead"] == 0
+
+
+async def test_store_release_does_not_count_the_attempt(streamkit_server: ServerHandle) -> None:
+    store = streamkit_server.store
+    await store.create_stream("orders", StreamOptions())
+    spec = ConsumerSpec(name="c", filter_key_pattern=">", max_deliver=2)
+    await store.create_consumer("orders", spec)
+    await store.publish("orders", [{"key": "orders.1", "data": "x"}])
+    (first,) = await store.receive("orders", "c", 10)
+    await store.release("orders", "c", [first["ack_id"]])
+    (again,) = await store.receive("orders", "c", 10)
+    assert again["delivery_count"] == 1
+    await store.ack("orders", "c", [first["ack_id"]])  # the released delivery's id is stale
+    assert (await store.get_consumer("orders", "c")).stats == ConsumerStats(0, 1, 0)

@@ -11,6 +11,8 @@ from streamkit.acker import Acker
 
 from .fake_api import FakeAPI
 
+pytestmark = pytest.mark.timeout(10)
+
 
 async def settle(api: FakeAPI, count: int) -> None:
     for _ in range(500):

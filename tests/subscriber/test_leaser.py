@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from streamkit.leaser import Leaser
 
 from .fake_api import FakeAPI, delivery
+
+pytestmark = pytest.mark.timeout(10)
 
 
 async def test_renews_every_lease_in_one_request_per_stream_before_the_deadline() -> None:

@@ -13,6 +13,8 @@ from streamkit.prefetcher import Prefetcher
 
 from .fake_api import FakeAPI, delivery
 
+pytestmark = pytest.mark.timeout(10)
+
 
 def fast_backoff() -> Backoff:
     return Backoff(base=0.001, cap=0.005)
@@ -89,9 +91,11 @@ async def test_failures_that_heal_are_retried_and_polling_resumes() -> None:
         errors.Unauthorized(401, "bad token"),
         errors.BadRequest(400, "bad"),
         errors.ValidationError(422, "Validation failed"),
+        errors.ClientClosed("the client is closed"),
+        RuntimeError("a bug"),
     ],
 )
-async def test_failures_that_cannot_heal_are_raised(failure: errors.APIError) -> None:
+async def test_failures_that_cannot_heal_are_raised(failure: Exception) -> None:
     api = FakeAPI(failures=[failure])
     prefetcher, _ = make(api, ["a"])
     prefetcher.start()

@@ -13,6 +13,8 @@ from streamkit.testing import ServerHandle, run_server
 
 from .conftest import eventually, publish
 
+pytestmark = pytest.mark.timeout(30)
+
 
 async def stats(client: streamkit.AsyncClient, stream: str, consumer: str) -> tuple[int, int, int]:
     c = await client.get_consumer(stream, consumer)
@@ -335,12 +337,6 @@ async def test_a_refused_api_key_raises() -> None:
                     pass
 
 
-@pytest.mark.xfail(
-    reason="server: a long-poll the client gave up on still takes the nacked deliveries, then "
-    "gives them back counted (app.receive nacks when the transport is closing), so closing "
-    "a subscription spends a delivery attempt of everything it gives back",
-    strict=False,
-)
 async def test_closing_does_not_spend_a_delivery_attempt(client: streamkit.AsyncClient) -> None:
     await client.create_stream("orders")
     await client.create_consumer("orders", "billing", max_deliver=2)

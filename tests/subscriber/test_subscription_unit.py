@@ -19,6 +19,8 @@ from streamkit.subscriber import Subscription
 
 from .fake_api import FakeAPI, delivery
 
+pytestmark = pytest.mark.timeout(10)
+
 
 def make(api: FakeAPI, streams: tuple[str, ...] = ("orders",), **options: Any) -> Subscription:
     options = {"wait_for": 0.05, "ack_interval": 0.001, **options}

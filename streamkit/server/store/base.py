@@ -302,6 +302,14 @@ class Store(Protocol):
         """Give deliveries back for redelivery after ``delay_ms``."""
         ...
 
+    async def release(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        """Give back deliveries that never reached a client (an abandoned long-poll).
+
+        Like ``nack`` with no delay, but where the engine can, the attempt is not
+        counted towards ``max_deliver``.
+        """
+        ...
+
     async def extend(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
         """Reset the ack deadline of in-flight deliveries to a full ``ack_wait_ms``."""
         ...

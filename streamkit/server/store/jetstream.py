@@ -505,6 +505,11 @@ class JetStreamStore:
             payload += b" " + orjson.dumps({"delay": delay_ms * 1_000_000})
         await self._settle(stream, consumer, ack_ids, payload)
 
+    async def release(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        """Give back deliveries no client saw. JetStream counts a delivery when it sends
+        it and cannot take that back, so this is a plain NAK: the attempt counts."""
+        await self.nack(stream, consumer, ack_ids)
+
     async def extend(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
         """Reset the ack deadline of in-flight deliveries to a full ``ack_wait_ms``."""
         await self._settle(stream, consumer, ack_ids, b"+WPI")

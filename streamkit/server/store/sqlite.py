@@ -40,6 +40,7 @@ from streamkit.server.store.base import (
     StreamOptions,
     StreamRecord,
 )
+from streamkit.server.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from streamkit.server.store.sqlite_rows import ConsumerMeta, StreamMeta
 from streamkit.server.store.sqlite_schema import Synchronous, connect
 from streamkit.server.store.sqlite_thread import SqliteThread
@@ -129,15 +130,19 @@ class SqliteStore:
         self._ops = WriteOps(dedupe_window_ms)
         self._writer = SqliteThread(
             "streamkit-sqlite-writer",
-            partial(connect, self.path, synchronous),
+            partial(connect, self.path, synchronous, wal_autocheckpoint=BACKSTOP_PAGES),
             transactional=True,
-            on_commit=self._ops.commit,
+            on_commit=self._committed,
             on_rollback=self._ops.rollback,
         )
         self._reader = SqliteThread(
             "streamkit-sqlite-reader",
             partial(connect, self.path, synchronous, readonly=True),
             transactional=False,
+        )
+        self._checkpointer = Checkpointer(
+            "streamkit-sqlite-checkpointer",
+            partial(connect, self.path, synchronous, readonly=True),
         )
         self._account_id = ""
         self._by_id: dict[str, _StreamEntry] = {}
@@ -164,6 +169,7 @@ class SqliteStore:
             await self._reader.stop()
             await self._writer.stop()
             raise
+        self._checkpointer.start()
         for s in streams:
             self._add_stream(s)
         now = asyncio.get_running_loop().time()
@@ -182,8 +188,14 @@ class SqliteStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
+        await asyncio.to_thread(self._checkpointer.stop)
         await self._reader.stop()
         await self._writer.stop()
+
+    def _committed(self) -> None:
+        """The writer committed a transaction (runs on the writer's thread)."""
+        self._ops.commit()
+        self._checkpointer.committed()
 
     def stop_waiting(self) -> None:
         """End every current and future wait at once (the server is shutting down)."""
@@ -389,6 +401,12 @@ class SqliteStore:
         c = self._consumer(stream, consumer)
         self._touch(c)
         if await self._writer.run(partial(self._ops.nack, c=c, ack_ids=ack_ids, delay_ms=delay_ms)):
+            self._signals.fire(("c", c.cid))
+
+    async def release(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
+        """Hand deliveries no client saw back, without counting the attempt."""
+        c = self._consumer(stream, consumer)
+        if await self._writer.run(partial(self._ops.release, c=c, ack_ids=ack_ids)):
             self._signals.fire(("c", c.cid))
 
     async def extend(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:

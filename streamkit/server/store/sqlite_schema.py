@@ -99,12 +99,23 @@ CREATE TABLE IF NOT EXISTS deliveries (
 IN_FLIGHT, WAITING, DEAD = 0, 1, 2
 
 
-def connect(path: Path, synchronous: Synchronous, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open a connection in autocommit mode (transactions are explicit) with our pragmas."""
+def connect(
+    path: Path,
+    synchronous: Synchronous,
+    *,
+    readonly: bool = False,
+    wal_autocheckpoint: int | None = None,
+) -> sqlite3.Connection:
+    """Open a connection in autocommit mode (transactions are explicit) with our pragmas.
+
+    ``wal_autocheckpoint`` (pages) replaces SQLite's default of 1000.
+    """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
     conn.execute("PRAGMA busy_timeout = 10000")
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
+    if wal_autocheckpoint is not None:
+        conn.execute(f"PRAGMA wal_autocheckpoint = {int(wal_autocheckpoint)}")
     conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
     conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
     conn.execute("PRAGMA temp_store = MEMORY")

@@ -1,15 +1,38 @@
-"""A subscription survives its server being SIGKILLed and restarted on the same port and db."""
+"""Across processes: the server SIGKILLed and restarted under a subscription; a client that
+vanishes without closing its subscription."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 import streamkit
+from streamkit.testing import ServerHandle
 
 from .conftest import eventually, publish
 from .server_process import ServerProcess
+
+pytestmark = pytest.mark.timeout(60)
+
+VANISHING_CLIENT = """
+import asyncio, sys
+import streamkit
+from streamkit.subscriber import Subscription
+
+async def main() -> None:
+    client = streamkit.connect(sys.argv[1])
+    sub = Subscription(client.api, ["orders"], inactive_threshold=0.5, wait_for=0.2)
+    await sub.start()
+    print(sub.consumers["orders"], flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
 
 
 async def test_the_subscription_resumes_after_a_server_kill(tmp_path: Path) -> None:
@@ -61,3 +84,28 @@ async def test_the_subscription_resumes_after_a_server_kill(tmp_path: Path) -> N
             assert (final.pending, final.in_flight, final.dead) == (0, 0, 0)
     finally:
         await server.stop()
+
+
+async def test_the_server_deletes_the_ephemeral_consumer_of_a_vanished_client(
+    streamkit_server: ServerHandle, client: streamkit.AsyncClient
+) -> None:
+    await client.create_stream("orders")
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", VANISHING_CLIENT, streamkit_server.url, stdout=subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None
+        name = (await asyncio.wait_for(child.stdout.readline(), 20)).decode().strip()
+        assert [c.name for c in await client.list_consumers("orders")] == [name]
+    finally:
+        child.kill()  # no close, no delete
+        await child.wait()
+
+    async def consumers() -> list[str]:
+        return [c.name for c in await client.list_consumers("orders")]
+
+    for _ in range(100):
+        if not await consumers():
+            break
+        await asyncio.sleep(0.05)
+    assert await consumers() == []
