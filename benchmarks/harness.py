@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -65,6 +66,24 @@ class Context:
 
 
 Scenario = Callable[[Context], Awaitable[list[Measurement]]]
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+async def steady(total: int, rate: float, send: Callable[[int], Awaitable[None]]) -> None:
+    """Start ``send(i)`` for each i < ``total`` on a steady schedule of ``rate`` per second
+    (each at its own tick, however long the others take); wait for all of them."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    tasks = []
+    for i in range(total):
+        await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
+        tasks.append(asyncio.create_task(send(i), name=f"bench-steady-{i}"))
+    await asyncio.gather(*tasks)
 
 
 def free_port() -> int:

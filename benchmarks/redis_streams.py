@@ -22,6 +22,8 @@ import time
 import uuid
 from typing import Any
 
+from benchmarks.harness import steady
+
 IN_FLIGHT = 4
 """Pipelines in flight at once (the streamkit publisher's default lanes)."""
 
@@ -110,19 +112,8 @@ async def publish_latencies(url: str, seconds: float, rate: int, payload: bytes)
         measured.append((time.perf_counter() - sent) * 1000)
 
     try:
-        await _steady(int(seconds * rate), rate, send)
+        await steady(int(seconds * rate), rate, send)
         await client.delete(stream)
     finally:
         await client.aclose()
     return measured
-
-
-async def _steady(total: int, rate: int, send: Any) -> None:
-    """Start ``send(i)`` for i in range(total) at ``rate`` per second; wait for all."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    tasks = []
-    for i in range(total):
-        await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
-        tasks.append(asyncio.create_task(send(i)))
-    await asyncio.gather(*tasks)

@@ -22,7 +22,7 @@ from streamkit.api import API
 from streamkit.models import Ack, Event
 from streamkit.transport import backoff_delay, is_retryable
 
-log = logging.getLogger("streamkit.publisher")
+log = logging.getLogger(__name__)
 
 AckCallback = Callable[[Ack], Any]
 """Called with the `Ack` of a stored event; may return an awaitable, which is awaited."""

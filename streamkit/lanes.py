@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from streamkit.batch_sender import CLOSED, INTERNAL, BatchSender, Pending, nack_events
 
-log = logging.getLogger("streamkit.publisher")
+log = logging.getLogger(__name__)
 
 
 class Lane:

@@ -24,7 +24,7 @@ from streamkit.models import Event
 
 __all__ = ["AckCallback", "NackCallback", "Publishable", "Publisher", "PublisherConfig"]
 
-log = logging.getLogger("streamkit.publisher")
+log = logging.getLogger(__name__)
 
 Publishable = Event | Iterable[Event] | AsyncIterable[Event]
 """What ``publish`` accepts: events, iterables of events and async iterables of events."""

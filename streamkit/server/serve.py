@@ -16,7 +16,7 @@ from streamkit.server.logs import quiet_malformed_requests
 from streamkit.server.runner import start_server, tls_context
 from streamkit.server.store.base import StoreUnavailable
 
-log = logging.getLogger("streamkit.server")
+log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7376

@@ -80,7 +80,7 @@ async def test_a_failing_callback_is_logged_and_the_loop_goes_on(
         raise RuntimeError("boom later")
 
     first, second = make_events(5), make_events(5)
-    with caplog.at_level(logging.ERROR, logger="streamkit.publisher"):
+    with caplog.at_level(logging.ERROR, logger="streamkit"):
         await client.publish("s", first, on_ack=explode)
         await client.publish("s", second, on_ack=explode_later)
         await client.flush()
