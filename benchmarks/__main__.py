@@ -1,4 +1,8 @@
-"""``python -m benchmarks [--quick] [--only NAME] [--out PATH]``: run, print, write JSON."""
+"""``python -m benchmarks [--quick] [--only NAME] [--out PATH] [--plot PATH]``.
+
+Runs the scenarios against their peers in one invocation, prints the table and
+the scaling curves, writes the JSON report and draws the curves as a PNG.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,15 @@ import sys
 import traceback
 from pathlib import Path
 
-from benchmarks.harness import RESULTS_DIR, Measurement, Report, print_table, servers
+from benchmarks import plot
+from benchmarks.harness import (
+    RESULTS_DIR,
+    Measurement,
+    Report,
+    print_curves,
+    print_table,
+    servers,
+)
 from benchmarks.scenarios import SCENARIOS
 
 SCENARIO_TIMEOUT = {False: 170.0, True: 55.0}
@@ -33,16 +45,20 @@ async def run(names: list[str], quick: bool) -> Report:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns 1 when a scenario failed."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller counts, under a minute")
+    parser.add_argument("--quick", action="store_true", help="smaller counts, under two minutes")
     parser.add_argument(
         "--only", action="append", choices=sorted(SCENARIOS), help="run only this scenario"
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
+    parser.add_argument("--plot", type=Path, default=RESULTS_DIR / "latest.png")
     args = parser.parse_args(argv)
     report = asyncio.run(run(args.only or list(SCENARIOS), args.quick))
     print_table(report.measurements)
+    print_curves(report.measurements)
     report.write(args.out)
     print(f"wrote {args.out}")
+    if plot.draw(report.measurements, args.plot, plot.subtitle_of(report.to_json())):
+        print(f"wrote {args.plot}")
     return 1 if any(m.name == "failed" for m in report.measurements) else 0
 
 

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import streamkit
+from benchmarks import redis_streams
 from benchmarks.harness import Context, Measurement, print_table, servers
 from streamkit import Event
 
@@ -295,6 +296,7 @@ async def run(ctx: Context) -> list[Measurement]:
         ]
     else:
         rows.append(m("nats-py JetStream fetch+ack", math.nan, "events/s", "no nats-server"))
+    rows += await redis_streams.consume_rows(ctx, count, ours.per_second)  # skipped if absent
     competing, shares = await competing_rate(url, count)
     rows.append(
         m(

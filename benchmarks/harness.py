@@ -18,12 +18,15 @@ import os
 import platform
 import shutil
 import socket
+import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -42,8 +45,10 @@ class Measurement:
     value: float
     unit: str
     note: str = ""
+    figure: str = ""
+    """For a point of a curve: the figure it is drawn in (its title)."""
     series: str = ""
-    """For a point of a curve: ``"<figure>/<line>"``, e.g. ``"payload/streamkit"``."""
+    """For a point of a curve: its line in the figure (the system measured)."""
     x: float | None = None
     """For a point of a curve: where on the x axis (batch size, bytes, processes)."""
 
@@ -74,12 +79,12 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
-async def steady(total: int, rate: float, send: Callable[[int], Awaitable[None]]) -> None:
+async def steady(total: int, rate: float, send: Callable[[int], Coroutine[Any, Any, None]]) -> None:
     """Start ``send(i)`` for each i < ``total`` on a steady schedule of ``rate`` per second
     (each at its own tick, however long the others take); wait for all of them."""
     loop = asyncio.get_running_loop()
     start = loop.time()
-    tasks = []
+    tasks: list[asyncio.Task[None]] = []
     for i in range(total):
         await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
         tasks.append(asyncio.create_task(send(i), name=f"bench-steady-{i}"))
@@ -249,6 +254,7 @@ class Report:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "cpu_model": cpu_model(),
+            "versions": versions(),
             "measurements": [asdict(m) for m in self.measurements],
         }
 
@@ -256,6 +262,15 @@ class Report:
         """Write the JSON document to ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+
+def versions() -> dict[str, str]:
+    """Versions of what the numbers depend on: SQLite and the Python packages measured."""
+    found = {"sqlite": sqlite3.sqlite_version}
+    for package in ("streamkit", "aiohttp", "orjson", "nats-py", "redis", "hiredis", "sequin-py"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[package] = version(package)
+    return found
 
 
 def cpu_model() -> str:
@@ -267,7 +282,8 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _format_value(measurement: Measurement) -> str:
+def format_value(measurement: Measurement) -> str:
+    """The value as the tables show it: ratios to 2 places, big numbers with separators."""
     if measurement.unit == "x":
         return f"{measurement.value:.2f}"
     if measurement.value >= 100:
@@ -276,7 +292,7 @@ def _format_value(measurement: Measurement) -> str:
 
 
 def _rows(measurements: Sequence[Measurement]) -> list[tuple[str, ...]]:
-    return [(m.scenario, m.name, _format_value(m), m.unit, m.note) for m in measurements]
+    return [(m.scenario, m.name, format_value(m), m.unit, m.note) for m in measurements]
 
 
 def _print(
@@ -307,16 +323,15 @@ def _print(
 def print_table(measurements: Sequence[Measurement]) -> None:
     """Print the measurements that are not points of a curve as one table."""
     headers = ("scenario", "measurement", "value", "unit", "note")
-    _print("streamkit benchmarks", headers, _rows([m for m in measurements if not m.series]), {2})
+    _print("streamkit benchmarks", headers, _rows([m for m in measurements if not m.figure]), {2})
 
 
 def curves(measurements: Sequence[Measurement]) -> dict[str, dict[str, list[Measurement]]]:
     """The points of curves: figure -> line -> points in x order."""
     figures: dict[str, dict[str, list[Measurement]]] = {}
     for m in measurements:
-        if m.series and m.x is not None:
-            figure, _, line = m.series.partition("/")
-            figures.setdefault(figure, {}).setdefault(line, []).append(m)
+        if m.figure and m.x is not None:
+            figures.setdefault(m.figure, {}).setdefault(m.series, []).append(m)
     for lines in figures.values():
         for points in lines.values():
             points.sort(key=lambda m: m.x or 0.0)
@@ -332,7 +347,7 @@ def print_curves(measurements: Sequence[Measurement]) -> None:
         rows = [
             (
                 f"{x:g}",
-                *(_format_value(values[line, x]) if (line, x) in values else "" for line in lines),
+                *(format_value(values[line, x]) if (line, x) in values else "" for line in lines),
             )
             for x in xs
         ]

@@ -5,6 +5,10 @@
 - sequin-py: the plain Sequin client, one message per synchronous request.
 - nats-py: JetStream ``publish_async`` to a file-backed stream, then
   ``publish_async_completed()`` (every publish acked by the server).
+- redis-py: pipelines of XADD, 4 in flight (see `benchmarks.redis_streams`);
+  skipped when ``redis-server`` is not installed.
+- latency: one event per millisecond, from ``publish`` to its ack (streamkit's
+  ``on_ack``, JetStream's PubAck, the XADD reply), p50 and p99.
 - peak RSS of a separate process publishing 1M events (200k with ``--quick``):
   the buffer bounds memory, so the peak should not grow with the count.
 
@@ -23,34 +27,44 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
 import streamkit
-from benchmarks.harness import Context, Measurement
-from streamkit import Event, Nack
+from benchmarks import redis_streams
+from benchmarks.harness import Context, Measurement, percentile, steady
+from streamkit import Event, Nack, PublisherConfig
 
 SCENARIO = "publish"
 PAYLOAD = "x" * 100
 KEYS = 16
 RSS_TIMEOUT = 150.0
-RUNS = 2
+RUNS = 3
 """Each rate is the best of this many runs."""
 WARM_UP = 20_000
 """Events the RSS process publishes first: more than the default buffer holds."""
+LATENCY_RATE = 1000
+"""Events per second published in the latency runs."""
 
 
-def bench_events(count: int, keys: int = KEYS) -> Iterator[Event]:
-    """``count`` 100-byte events over ``keys`` keys (no key at all when ``keys`` is 0)."""
+def bench_events(count: int, keys: int = KEYS, payload: str = PAYLOAD) -> Iterator[Event]:
+    """``count`` events over ``keys`` keys (no key at all when ``keys`` is 0)."""
     names = [f"bench.k{i}" for i in range(keys)]
     for i in range(count):
-        yield Event(PAYLOAD, key=names[i % keys] if keys else None)
+        yield Event(payload, key=names[i % keys] if keys else None)
 
 
-async def streamkit_rate(url: str, count: int, keys: int = KEYS) -> float:
+async def streamkit_rate(
+    url: str,
+    count: int,
+    keys: int = KEYS,
+    *,
+    payload: str = PAYLOAD,
+    config: PublisherConfig | None = None,
+) -> float:
     """Events/s through `AsyncClient.publish` + `flush`, all acked."""
     stream = f"bench-{uuid.uuid4().hex[:8]}"
     nacks: list[Nack] = []
-    async with streamkit.connect(url) as client:
+    async with streamkit.connect(url, publisher=config) as client:
         await client.create_stream(stream)
         started = time.perf_counter()
-        await client.publish(stream, bench_events(count, keys), on_nack=nacks.append)
+        await client.publish(stream, bench_events(count, keys, payload), on_nack=nacks.append)
         await client.flush(timeout=120)
         elapsed = time.perf_counter() - started
         stored = (await client.get_stream(stream)).message_count
@@ -79,7 +93,7 @@ def sequin_rate(url: str, count: int) -> float:
     return count / elapsed
 
 
-async def nats_rate(url: str, count: int) -> float:
+async def nats_rate(url: str, count: int, payload: bytes = PAYLOAD.encode()) -> float:
     """Events/s with nats-py JetStream ``publish_async``, every publish acked."""
     import nats
 
@@ -89,7 +103,6 @@ async def nats_rate(url: str, count: int) -> float:
         stream = f"bench{uuid.uuid4().hex[:8]}"
         await js.add_stream(name=stream, subjects=[f"{stream}.>"])  # file storage
         subjects = [f"{stream}.k{i}" for i in range(KEYS)]
-        payload = PAYLOAD.encode()
         started = time.perf_counter()
         futures = [await js.publish_async(subjects[i % KEYS], payload) for i in range(count)]
         await asyncio.wait_for(js.publish_async_completed(), 120)
@@ -102,6 +115,60 @@ async def nats_rate(url: str, count: int) -> float:
     if failed or stored != count:
         raise RuntimeError(f"nats: {failed} failed, {stored}/{count} stored")
     return count / elapsed
+
+
+async def streamkit_latencies(url: str, seconds: float) -> list[float]:
+    """Milliseconds from ``publish`` to ``on_ack``, one event every ``1/LATENCY_RATE`` s."""
+    measured: list[float] = []
+    async with streamkit.connect(url) as client:
+        stream = f"bench-{uuid.uuid4().hex[:8]}"
+        await client.create_stream(stream)
+
+        async def send(i: int) -> None:
+            sent = time.perf_counter()
+
+            def on_ack(_: object) -> None:
+                measured.append((time.perf_counter() - sent) * 1000)
+
+            await client.publish(stream, Event(PAYLOAD, key=f"bench.k{i % KEYS}"), on_ack=on_ack)
+
+        await steady(int(seconds * LATENCY_RATE), LATENCY_RATE, send)
+        await client.flush(timeout=30)
+        await client.delete_stream(stream)
+    return measured
+
+
+async def nats_latencies(url: str, seconds: float) -> list[float]:
+    """Milliseconds from ``publish_async`` to its PubAck, one event every ``1/LATENCY_RATE`` s."""
+    import nats
+
+    nc = await nats.connect(url)
+    measured: list[float] = []
+    try:
+        js = nc.jetstream()
+        stream = f"bench{uuid.uuid4().hex[:8]}"
+        await js.add_stream(name=stream, subjects=[f"{stream}.>"])
+        payload = PAYLOAD.encode()
+
+        async def send(i: int) -> None:
+            sent = time.perf_counter()
+            await (await js.publish_async(f"{stream}.k{i % KEYS}", payload))
+            measured.append((time.perf_counter() - sent) * 1000)
+
+        await steady(int(seconds * LATENCY_RATE), LATENCY_RATE, send)
+        await js.delete_stream(stream)
+    finally:
+        await nc.close()
+    return measured
+
+
+def latency_rows(system: str, measured: list[float]) -> list[Measurement]:
+    """p50 and p99 rows of publish->ack latencies."""
+    note = f"{len(measured):,} events at {LATENCY_RATE}/s"
+    return [
+        Measurement(SCENARIO, f"{system} publish->ack p50", percentile(measured, 50), "ms", note),
+        Measurement(SCENARIO, f"{system} publish->ack p99", percentile(measured, 99), "ms", note),
+    ]
 
 
 async def publisher_rss(url: str, count: int) -> dict[str, float]:
@@ -154,8 +221,29 @@ async def run(ctx: Context) -> list[Measurement]:
             m("streamkit / nats JetStream", ours / peer, "x"),
         ]
     else:
-        missing = "no nats-server binary"
+        missing = "skipped: no nats-server binary"
         rows.append(m("nats-py JetStream publish_async", math.nan, "events/s", missing))
+    redis_url = ctx.redis_url
+    if redis_url is not None:
+        payload = PAYLOAD.encode()
+        peer = await best_of(RUNS, lambda: redis_streams.publish_rate(redis_url, count, payload))
+        note = f"{count:,} events, pipelines of 1000, {redis_streams.IN_FLIGHT} in flight, {best}"
+        rows += [
+            m("redis-py XADD pipelines", peer, "events/s", note),
+            m("streamkit / redis XADD", ours / peer, "x"),
+        ]
+    else:
+        missing = "skipped: redis-server not installed"
+        rows.append(m("redis-py XADD pipelines", math.nan, "events/s", missing))
+    seconds = ctx.size(3, 1)
+    rows += latency_rows("streamkit", await streamkit_latencies(url, seconds))
+    if nats_url is not None:
+        rows += latency_rows("nats JetStream", await nats_latencies(nats_url, seconds))
+    if redis_url is not None:
+        lat = await redis_streams.publish_latencies(
+            redis_url, seconds, LATENCY_RATE, PAYLOAD.encode()
+        )
+        rows += latency_rows("redis XADD", lat)
     rss = await publisher_rss(url, rss_count)
     rate = f"{rss['rate']:,.0f} events/s"
     rows += [

@@ -18,11 +18,12 @@ Every function takes ``redis://host:port`` and needs the ``redis`` package.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from typing import Any
 
-from benchmarks.harness import steady
+from benchmarks.harness import Context, Measurement, steady
 
 IN_FLIGHT = 4
 """Pipelines in flight at once (the streamkit publisher's default lanes)."""
@@ -69,8 +70,11 @@ async def publish_rate(
     return count / elapsed
 
 
-async def consume_rate(url: str, count: int, payload: bytes, *, batch: int = 1000) -> float:
-    """Events/s with ``XREADGROUP COUNT batch`` + one ``XACK`` per batch, one consumer."""
+async def consume_rate(
+    url: str, count: int, payload: bytes, *, batch: int = 1000
+) -> tuple[float, float]:
+    """Events/s with ``XREADGROUP COUNT batch`` + one ``XACK`` per batch, one consumer,
+    and this process's CPU µs per event meanwhile."""
     client = _client(url)
     stream = f"bench-{uuid.uuid4().hex[:8]}"
     try:
@@ -82,7 +86,7 @@ async def consume_rate(url: str, count: int, payload: bytes, *, batch: int = 100
                 pipe.xadd(stream, fields)
             await pipe.execute()
         received = 0
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         while received < count:
             reply = await client.xreadgroup("bench", "c1", {stream: ">"}, count=batch, block=5000)
             if not reply:
@@ -91,13 +95,32 @@ async def consume_rate(url: str, count: int, payload: bytes, *, batch: int = 100
             await client.xack(stream, "bench", *ids)
             received += len(ids)
         elapsed = time.perf_counter() - started
+        cpu_us = (time.process_time() - cpu) / count * 1e6
         pending = (await client.xpending(stream, "bench"))["pending"]
         await client.delete(stream)
     finally:
         await client.aclose()
     if pending:
         raise RuntimeError(f"redis: {pending} still pending")
-    return count / elapsed
+    return count / elapsed, cpu_us
+
+
+async def consume_rows(ctx: Context, count: int, streamkit_rate: float) -> list[Measurement]:
+    """The consume scenario's Redis rows (best of 2), with the ratio to ``streamkit_rate``."""
+    if ctx.redis_url is None:
+        skipped = "skipped: redis-server not installed"
+        return [Measurement("consume", "redis-py XREADGROUP+XACK", math.nan, "events/s", skipped)]
+    url = ctx.redis_url
+    runs = [await consume_rate(url, count, b"x" * 100) for _ in range(2)]
+    rate, cpu_us = max(runs)
+    note = f"{count:,} events, COUNT 1000, one XACK per batch, best of 2"
+    return [
+        Measurement("consume", "redis-py XREADGROUP+XACK", rate, "events/s", note),
+        Measurement(
+            "consume", "  client CPU per event", cpu_us, "us", "the consuming process only"
+        ),
+        Measurement("consume", "streamkit / redis XREADGROUP", streamkit_rate / rate, "x"),
+    ]
 
 
 async def publish_latencies(url: str, seconds: float, rate: int, payload: bytes) -> list[float]:

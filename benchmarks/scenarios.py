@@ -6,11 +6,12 @@ module. To add one, import its module here and add a line to `SCENARIOS`.
 
 from __future__ import annotations
 
-from benchmarks import consume, jetstream, publish
+from benchmarks import consume, jetstream, publish, scaling
 from benchmarks.harness import Scenario
 
 SCENARIOS: dict[str, Scenario] = {
     "publish": publish.run,
     "consume": consume.run,
     "jetstream": jetstream.run,
+    "scaling": scaling.run,
 }

@@ -54,7 +54,7 @@ class PublisherConfig:
     max_bytes: int = 512 * 1024
     linger: float = 0.005
     max_in_flight: int = 4
-    max_buffer: int = 10_000
+    max_buffer: int = 5_000
     max_buffer_bytes: int = 32 * 1024 * 1024
     retry_deadline: float = 30.0
     backoff: float = 0.05

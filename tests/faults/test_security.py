@@ -162,10 +162,10 @@ async def test_max_waiting_per_consumer_is_enforced(
             max_waiting = (await r.json())["max_waiting"]
         assert max_waiting == 20
         holders = [
-            asyncio.create_task(_receive(http, capped.url, "c1", 1500)) for _ in range(max_waiting)
+            asyncio.create_task(_receive(http, capped.url, "c1", 2500)) for _ in range(max_waiting)
         ]
         await _wait_for_waiting(capped, max_waiting)
-        status, body, retry_after = await _receive(http, capped.url, "c1", 1500)
+        status, body, retry_after = await _receive(http, capped.url, "c1", 2500)
         assert status == 429 and retry_after == "1", body
         assert "max_waiting" in body["summary"] and body["code"] == "too_many_waiting"
         assert (await _receive(http, capped.url, "c1", 0))[0] == 200  # not waiting: not capped
@@ -181,15 +181,15 @@ async def test_max_waiting_per_consumer_is_enforced(
 async def test_global_long_poll_cap(capped: ServerHandle) -> None:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
         reads = [
-            asyncio.create_task(http.get(f"{capped.url}/api/streams/lp/messages?wait_for=1500"))
+            asyncio.create_task(http.get(f"{capped.url}/api/streams/lp/messages?wait_for=2500"))
             for _ in range(15)
         ]
         receives = [
-            asyncio.create_task(_receive(http, capped.url, f"c{1 + i % 2}", 1500))
+            asyncio.create_task(_receive(http, capped.url, f"c{1 + i % 2}", 2500))
             for i in range(15)
         ]
         await _wait_for_waiting(capped, 30)
-        status, body, retry_after = await _receive(http, capped.url, "c2", 1500)
+        status, body, retry_after = await _receive(http, capped.url, "c2", 2500)
         assert status == 429 and retry_after == "1", body
         async with http.get(f"{capped.url}/api/streams/lp/messages?wait_for=100") as r:
             assert r.status == 429
@@ -210,9 +210,9 @@ async def test_long_poll_flags_of_serve(tmp_path: Path) -> None:
             body = {"name": "c1", "filter_key_pattern": ">"}
             async with http.post(f"{server.url}/api/streams/lp/consumers", json=body) as r:
                 assert (await r.json())["max_waiting"] == 2
-            holders = [asyncio.create_task(_receive(http, server.url, "c1", 1000)) for _ in "ab"]
+            holders = [asyncio.create_task(_receive(http, server.url, "c1", 2000)) for _ in "ab"]
             await asyncio.sleep(0.3)
-            assert (await _receive(http, server.url, "c1", 1000))[0] == 429
+            assert (await _receive(http, server.url, "c1", 2000))[0] == 429
             assert [s for s, _, _ in await asyncio.gather(*holders)] == [200, 200]
     finally:
         server.stop()

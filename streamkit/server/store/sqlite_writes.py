@@ -1,10 +1,7 @@
 """Write operations; they run on the writer thread, inside its group transaction.
 
-:class:`WriteOps` also owns the in-memory dedupe window (rebuilt from
-``messages`` at start-up, so it survives restarts). Dedupe entries made by a
-job become visible to later jobs of the same transaction at once, and to
-everybody only after COMMIT (see ``commit``/``rollback``), so a rolled-back
-publish can never leave an id pointing at a message that is not there.
+:class:`WriteOps` also owns the in-memory dedupe window (`sqlite_dedupe`),
+rebuilt from ``messages`` at start-up, so it survives restarts.
 """
 
 from __future__ import annotations
@@ -12,7 +9,6 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import uuid
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -31,6 +27,7 @@ from streamkit.server.store.base import (
     StreamRecord,
     data_hash,
 )
+from streamkit.server.store.sqlite_dedupe import DedupeWindow, pack, unpack
 from streamkit.server.store.sqlite_reads import get_stream
 from streamkit.server.store.sqlite_rows import (
     CONSUMER_COLUMNS,
@@ -118,20 +115,11 @@ class ReceiveResult:
     """True when the scan window ended before the stream did: ask again at once."""
 
 
-_DedupeKey = tuple[int, str]
-_DedupeHit = tuple[int, int]  # (seq, committed_us)
-
-
 class WriteOps:
     """Write operations plus the dedupe window they share (writer thread only)."""
 
     def __init__(self, dedupe_window_ms: int) -> None:
-        self._window_us = dedupe_window_ms * 1000
-        self._dedupe: dict[_DedupeKey, _DedupeHit] = {}
-        # (when, keys) per commit: by ``when`` each of those keys has expired, unless
-        # published again since (a later commit lists it again).
-        self._expiry: deque[tuple[int, list[_DedupeKey]]] = deque()
-        self._uncommitted: dict[_DedupeKey, _DedupeHit] = {}
+        self._window = DedupeWindow(dedupe_window_ms)
         # cid -> no unacked delivery of that consumer is due before this wall-clock ms.
         # A lower bound (lowered on every change, made exact by each scan), so a
         # receive only looks for redeliveries when one can exist: no index needed.
@@ -141,15 +129,11 @@ class WriteOps:
     # transaction hooks, called by SqliteThread
     def commit(self) -> None:
         """Publish this transaction's dedupe entries."""
-        if self._uncommitted:
-            self._dedupe.update(self._uncommitted)
-            # Every entry is from before now, so all have expired by now + window.
-            self._expiry.append((now_us() + self._window_us, list(self._uncommitted)))
-            self._uncommitted = {}
+        self._window.commit(now_us())
 
     def rollback(self) -> None:
         """Forget this transaction's dedupe entries and due floors (rescan next time)."""
-        self._uncommitted = {}
+        self._window.rollback()
         self._due_floor.clear()
 
     def setup(self, conn: sqlite3.Connection) -> str:
@@ -161,32 +145,20 @@ class WriteOps:
             conn.execute("INSERT INTO meta (k, v) VALUES ('account_id', ?)", (self.account_id,))
         else:
             self.account_id = row[0]
-        since = now_us() - self._window_us
+        since = now_us() - self._window.window_us
         for (sid,) in conn.execute("SELECT sid FROM streams").fetchall():
             # updated_at grows with seq, so walk back from the end until outside the window.
+            loaded: dict[str, int] = {}
             for seq, msg_id, upd in conn.execute(
                 "SELECT seq, msg_id, updated_at FROM messages WHERE stream = ? ORDER BY seq DESC",
                 (sid,),
             ):
                 if upd < since:
                     break
-                if msg_id is not None and (sid, msg_id) not in self._uncommitted:
-                    self._uncommitted[(sid, msg_id)] = (seq, upd)
+                if msg_id is not None and msg_id not in loaded:
+                    loaded[msg_id] = pack(seq, upd)
+            self._window.stage(sid, loaded)
         return self.account_id
-
-    def _seen(self, key: _DedupeKey, now: int) -> _DedupeHit | None:
-        hit = self._uncommitted.get(key) or self._dedupe.get(key)
-        if hit is not None and hit[1] + self._window_us > now:
-            return hit
-        return None
-
-    def _expire(self, now: int) -> None:
-        expires, dedupe = self._expiry, self._dedupe
-        while expires and expires[0][0] <= now:
-            for key in expires.popleft()[1]:
-                hit = dedupe.get(key)
-                if hit is not None and hit[1] + self._window_us <= now:
-                    del dedupe[key]
 
     # streams
 
@@ -245,24 +217,25 @@ class WriteOps:
             raise StoreNotFound("stream")
         last_seq, per_key, unmodified = row
         now = now_us()
-        self._expire(now)
+        self._window.expire(now)
         if per_key:
             return self._publish_per_key(conn, sid, messages, last_seq, bool(unmodified), now)
         committed = to_datetime(now)
-        staged: dict[_DedupeKey, _DedupeHit] = {}
+        staged: dict[str, int] = {}  # id -> pack(seq, committed_us), for the window
         plain: list[tuple[object, ...]] = []  # _INSERT_PLAIN rows
         full: list[tuple[object, ...]] = []  # _INSERT_FULL rows
         acks: list[PublishAck] = []
         size = 0
+        find = self._window.find
         for m in messages:
             msg_id = m.get("id")
             if msg_id is not None:
-                dkey = (sid, msg_id)
-                hit = staged.get(dkey) or self._seen(dkey, now)
+                hit = staged.get(msg_id) or find(sid, msg_id, now)
                 if hit is not None:
-                    acks.append({"id": msg_id, "seq": hit[0], "committed": to_datetime(hit[1])})
+                    seq, at = unpack(hit)
+                    acks.append({"id": msg_id, "seq": seq, "committed": to_datetime(at)})
                     continue
-                staged[dkey] = (last_seq + 1, now)
+                staged[msg_id] = pack(last_seq + 1, now)
             last_seq += 1
             key = m["key"]
             data = m["data"]
@@ -296,7 +269,7 @@ class WriteOps:
                 " storage_size = storage_size + ? WHERE sid = ?",
                 (last_seq, stored, size, sid),
             )
-        self._uncommitted.update(staged)
+        self._window.stage(sid, staged)
         return stored, acks
 
     def _publish_per_key(
@@ -310,16 +283,16 @@ class WriteOps:
     ) -> tuple[int, list[PublishAck]]:
         """Publish into a one_message_per_key stream: each key keeps its latest message only."""
         committed = to_datetime(now)
-        staged: dict[_DedupeKey, _DedupeHit] = {}
+        staged: dict[str, int] = {}  # id -> pack(seq, committed_us), for the window
         acks: list[PublishAck] = []
         published = removed = size_delta = 0
         for m in messages:
             msg_id = m.get("id")
-            dkey = (sid, msg_id) if msg_id is not None else None
-            if dkey is not None:
-                hit = staged.get(dkey) or self._seen(dkey, now)
+            if msg_id is not None:
+                hit = staged.get(msg_id) or self._window.find(sid, msg_id, now)
                 if hit is not None:
-                    acks.append({"id": msg_id, "seq": hit[0], "committed": to_datetime(hit[1])})
+                    seq, at = unpack(hit)
+                    acks.append({"id": msg_id, "seq": seq, "committed": to_datetime(at)})
                     continue
             key, data = m["key"], m["data"]
             hash_ = data_hash(data)
@@ -339,8 +312,8 @@ class WriteOps:
                     acks.append(
                         {"id": msg_id, "seq": old_seq, "committed": to_datetime(old_updated)}
                     )
-                    if dkey is not None:
-                        staged[dkey] = (old_seq, old_updated)
+                    if msg_id is not None:
+                        staged[msg_id] = pack(old_seq, old_updated)
                     continue
                 conn.execute("DELETE FROM messages WHERE stream = ? AND seq = ?", (sid, old_seq))
                 removed += 1
@@ -370,15 +343,15 @@ class WriteOps:
             published += 1
             size_delta += len(key) + len(data)
             acks.append({"id": msg_id, "seq": last_seq, "committed": committed})
-            if dkey is not None:
-                staged[dkey] = (last_seq, now)
+            if msg_id is not None:
+                staged[msg_id] = pack(last_seq, now)
         if published:
             conn.execute(
                 "UPDATE streams SET last_seq = ?, message_count = message_count + ?,"
                 " storage_size = storage_size + ? WHERE sid = ?",
                 (last_seq, published - removed, size_delta, sid),
             )
-        self._uncommitted.update(staged)
+        self._window.stage(sid, staged)
         return published, acks
 
     # consumers
@@ -485,20 +458,22 @@ class WriteOps:
                 (c.cid, now, c.max_deliver),
             ).rowcount
         due = conn.execute(
-            f"SELECT d.delivery_count, {M_COLUMNS} FROM deliveries d"
+            f"SELECT d.delivery_count, d.seq, {M_COLUMNS} FROM deliveries d"
             " LEFT JOIN messages m ON m.stream = ? AND m.seq = d.seq"
             f" WHERE d.consumer = ? AND d.state < {DEAD} AND d.due <= ?"
             " ORDER BY d.seq LIMIT ?",
             (c.sid, c.cid, now, limit),
         ).fetchall()
         if due:
-            gone = [(c.cid, r[1]) for r in due if r[2] is None]
+            # r = (delivery_count, d.seq, *message columns); the message's are NULL when it is
+            # gone, so the delivery's own seq names the row to delete.
+            gone = [(c.cid, r[1]) for r in due if r[3] is None]
             if gone:
                 # Superseded by compaction (one_message_per_key): nothing left to deliver.
                 conn.executemany("DELETE FROM deliveries WHERE consumer = ? AND seq = ?", gone)
                 released += len(gone)
-                due = [r for r in due if r[2] is not None]
-            msgs = messages_from_rows([r[1:] for r in due], c.stream_id)
+                due = [r for r in due if r[3] is not None]
+            msgs = messages_from_rows([r[2:] for r in due], c.stream_id)
             deadline = now + c.ack_wait_ms
             updates = []
             for i, (r, msg) in enumerate(zip(due, msgs, strict=True)):

@@ -1,0 +1,115 @@
+"""The scaling scenario: curves of events/s against batch size, payload and consumer processes.
+
+- batch size (1, 10, 100, 1000 events per request): streamkit's publisher with
+  ``max_batch`` set to it, and redis-py XADD pipelines of that many entries;
+- payload (100 B, 1 KB, 16 KB, 64 KB): streamkit's publisher, nats-py JetStream
+  ``publish_async`` and redis-py XADD pipelines, about the same bytes per point;
+- consumer processes (1 to 4) competing on one streamkit consumer
+  (`benchmarks.consume.competing_rate`).
+
+Every point is a rate of acked (or consumed and acked) events, the best of
+``RUNS`` runs (one with ``--quick``); counts are sized so that a point takes
+about a second. The points are measurements with a ``figure``, a ``series`` and an ``x``:
+`harness.print_curves` prints them and `benchmarks.plot` draws them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from benchmarks import consume, publish, redis_streams
+from benchmarks.harness import Context, Measurement
+from streamkit import PublisherConfig
+
+SCENARIO = "scaling"
+RUNS = 2
+BATCH_SIZES = (1, 10, 100, 1000)
+PAYLOADS = (100, 1024, 16 * 1024, 64 * 1024)
+PROCESSES = (1, 2, 3, 4)
+
+BY_BATCH = "publish vs batch size (events per request)"
+BY_PAYLOAD = "publish vs payload size (bytes)"
+BY_PROCESSES = "consume+ack vs consumer processes"
+"""The figures' titles."""
+
+
+def point(figure: str, line: str, x: float, value: float, note: str) -> Measurement:
+    """One point (events/s) of the ``line`` of ``figure``."""
+    return Measurement(SCENARIO, f"{line}, x={x:g}", value, "events/s", note, figure, line, x)
+
+
+async def best_of(
+    runs: int, measure: Callable[..., Awaitable[float]], *args: Any, **kwargs: Any
+) -> float:
+    """The best rate of ``runs`` calls ``measure(*args, **kwargs)``."""
+    return max([await measure(*args, **kwargs) for _ in range(runs)])
+
+
+def batch_count(batch: int, quick: bool) -> int:
+    """Events per batch-size point: a request costs about a millisecond, an event a few µs."""
+    return min(batch * (500 if quick else 2000), 40_000 if quick else 150_000)
+
+
+def payload_count(size: int, quick: bool) -> int:
+    """Events per payload point: about 8 MB (32 MB in a full run), at most 30k (100k)."""
+    return min((8 if quick else 32) * 1024 * 1024 // size, 30_000 if quick else 100_000)
+
+
+async def by_batch_size(ctx: Context, runs: int) -> list[Measurement]:
+    """streamkit ``max_batch`` and redis pipeline length against events/s."""
+    rows = []
+    for batch in BATCH_SIZES:
+        count = batch_count(batch, ctx.quick)
+        note = f"{count:,} events of 100 B, best of {runs}"
+        config = PublisherConfig(max_batch=batch)
+        rate = await best_of(runs, publish.streamkit_rate, ctx.streamkit_url, count, config=config)
+        rows.append(point(BY_BATCH, "streamkit", batch, rate, note))
+        if ctx.redis_url is not None:
+            payload = publish.PAYLOAD.encode()
+            rate = await best_of(
+                runs, redis_streams.publish_rate, ctx.redis_url, count, payload, pipeline=batch
+            )
+            rows.append(point(BY_BATCH, "redis-py XADD", batch, rate, note))
+    return rows
+
+
+async def by_payload(ctx: Context, runs: int) -> list[Measurement]:
+    """streamkit, nats-py and redis-py events/s against the payload size."""
+    rows = []
+    for size in PAYLOADS:
+        count = payload_count(size, ctx.quick)
+        note = f"{count:,} events, best of {runs}"
+        text = "x" * size
+        rate = await best_of(runs, publish.streamkit_rate, ctx.streamkit_url, count, payload=text)
+        rows.append(point(BY_PAYLOAD, "streamkit", size, rate, note))
+        if ctx.nats_url is not None:
+            rate = await best_of(runs, publish.nats_rate, ctx.nats_url, count, text.encode())
+            rows.append(point(BY_PAYLOAD, "nats-py JetStream", size, rate, note))
+        if ctx.redis_url is not None:
+            rate = await best_of(
+                runs, redis_streams.publish_rate, ctx.redis_url, count, text.encode()
+            )
+            rows.append(point(BY_PAYLOAD, "redis-py XADD", size, rate, note))
+    return rows
+
+
+async def by_processes(ctx: Context) -> list[Measurement]:
+    """Events/s of 1..4 processes competing on one streamkit consumer (one run each)."""
+    count = ctx.size(100_000, 20_000)
+    rows = []
+    for workers in PROCESSES:
+        rate, shares = await consume.competing_rate(ctx.streamkit_url, count, workers)
+        note = f"{count:,} events, shares " + "/".join(f"{s:,}" for s in shares)
+        rows.append(point(BY_PROCESSES, "streamkit", workers, rate, note))
+    return rows
+
+
+async def run(ctx: Context) -> list[Measurement]:
+    """All three figures' curves."""
+    runs = 1 if ctx.quick else RUNS
+    return [
+        *await by_batch_size(ctx, runs),
+        *await by_payload(ctx, runs),
+        *await by_processes(ctx),
+    ]

@@ -1,0 +1,59 @@
+"""The SQLite engine's dedupe window on its own: visibility, rollback, expiry."""
+
+from __future__ import annotations
+
+from streamkit.server.store.sqlite_dedupe import DedupeWindow, pack, unpack
+
+WINDOW_MS = 1000
+T0 = 1_800_000_000_000_000  # µs
+
+
+def test_pack_round_trips_a_seq_and_a_time() -> None:
+    assert unpack(pack(2**62, T0)) == (2**62, T0)
+    assert unpack(pack(1, 0)) == (1, 0)
+
+
+def test_entries_are_found_once_staged_and_kept_once_committed() -> None:
+    window = DedupeWindow(WINDOW_MS)
+    window.stage(1, {"a": pack(7, T0)})
+    assert window.find(1, "a", T0) == pack(7, T0)  # later jobs of the transaction see it
+    assert window.find(2, "a", T0) is None  # per stream
+    window.commit(T0)
+    assert window.find(1, "a", T0 + 1) == pack(7, T0)
+    assert len(window) == 1
+
+
+def test_a_rollback_forgets_the_transaction_only() -> None:
+    window = DedupeWindow(WINDOW_MS)
+    window.stage(1, {"a": pack(1, T0)})
+    window.commit(T0)
+    window.stage(1, {"b": pack(2, T0)})
+    window.rollback()
+    assert window.find(1, "b", T0) is None
+    assert window.find(1, "a", T0) is not None
+
+
+def test_entries_leave_the_window_after_it_passed() -> None:
+    window = DedupeWindow(WINDOW_MS)
+    window.stage(1, {"old": pack(1, T0)})
+    window.commit(T0)
+    later = T0 + 600_000
+    window.stage(1, {"new": pack(2, later)})
+    window.commit(later)
+    end = T0 + WINDOW_MS * 1000
+    assert window.find(1, "old", end) is None  # out of the window even before expire()
+    window.expire(end)
+    assert len(window) == 1 and window.find(1, "new", end) is not None
+    window.expire(later + WINDOW_MS * 1000)
+    assert len(window) == 0
+
+
+def test_an_id_stored_again_stays_until_its_latest_entry_expires() -> None:
+    window = DedupeWindow(WINDOW_MS)
+    window.stage(1, {"a": pack(1, T0)})
+    window.commit(T0)
+    again = T0 + 900_000
+    window.stage(1, {"a": pack(5, again)})
+    window.commit(again)
+    window.expire(T0 + WINDOW_MS * 1000)  # the first commit's list names "a"
+    assert window.find(1, "a", T0 + WINDOW_MS * 1000) == pack(5, again)
