@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from .server_proc import ServerProcess
+from server_process import ServerProcess
 
 MALFORMED_HTTP = [
     b"GARBAGE\r\n\r\n",

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from server_process import ServerProcess
 
 import streamkit
 from streamkit import Event
 
 from .helpers import wait_until
 from .integrity import check_db
-from .server_proc import ServerProcess
 
 STREAM = "work"
 CONSUMER = "workers"

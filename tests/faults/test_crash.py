@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from server_process import ServerProcess
 
 import streamkit
 from streamkit import Ack, Event, Nack, PublisherConfig
 
 from .helpers import read_all, wait_until
 from .integrity import check_db
-from .server_proc import ServerProcess
 
 STREAM = "crash"
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from server_process import ServerProcess
 
 from .integrity import check_db
-from .server_proc import ServerProcess
 
 STREAM = "load"
 CONSUMERS = 5

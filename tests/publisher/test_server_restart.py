@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from server_process import ServerProcess
 
 import streamkit
 from streamkit import PublisherConfig
 
 from .fakes import Outcomes, make_events
-from .server_process import ServerProcess
 from .server_reads import read_all
 
 
@@ -20,7 +20,7 @@ from .server_reads import read_all
 async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
     process = ServerProcess(tmp_path / "restart.db")
     yield process
-    await process.stop()
+    process.stop()
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float) -> None:
@@ -33,7 +33,7 @@ async def wait_until(condition: Callable[[], bool], timeout: float) -> None:
 
 
 async def test_kill_and_restart_mid_publish(server: ServerProcess) -> None:
-    await server.start()
+    await server.astart()
     config = PublisherConfig(max_batch=200, backoff=0.02, max_backoff=0.2, retry_deadline=30.0)
     async with streamkit.connect(server.url, publisher=config, timeout=3.0) as client:
         await client.create_stream("s")
@@ -43,10 +43,10 @@ async def test_kill_and_restart_mid_publish(server: ServerProcess) -> None:
             client.publish("s", events, on_ack=outcomes.on_ack, on_nack=outcomes.on_nack)
         )
         await wait_until(lambda: len(outcomes.acks) >= 2000, timeout=30)
-        await server.kill()  # SIGKILL
+        server.kill()  # SIGKILL
         acked_before_kill = len(outcomes.acks)
         await asyncio.sleep(0.2)  # the publisher meets refused connections meanwhile
-        await server.start()
+        await server.astart()
         await asyncio.wait_for(publishing, 60)
         await client.flush(timeout=60)
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
+from server_process import ServerProcess
 
 from streamkit.testing import ServerHandle
 
-from .helpers import Api, ServerProcess, free_port
+from .helpers import Api
 
 
 @pytest_asyncio.fixture
@@ -23,7 +24,7 @@ async def api(streamkit_server: ServerHandle) -> AsyncIterator[Api]:
 
 @pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(db=tmp_path / "streamkit.db", port=free_port())
+    server = ServerProcess(tmp_path / "streamkit.db")
     try:
         yield server
     finally:

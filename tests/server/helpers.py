@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -91,73 +83,3 @@ def msgs(*keys: str, prefix: str = "d") -> list[dict[str, Any]]:
 
 
 # -- a server in a subprocess ---------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class ServerProcess:
-    """``python -m streamkit.server`` on a free port, restartable on the same db."""
-
-    db: Path
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 15.0) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("STREAMKIT_API_KEY", None)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamkit.server",
-                "--port",
-                str(self.port),
-                "--db",
-                str(self.db),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {err}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError("server did not become healthy")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no chance to flush anything."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> int:
-        """SIGTERM and wait; returns the exit code."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self.proc.stderr:
-            self.proc.stderr.close()
-        return self.proc.returncode

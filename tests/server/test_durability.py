@@ -6,7 +6,7 @@ import json
 import urllib.request
 from typing import Any
 
-from .helpers import ServerProcess
+from server_process import ServerProcess
 
 
 def _call(url: str, method: str, body: Any = None) -> Any:

@@ -6,8 +6,7 @@ import uuid
 
 import pytest
 from sequin.client import Client
-
-from .helpers import ServerProcess
+from server_process import ServerProcess
 
 
 @pytest.fixture

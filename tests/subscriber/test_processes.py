@@ -10,12 +10,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from server_process import ServerProcess
 
 import streamkit
 from streamkit.testing import ServerHandle
 
 from .conftest import eventually, publish
-from .server_process import ServerProcess
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,7 +38,7 @@ asyncio.run(main())
 async def test_the_subscription_resumes_after_a_server_kill(tmp_path: Path) -> None:
     total = 3000
     server = ServerProcess(tmp_path / "streamkit.db")
-    await server.start()
+    await server.astart()
     try:
         async with streamkit.connect(server.url, timeout=5.0, retries=1) as client:
             await client.create_stream("orders")
@@ -69,9 +69,9 @@ async def test_the_subscription_resumes_after_a_server_kill(tmp_path: Path) -> N
 
             task = asyncio.create_task(consume())
             await asyncio.wait_for(killed.wait(), 20)
-            await server.kill()
+            server.kill()
             await asyncio.sleep(0.3)
-            await server.start()
+            await server.astart()
 
             # Everything gets acked; what was in flight at the kill comes back after ack_wait.
             await eventually(lambda: acked >= set(seqs), timeout=20, interval=0.05)
@@ -83,7 +83,7 @@ async def test_the_subscription_resumes_after_a_server_kill(tmp_path: Path) -> N
             final = await client.get_consumer("orders", "billing")
             assert (final.pending, final.in_flight, final.dead) == (0, 0, 0)
     finally:
-        await server.stop()
+        server.stop()
 
 
 async def test_the_server_deletes_the_ephemeral_consumer_of_a_vanished_client(
