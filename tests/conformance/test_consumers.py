@@ -6,8 +6,9 @@ import asyncio
 import uuid
 
 import pytest
+from http_api import Api, msgs
 
-from .helpers import Api, eventually, expect_engine_gap, keys, msgs
+from .helpers import eventually, expect_engine_gap, keys
 
 
 async def test_create_consumer_shape(api: Api) -> None:

@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 import pytest
+from http_api import Api, msgs
 
-from .helpers import Api, eventually, expect_engine_gap, keys, msgs
+from .helpers import eventually, expect_engine_gap, keys
 
 
 async def _setup(api: Api, **consumer: Any) -> None:

@@ -7,7 +7,9 @@ import base64
 import time
 from typing import Any
 
-from .helpers import Api, keys, msgs
+from http_api import Api, msgs
+
+from .helpers import keys
 
 
 async def test_publish_acks_in_request_order(api: Api) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from .helpers import Api, Engine, msgs
+from http_api import Api, msgs
+
+from .helpers import Engine
 
 
 async def test_create_stream_shape(api: Api) -> None:

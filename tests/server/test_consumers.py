@@ -6,9 +6,9 @@ import asyncio
 import uuid
 from typing import Any
 
-from streamkit.testing import ServerHandle
+from http_api import Api, msgs
 
-from .helpers import Api, msgs
+from streamkit.testing import ServerHandle
 
 CONSUMER_404 = "Not found: No `consumer` found matching the provided ID or name"
 

@@ -1,4 +1,4 @@
-"""Server test helpers: a small JSON HTTP client and a server in a subprocess."""
+"""A small JSON client for the HTTP API, shared by the server and conformance suites."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import aiohttp
 class Api:
     """``await api.call("POST", "/api/streams", {"name": "x"})`` -> (status, json body)."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, url: str, engine: str = "sqlite") -> None:
         self.session = session
         self.url = url
+        self.engine = engine
 
     async def call(
         self,
@@ -53,6 +54,11 @@ class Api:
         data: dict[str, Any] = result["data"]
         return data
 
+    async def read(self, stream: str = "orders", **params: str | int) -> list[dict[str, Any]]:
+        result = await self.ok("GET", f"/api/streams/{stream}/messages", params=params)
+        data: list[dict[str, Any]] = result["data"]
+        return data
+
     async def receive(
         self, stream: str = "orders", consumer: str = "billing", batch_size: int = 10, **params: int
     ) -> list[dict[str, Any]]:
@@ -64,22 +70,33 @@ class Api:
         data: list[dict[str, Any]] = result["data"]
         return data
 
+    async def settle(
+        self,
+        verb: str,
+        ids: list[str],
+        stream: str = "orders",
+        consumer: str = "billing",
+        **extra: int,
+    ) -> None:
+        """POST ack / nack / extend and check the reply."""
+        body = {"ack_ids": ids, **extra}
+        path = f"/api/streams/{stream}/consumers/{consumer}/{verb}"
+        assert await self.ok("POST", path, body) == {"success": True}
+
     async def ack(self, ids: list[str], stream: str = "orders", consumer: str = "billing") -> None:
-        assert await self.ok(
-            "POST", f"/api/streams/{stream}/consumers/{consumer}/ack", {"ack_ids": ids}
-        ) == {"success": True}
+        await self.settle("ack", ids, stream, consumer)
 
     async def nack(
         self, ids: list[str], stream: str = "orders", consumer: str = "billing", **extra: int
     ) -> None:
-        assert await self.ok(
-            "POST", f"/api/streams/{stream}/consumers/{consumer}/nack", {"ack_ids": ids, **extra}
-        ) == {"success": True}
+        await self.settle("nack", ids, stream, consumer, **extra)
+
+    async def stats(self, stream: str = "orders", consumer: str = "billing") -> dict[str, int]:
+        body = await self.ok("GET", f"/api/streams/{stream}/consumers/{consumer}")
+        stats: dict[str, int] = body["stats"]
+        return stats
 
 
 def msgs(*keys: str, prefix: str = "d") -> list[dict[str, Any]]:
     """Messages with the given keys and data ``f"{prefix}{i}"``."""
     return [{"key": k, "data": f"{prefix}{i}"} for i, k in enumerate(keys)]
-
-
-# -- a server in a subprocess ---------------------------------------------------
