@@ -23,26 +23,6 @@ async def _stats(api: Api, consumer: str = "billing") -> dict[str, int]:
     return stats
 
 
-async def test_receive_shape_and_ack(api: Api) -> None:
-    await _setup(api)
-    stream = await api.ok("GET", "/api/streams/orders")
-    await api.publish("orders", [{"key": "orders.eu.7", "data": '{"total":12.5}', "id": "e7"}])
-    (item,) = await api.receive()
-    assert set(item) == {"ack_id", "message", "delivery_count"}
-    assert isinstance(item["ack_id"], str) and item["ack_id"]
-    assert item["delivery_count"] == 1
-    message = item["message"]
-    assert message["key"] == "orders.eu.7"
-    assert message["stream_id"] == stream["id"]
-    assert message["data"] == '{"total":12.5}'
-    assert message["seq"] == 1 and message["id"] == "e7"
-    for field in ("data_hash", "inserted_at", "updated_at"):
-        assert message[field]
-    assert await api.receive() == []  # in flight: not handed out again
-    await api.ack([item["ack_id"]])
-    assert await _stats(api) == {"pending": 0, "in_flight": 0, "dead": 0}
-
-
 async def test_receive_via_post_body(api: Api) -> None:
     await _setup(api)
     await api.publish("orders", msgs("a", "b", "c"))
@@ -292,20 +272,6 @@ async def test_ack_validation(api: Api) -> None:
         assert status == 422
         assert "delay_ms" in err["validation_errors"]
     assert await api.ok("POST", f"{base}/ack", {"ack_ids": []}) == {"success": True}
-
-
-async def test_deleting_consumer_ends_its_long_poll(api: Api) -> None:
-    await _setup(api)
-    waiter = asyncio.create_task(
-        api.call(
-            "GET", "/api/streams/orders/consumers/billing/receive", params={"wait_for": 10_000}
-        )
-    )
-    await asyncio.sleep(0.1)
-    await api.ok("DELETE", "/api/streams/orders/consumers/billing")
-    status, body = await asyncio.wait_for(waiter, 5)
-    assert status == 404
-    assert body["code"] == "not_found"
 
 
 async def test_abandoned_long_poll_gives_messages_back_uncounted(

@@ -134,14 +134,6 @@ async def test_process_unmodified_false_skips_identical_data(api: Api) -> None:
     assert [(m["seq"], m["data"]) for m in await _stored(api, "kv")] == [(2, "new")]
 
 
-async def test_process_unmodified_true_stores_identical_data(api: Api) -> None:
-    await api.stream("kv", one_message_per_key=True, process_unmodified=True)
-    await api.publish("kv", [{"key": "a", "data": "same"}])
-    again = await api.publish("kv", [{"key": "a", "data": "same"}])
-    assert again["published"] == 1
-    assert [m["seq"] for m in await _stored(api, "kv")] == [2]
-
-
 async def test_compacted_stream_redelivers_latest_only(api: Api) -> None:
     await api.stream("kv", one_message_per_key=True)
     await api.consumer("kv", "c", ack_wait_ms=100)
