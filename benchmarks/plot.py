@@ -32,7 +32,7 @@ def draw(measurements: Sequence[Measurement], path: Path, subtitle: str = "") ->
         return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     fig, axes = plt.subplots(1, len(figures), figsize=(5.2 * len(figures), 4.4), squeeze=False)
     for ax, (title, lines) in zip(axes[0], figures.items(), strict=True):
@@ -46,6 +46,7 @@ def draw(measurements: Sequence[Measurement], path: Path, subtitle: str = "") ->
         ax.set_xticklabels([_label(x, title) for x in xs])
         if any(word in title for word in LOG_Y):
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         else:
             ax.set_ylim(bottom=0)
         ax.minorticks_off()

@@ -49,7 +49,11 @@ async def start_server(
     ``app_options`` are passed to :func:`~streamkit.server.app.create_app`.
     """
     app = create_app(store, **app_options)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    # A client that hangs up cancels its handler: an abandoned long-poll stops
+    # waiting (and takes nothing) instead of holding its slot until wait_for ends.
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=shutdown_timeout, handler_cancellation=True
+    )
     await runner.setup()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -44,7 +44,7 @@ from streamkit.server.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointe
 from streamkit.server.store.sqlite_rows import ConsumerMeta, StreamMeta
 from streamkit.server.store.sqlite_schema import Synchronous, connect
 from streamkit.server.store.sqlite_thread import SqliteThread
-from streamkit.server.store.sqlite_writes import WriteOps
+from streamkit.server.store.sqlite_writes import ReceiveResult, WriteOps
 
 log = logging.getLogger(__name__)
 
@@ -365,9 +365,7 @@ class SqliteStore:
         try:
             while True:
                 event = self._signals.event(("c", c.cid))
-                result = await self._writer.run(
-                    partial(self._ops.receive, c=c, batch_size=batch_size)
-                )
+                result = await self._take(c, batch_size)
                 self._touch(c)
                 if result.deliveries:
                     return result.deliveries
@@ -386,6 +384,28 @@ class SqliteStore:
                 del self._busy[c.cid]
             if c.cid in self._last_active:
                 self._touch(c)
+
+    async def _take(self, c: ConsumerMeta, batch_size: int) -> ReceiveResult:
+        """One take in the writer thread. If the receiver is cancelled meanwhile (its
+        client hung up), what the take hands out goes back at once, uncounted."""
+        take = self._writer.run(partial(self._ops.receive, c=c, batch_size=batch_size))
+        try:
+            return await asyncio.shield(take)
+        except asyncio.CancelledError:
+            take.add_done_callback(partial(self._give_back, c))
+            raise
+
+    def _give_back(self, c: ConsumerMeta, take: asyncio.Future[ReceiveResult]) -> None:
+        if take.cancelled() or take.exception() is not None:
+            return
+        ack_ids = [d["ack_id"] for d in take.result().deliveries]
+        if ack_ids:
+            released = self._writer.run(partial(self._ops.release, c=c, ack_ids=ack_ids))
+            released.add_done_callback(partial(self._after_give_back, c))
+
+    def _after_give_back(self, c: ConsumerMeta, released: asyncio.Future[bool]) -> None:
+        if not released.cancelled() and released.exception() is None and released.result():
+            self._signals.fire(("c", c.cid))
 
     async def ack(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
         """Acknowledge deliveries; unknown or stale ids are ignored."""
