@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -84,7 +84,7 @@ class Client:
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def _iterate(self, aiter: AsyncIterator[Any], wrap: bool = False) -> Iterator[Any]:
+    def _iterate(self, aiter: AsyncIterator[Any], wrap: bool = False) -> Generator[Any, None, None]:
         try:
             while True:
                 try:
@@ -184,13 +184,19 @@ class Client:
             )
         )
 
-    def iter(self, stream: str, **options: Any) -> Iterator[Event]:
+    def iter(self, stream: str, **options: Any) -> Generator[Event, None, None]:
         """See `AsyncClient.iter`."""
         return self._iterate(self._async.iter(stream, **options))
 
+    def tail(
+        self, stream: str, key_pattern: str | None = None, from_seq: int | None = None
+    ) -> Generator[Event, None, None]:
+        """See `AsyncClient.tail`; an endless iterator, stop it with ``break``."""
+        return self._iterate(self._async.tail(stream, key_pattern, from_seq))
+
     def subscribe(
         self, *streams: str, consumer: str | None = None, start: Start | None = None, **options: Any
-    ) -> Iterator[SyncEvent]:
+    ) -> Generator[SyncEvent, None, None]:
         """See `AsyncClient.subscribe`; yields events whose ack/nack block."""
         subscription = self._async.subscribe(*streams, consumer=consumer, start=start, **options)
         return self._iterate(aiter(subscription), wrap=True)

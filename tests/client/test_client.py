@@ -213,5 +213,8 @@ async def test_sync_facade(streamkit_server: ServerHandle) -> None:
             c.send("orders", [Event({"n": i}, key="orders.x") for i in range(3)])
             assert [e.json()["n"] for e in c.get("orders", max_count=10)] == [0, 1, 2]
             assert [e.seq for e in c.iter("orders", batch_size=2)] == [1, 2, 3]
+            live = c.tail("orders", from_seq=2)
+            assert [next(live).seq, next(live).seq] == [2, 3]
+            live.close()
 
     await asyncio.to_thread(script)
