@@ -156,6 +156,19 @@ async def _wait_for_tcp(process: Process, port: int) -> None:
     raise TimeoutError(f"{process.url} did not accept connections within {READY_TIMEOUT}s")
 
 
+async def _start_listening(command: list[str], url: str, port: int) -> Process:
+    """Run ``command`` quietly and wait until it accepts connections on ``port``."""
+    quiet = asyncio.subprocess.DEVNULL
+    started = await asyncio.create_subprocess_exec(*command, stdout=quiet, stderr=quiet)
+    process = Process(started, url)
+    try:
+        await _wait_for_tcp(process, port)
+    except BaseException:
+        await process.stop()
+        raise
+    return process
+
+
 async def start_streamkit(scratch: Path) -> Process:
     """An embedded streamkit server on a free port, storing in ``scratch``."""
     port = free_port()
@@ -175,15 +188,7 @@ async def start_nats(binary: str, scratch: Path) -> Process:
     port = free_port()
     store = scratch / "jetstream"
     command = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)]
-    quiet = asyncio.subprocess.DEVNULL
-    started = await asyncio.create_subprocess_exec(*command, stdout=quiet, stderr=quiet)
-    process = Process(started, f"nats://127.0.0.1:{port}")
-    try:
-        await _wait_for_tcp(process, port)
-    except BaseException:
-        await process.stop()
-        raise
-    return process
+    return await _start_listening(command, f"nats://127.0.0.1:{port}", port)
 
 
 def redis_server_binary() -> str | None:
@@ -200,15 +205,7 @@ async def start_redis(binary: str, scratch: Path) -> Process:
     store.mkdir()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(store)]
     command += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
-    quiet = asyncio.subprocess.DEVNULL
-    started = await asyncio.create_subprocess_exec(*command, stdout=quiet, stderr=quiet)
-    process = Process(started, f"redis://127.0.0.1:{port}")
-    try:
-        await _wait_for_tcp(process, port)
-    except BaseException:
-        await process.stop()
-        raise
-    return process
+    return await _start_listening(command, f"redis://127.0.0.1:{port}", port)
 
 
 @contextlib.asynccontextmanager

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 from server_process import ServerProcess
+from stream_reads import read_all
 
 import streamkit
 from streamkit import Ack, Event, Nack, PublisherConfig
 
-from .helpers import read_all, wait_until
+from .helpers import wait_until
 from .integrity import check_db
 
 STREAM = "crash"

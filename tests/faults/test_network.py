@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stream_reads import read_all
 
 import streamkit
 from streamkit import Ack, AsyncClient, Event, Nack, PublisherConfig
 from streamkit.testing import ServerHandle, run_server
 
-from .helpers import read_all
 from .integrity import check_db
 from .proxy import FaultyProxy
 

@@ -6,13 +6,13 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 
 import pytest
+from stream_reads import read_all
 
 import streamkit
 from streamkit import AsyncClient, Event, Nack, PublisherConfig
 from streamkit.testing import ServerHandle
 
 from .fakes import Outcomes, make_events
-from .server_reads import read_all
 
 
 @pytest.fixture

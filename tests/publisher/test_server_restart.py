@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from server_process import ServerProcess
+from stream_reads import read_all
 
 import streamkit
 from streamkit import PublisherConfig
 
 from .fakes import Outcomes, make_events
-from .server_reads import read_all
 
 
 @pytest.fixture
