@@ -34,7 +34,7 @@ class ServerSentEvent:
 
 
 class SSEParser:
-    """Turns chunks of an event stream into :class:`ServerSentEvent` objects.
+    """Turns chunks of an event stream into `ServerSentEvent` objects.
 
     ``last_event_id`` is the standard's "last event ID string": the latest ``id``
     committed by a blank line, so an ``id`` of an event still incomplete at a

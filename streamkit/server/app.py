@@ -1,4 +1,4 @@
-"""The HTTP API: plain aiohttp handlers over a :class:`~streamkit.server.store.base.Store`.
+"""The HTTP API: plain aiohttp handlers over a `Store`.
 
 Handlers parse, validate (``validation``), call the store and shape the reply
 (``responses``). Middlewares wrap them, outermost first: metrics (request

@@ -1,8 +1,8 @@
 """Choosing a storage engine: ``create_store("sqlite" | "jetstream", ...)``.
 
 The CLI (``streamkit serve --engine ... --nats ...``) and embedders call
-:func:`create_store`; the returned store is opened by the app
-(:func:`~streamkit.server.runner.start_server`). Engine modules are imported
+`create_store`; the returned store is opened by the app
+(`start_server`). Engine modules are imported
 here lazily, so the SQLite server runs without nats-py installed.
 """
 
@@ -16,7 +16,7 @@ from typing import Literal
 from streamkit.server.store.base import DEFAULT_DEDUPE_WINDOW_MS, Store
 
 ENGINES = ("sqlite", "jetstream")
-"""Names accepted by :func:`create_store` (and ``--engine``)."""
+"""Names accepted by `create_store` (and ``--engine``)."""
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -50,7 +50,7 @@ def create_store(
     ``db``/``synchronous`` apply to ``sqlite``; ``nats_urls`` (a list, or one
     string with comma-separated URLs; default ``$STREAMKIT_NATS_URL``),
     ``nats_prefix`` and ``replicas`` to ``jetstream``. Raises
-    :class:`EngineError` for an unknown engine, bad options, or a missing
+    `EngineError` for an unknown engine, bad options, or a missing
     ``[jetstream]`` extra.
     """
     name = engine.strip().lower()

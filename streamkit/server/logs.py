@@ -3,7 +3,7 @@
 aiohttp logs every request its parser rejects (a bad request line, a header
 too long, a TLS hello on the plain port...) as ``ERROR`` with a full traceback,
 before any route runs; a client sending garbage could flood the log with them.
-:class:`MalformedRequestFilter` turns those records into one ``WARNING`` line.
+`MalformedRequestFilter` turns those records into one ``WARNING`` line.
 Real errors (5xx, unhandled exceptions) are left alone.
 """
 
@@ -31,7 +31,7 @@ class MalformedRequestFilter(logging.Filter):
 
 
 def quiet_malformed_requests() -> None:
-    """Install :class:`MalformedRequestFilter` on aiohttp's server logger (idempotent)."""
+    """Install `MalformedRequestFilter` on aiohttp's server logger (idempotent)."""
     logger = logging.getLogger(AIOHTTP_SERVER_LOGGER)
     if not any(isinstance(f, MalformedRequestFilter) for f in logger.filters):
         logger.addFilter(MalformedRequestFilter())

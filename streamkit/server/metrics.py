@@ -2,7 +2,7 @@
 
 Kept dependency-free on purpose (the server needs aiohttp and orjson only).
 Everything runs on the event loop's thread, so no locks: handlers add whole
-batch sizes (``inc(n)``), never one call per message. :class:`ServerMetrics`
+batch sizes (``inc(n)``), never one call per message. `ServerMetrics`
 holds the server's metrics; ``render`` writes the Prometheus text exposition
 format (version 0.0.4).
 """

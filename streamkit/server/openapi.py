@@ -1,11 +1,11 @@
 """The OpenAPI 3.1 document of the HTTP API, served at ``GET /api/openapi.json``.
 
-Schemas follow :mod:`streamkit.server.validation`: a request the document calls
+Schemas follow `streamkit.server.validation`: a request the document calls
 valid passes validation (it may still meet a 404 or a name already taken), and
 the limits are the validators' own constants. Unknown body fields are ignored
 by the server, so request objects allow additional properties.
 
-:func:`build_spec` documents the operations of :data:`OPERATIONS` whose route
+`build_spec` documents the operations of :data:`OPERATIONS` whose route
 the app actually registered; ``tests/faults`` checks that every registered
 route is documented and fuzzes each one against its schemas.
 """

@@ -45,8 +45,8 @@ async def start_server(
 ) -> RunningServer:
     """Open ``store``, build the app and listen; ``port=0`` picks a free port.
 
-    With ``ssl_context`` (see :func:`tls_context`) the server speaks HTTPS.
-    ``app_options`` are passed to :func:`~streamkit.server.app.create_app`.
+    With ``ssl_context`` (see `tls_context`) the server speaks HTTPS.
+    ``app_options`` are passed to `create_app`.
     """
     app = create_app(store, **app_options)
     # A client that hangs up cancels its handler: an abandoned long-poll stops

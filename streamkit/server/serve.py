@@ -121,7 +121,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Configure logging and run :func:`serve`; returns the exit code."""
+    """Configure logging and run `serve`; returns the exit code."""
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     quiet_malformed_requests()
     try:

@@ -67,7 +67,7 @@ class TailParams:
 
 
 def tail_params(query: Mapping[str, str], headers: Mapping[str, str]) -> TailParams:
-    """Parse a tail request; :class:`~streamkit.server.validation.BadParam` when malformed.
+    """Parse a tail request; `BadParam` when malformed.
 
     The resume point is, in this order: the ``Last-Event-ID`` header (a browser
     sends it on reconnect, with the URL of the first connection unchanged, so it

@@ -1,8 +1,8 @@
 """Pure validators for request bodies and query parameters.
 
-Bodies that parse but are wrong raise :class:`Invalid` (422, every problem
+Bodies that parse but are wrong raise `Invalid` (422, every problem
 keyed by field path, e.g. ``messages[3].key``); bad query parameters raise
-:class:`BadParam` (400, naming the parameter). Unknown body fields are ignored.
+`BadParam` (400, naming the parameter). Unknown body fields are ignored.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def consumer_body(body: object) -> ConsumerSpec:
 
 
 def publish_body(body: object) -> list[NewMessage]:
-    """``POST .../messages`` -> the messages, all valid or :class:`Invalid`."""
+    """``POST .../messages`` -> the messages, all valid or `Invalid`."""
     obj = _object(body)
     messages = obj.get("messages")
     if messages is None:

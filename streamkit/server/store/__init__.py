@@ -1,1 +1,1 @@
-"""Storage engines behind the server. The app talks only to :class:`base.Store`."""
+"""Storage engines behind the server. The app talks only to `base.Store`."""

@@ -224,7 +224,7 @@ def data_hash(data: str) -> str:
 class Store(Protocol):
     """A storage engine. Every method is a coroutine and never blocks the event loop.
 
-    Methods taking a ``stream``/``consumer`` ref raise :class:`StoreNotFound`
+    Methods taking a ``stream``/``consumer`` ref raise `StoreNotFound`
     when it does not resolve. Waits (``wait_ms``) are served by the store,
     which returns as soon as something is available or the wait ends.
     """
@@ -242,7 +242,7 @@ class Store(Protocol):
         ...
 
     async def create_stream(self, name: str, options: StreamOptions) -> StreamRecord:
-        """Create a stream; :class:`StoreConflict` if the name is taken."""
+        """Create a stream; `StoreConflict` if the name is taken."""
         ...
 
     async def list_streams(self) -> list[StreamRecord]:
@@ -266,7 +266,7 @@ class Store(Protocol):
         ...
 
     async def create_consumer(self, stream: str, spec: ConsumerSpec) -> ConsumerRecord:
-        """Create a consumer; :class:`StoreConflict` if the name is taken on this stream."""
+        """Create a consumer; `StoreConflict` if the name is taken on this stream."""
         ...
 
     async def list_consumers(self, stream: str) -> list[ConsumerRecord]:

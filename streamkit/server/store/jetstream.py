@@ -2,7 +2,7 @@
 
 Every fact lives in JetStream, so any number of gateways can serve the same
 streams behind a load balancer, and any gateway can settle a delivery another
-one handed out. How each :class:`~streamkit.server.store.base.Store` method
+one handed out. How each `Store` method
 maps (details in the modules named):
 
 - stream -> a JetStream stream ``<prefix>_<name>`` on ``<prefix>.<id>.>``, its
@@ -102,10 +102,10 @@ _SETTLE_CHUNK = 1000
 
 
 class JetStreamStore:
-    """A :class:`~streamkit.server.store.base.Store` over NATS JetStream.
+    """A `Store` over NATS JetStream.
 
-    ``nats_urls`` are tried in turn at :meth:`open` (which fails with a clear
-    :class:`JetStreamUnavailable` when none answers or JetStream is off);
+    ``nats_urls`` are tried in turn at `open` (which fails with a clear
+    `JetStreamUnavailable` when none answers or JetStream is off);
     afterwards the connection reconnects on its own whenever a server goes
     away. ``replicas`` is the replication factor of new streams (3 on a
     3-node cluster survives the loss of one node).
@@ -205,7 +205,7 @@ class JetStreamStore:
 
     @property
     def conn(self) -> JsConn:
-        """The live connection; :class:`StoreUnavailable` unless open."""
+        """The live connection; `StoreUnavailable` unless open."""
         if self._conn is None:
             raise StoreUnavailable("the JetStream store is not open")
         return self._conn
@@ -225,7 +225,7 @@ class JetStreamStore:
     # -- streams ----------------------------------------------------------------------
 
     async def create_stream(self, name: str, options: StreamOptions) -> StreamRecord:
-        """Create a stream; :class:`StoreConflict` if the name is taken."""
+        """Create a stream; `StoreConflict` if the name is taken."""
         stream_id = new_id()
         config = stream_config(
             self.naming,
@@ -315,7 +315,7 @@ class JetStreamStore:
     # -- consumers ----------------------------------------------------------------------------
 
     async def create_consumer(self, stream: str, spec: ConsumerSpec) -> ConsumerRecord:
-        """Create a consumer; :class:`StoreConflict` if the name is taken on this stream."""
+        """Create a consumer; `StoreConflict` if the name is taken on this stream."""
         handle = await self._cat.stream(stream)
         name = check_name(spec.name, "consumer")
         if spec.max_deliver is not None:
@@ -458,7 +458,7 @@ class JetStreamStore:
             raise StoreNotFound("consumer")
 
     async def _until_stopped(self, work: Awaitable[T]) -> T | None:
-        """``await work``, or None as soon as :meth:`stop_waiting` is called."""
+        """``await work``, or None as soon as `stop_waiting` is called."""
         task = asyncio.ensure_future(work)
         stopper = asyncio.ensure_future(self._stop.wait())
         try:

@@ -116,7 +116,7 @@ def encode_msg_id(msg_id: str) -> str:
 
 
 def decode_msg_id(value: str) -> str:
-    """Inverse of :func:`encode_msg_id`."""
+    """Inverse of `encode_msg_id`."""
     if value.startswith("!"):
         raw = value[1:]
         return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
@@ -137,7 +137,7 @@ def decode_message(
     root: str,
     stream_id: str,
 ) -> Message:
-    """A stored JetStream message as a wire-shaped :class:`Message`."""
+    """A stored JetStream message as a wire-shaped `Message`."""
     text = data.decode()
     stored = ns_to_datetime(stored_ns)
     msg: Message = {

@@ -3,7 +3,7 @@ and replies that come as several messages (batched direct gets, pull requests)
 routed through one wildcard inbox subscription.
 
 This is the only module of the engine that knows nats-py's exceptions; it maps
-them once to :class:`JetStreamUnavailable` (retryable) or :class:`JsApiError`.
+them once to `JetStreamUnavailable` (retryable) or `JsApiError`.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ async def connect(
 ) -> Client:
     """Connect to the first reachable server of ``urls``; keep reconnecting forever after.
 
-    Startup fails fast with :class:`JetStreamUnavailable` naming the URLs when
+    Startup fails fast with `JetStreamUnavailable` naming the URLs when
     none answers, instead of retrying in the background while the gateway
     looks healthy.
     """
@@ -161,7 +161,7 @@ class ReplyStream:
         self.queue: asyncio.Queue[Msg] = asyncio.Queue()
 
     async def next(self, timeout: float) -> Msg:
-        """The next reply; :class:`JetStreamUnavailable` when none comes in ``timeout``."""
+        """The next reply; `JetStreamUnavailable` when none comes in ``timeout``."""
         if not self.queue.empty():  # replies come in bursts: skip wait_for's task
             return self.queue.get_nowait()
         try:
@@ -263,7 +263,7 @@ class JsConn:
     @contextlib.asynccontextmanager
     async def replies(self) -> AsyncIterator[ReplyStream]:
         """A reply subject for the duration of the block (single-reply-subject answers only:
-        JetStream deliveries carry their own subject and need :class:`_PullInbox`)."""
+        JetStream deliveries carry their own subject and need `_PullInbox`)."""
         stream = ReplyStream(f"{self._inbox}.{secrets.token_hex(8)}")
         self._streams[stream.subject] = stream
         try:
@@ -302,7 +302,7 @@ class JsConn:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Msg:
-        """One request, one reply; :class:`NoResponders` when nothing listens."""
+        """One request, one reply; `NoResponders` when nothing listens."""
         try:
             return await self.nc.request(
                 subject, payload, timeout=timeout or self.timeout, headers=headers
@@ -315,7 +315,7 @@ class JsConn:
     async def api(
         self, endpoint: str, body: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> dict[str, Any]:
-        """Call ``$JS.API.<endpoint>``; raises :class:`JsApiError` on an error response."""
+        """Call ``$JS.API.<endpoint>``; raises `JsApiError` on an error response."""
         payload = orjson.dumps(body) if body is not None else b""
         try:
             msg = await self.request(f"{API}.{endpoint}", payload, timeout=timeout)

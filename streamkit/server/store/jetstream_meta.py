@@ -3,7 +3,7 @@
 What JetStream has no field for (the uuid, ``inserted_at``, stream options,
 ``ephemeral``) lives in the ``metadata`` map of the stream or consumer config,
 written in the same API call that creates it: there is no second record that
-a crash could leave behind or out of step. :class:`Catalog` resolves refs
+a crash could leave behind or out of step. `Catalog` resolves refs
 (names or ids) to JetStream names, caching what never changes.
 """
 
@@ -251,7 +251,7 @@ class Catalog:
 
     A cached handle can outlive its stream (another gateway deleted it): every
     operation that uses one fails cleanly in that case (nothing listens on the
-    old subjects), and callers then :meth:`forget` it and resolve again.
+    old subjects), and callers then `forget` it and resolve again.
     """
 
     def __init__(self, conn: JsConn, naming: Naming, *, ttl: float = 30.0) -> None:
@@ -312,7 +312,7 @@ class Catalog:
                 return out
 
     async def stream(self, ref: str) -> StreamHandle:
-        """The stream ``ref`` names (an id wins over a name); :class:`StoreNotFound`."""
+        """The stream ``ref`` names (an id wins over a name); `StoreNotFound`."""
         if is_id(ref):
             name = self._stream_ids.get(ref)
             if name is None:
@@ -339,7 +339,7 @@ class Catalog:
         """The name of the consumer ``ref`` names on ``handle``'s stream.
 
         Names are not checked for existence here: the operation that uses one
-        finds out (and raises :class:`StoreNotFound`).
+        finds out (and raises `StoreNotFound`).
         """
         if is_id(ref):
             key = (handle.js_name, ref)
@@ -381,7 +381,7 @@ class Catalog:
                 return out
 
     async def consumer_info(self, handle: StreamHandle, name: str) -> dict[str, Any]:
-        """Fresh consumer info; :class:`StoreNotFound` for a missing stream or consumer."""
+        """Fresh consumer info; `StoreNotFound` for a missing stream or consumer."""
         try:
             return await self._conn.api(f"CONSUMER.INFO.{handle.js_name}.{name}")
         except JsApiError as exc:

@@ -108,7 +108,7 @@ class Publisher:
     async def publish(self, handle: StreamHandle, messages: Sequence[NewMessage]) -> PublishResult:
         """Store ``messages`` all or nothing; acks in request order.
 
-        Raises :class:`~.jetstream_conn.NoResponders` when no stream listens on
+        Raises `NoResponders` when no stream listens on
         ``handle``'s subjects (it was deleted): the caller re-resolves.
         """
         current = await self._current(handle, messages)

@@ -37,7 +37,7 @@ _IDLE_POLL = 1.0
 
 
 def to_message(msg: Msg, handle: StreamHandle) -> Message:
-    """A direct-get reply as a :class:`Message`."""
+    """A direct-get reply as a `Message`."""
     headers = msg.headers or {}
     return decode_message(
         headers["Nats-Subject"],

@@ -112,7 +112,7 @@ class _StreamEntry:
 
 
 class SqliteStore:
-    """The embedded SQLite :class:`~streamkit.server.store.base.Store`.
+    """The embedded SQLite `Store`.
 
     ``synchronous="normal"`` survives a killed process (WAL); ``"full"`` also
     survives power loss at the cost of an fsync per group commit.
@@ -233,7 +233,7 @@ class SqliteStore:
     # -- streams ---------------------------------------------------------------
 
     async def create_stream(self, name: str, options: StreamOptions) -> StreamRecord:
-        """Create a stream; :class:`StoreConflict` if the name is taken."""
+        """Create a stream; `StoreConflict` if the name is taken."""
         if name in self._by_name:
             raise StoreConflict("name")
         meta, record = await self._writer.run(
@@ -304,7 +304,7 @@ class SqliteStore:
     # -- consumers -------------------------------------------------------------
 
     async def create_consumer(self, stream: str, spec: ConsumerSpec) -> ConsumerRecord:
-        """Create a consumer; :class:`StoreConflict` if the name is taken on this stream."""
+        """Create a consumer; `StoreConflict` if the name is taken on this stream."""
         entry = self._stream(stream)
         if spec.name in entry.consumers_by_name:
             raise StoreConflict("name")

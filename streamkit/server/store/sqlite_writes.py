@@ -1,6 +1,6 @@
 """Write operations; they run on the writer thread, inside its group transaction.
 
-:class:`WriteOps` also owns the in-memory dedupe window (`sqlite_dedupe`),
+`WriteOps` also owns the in-memory dedupe window (`sqlite_dedupe`),
 rebuilt from ``messages`` at start-up, so it survives restarts.
 """
 
