@@ -183,7 +183,7 @@ class Acker:
                     stream,
                     exc,
                 )
-                await backoff.wait(getattr(exc, "retry_after", None))
+                await backoff.wait(exc)
             else:
                 return
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from streamkit import errors
-from streamkit.transport import backoff_delay
+from streamkit.transport import backoff_delay, retry_after
 
 
 def heals(exc: BaseException) -> bool:
@@ -38,10 +38,9 @@ class Backoff:
         """The thing worked: the next failure starts from the shortest delay again."""
         self.failures = 0
 
-    async def wait(self, retry_after: float | None = None) -> None:
-        """Sleep before the next attempt; at least ``retry_after`` (capped) when the server said."""
-        delay = backoff_delay(self.failures, self.base, self.cap)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.cap))
+    async def wait(self, failure: BaseException | None = None) -> None:
+        """Sleep before the next attempt; at least the ``Retry-After`` (capped) that the
+        ``failure`` carried, when the server said one."""
+        delay = backoff_delay(self.failures, self.base, self.cap, retry_after(failure))
         self.failures += 1
         await asyncio.sleep(delay)

@@ -20,7 +20,7 @@ from typing import Any
 from streamkit import errors
 from streamkit.api import API
 from streamkit.models import Ack, Event
-from streamkit.transport import backoff_delay, is_retryable
+from streamkit.transport import backoff_delay, is_retryable, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +197,7 @@ class BatchSender:
             todo.append(rest)
 
     async def _back_off(self, exc: errors.StreamkitError, attempt: int, remaining: float) -> None:
-        delay = backoff_delay(attempt, self.backoff, self.max_backoff)
-        if isinstance(exc, errors.APIError) and exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, self.max_backoff))
+        delay = backoff_delay(attempt, self.backoff, self.max_backoff, retry_after(exc))
         if isinstance(exc, errors.ConnectError):
             self.api.transport.fail_over()
         log.debug("retrying a batch of %s in %.3fs after %r", self.stream, delay, exc)

@@ -147,7 +147,7 @@ class Prefetcher:
                     stream,
                     exc,
                 )
-                await backoff.wait(getattr(exc, "retry_after", None))
+                await backoff.wait(exc)
                 continue
             if backoff.failures:
                 log.info("%s: receiving from %r again", self.name, stream)

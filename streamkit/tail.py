@@ -70,7 +70,7 @@ async def tail(
     delays = Backoff(backoff, max_backoff)
     resume: str | None = None
     while True:
-        retry_after: float | None = None
+        failure: errors.StreamkitError | None = None
         try:
             async with api.tail(
                 stream,
@@ -97,12 +97,11 @@ async def tail(
         except errors.StreamkitError as exc:
             if not heals(exc):
                 raise
-            if isinstance(exc, errors.APIError):
-                retry_after = exc.retry_after
-            elif isinstance(exc, errors.ConnectError):
+            failure = exc
+            if isinstance(exc, errors.ConnectError):
                 api.transport.fail_over()  # next endpoint, when there are several
             log.info("live tail of %s interrupted (%r); reconnecting", stream, exc)
-        await delays.wait(retry_after)
+        await delays.wait(failure)
 
 
 class _BadEvent(Exception):

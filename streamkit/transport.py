@@ -69,9 +69,20 @@ def api_error(status: int, body: bytes, retry_after: str | None) -> errors.APIEr
     return cls(status, summary, code=code, validation_errors=validation, retry_after=delay)
 
 
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter for the ``attempt``-th retry (0-based)."""
-    return random.uniform(0, min(cap, base * (2**attempt)))
+def backoff_delay(
+    attempt: int, base: float, cap: float, retry_after: float | None = None
+) -> float:
+    """Exponential backoff with full jitter for the ``attempt``-th retry (0-based);
+    at least the server's ``retry_after``, both capped at ``cap``."""
+    delay = random.uniform(0, min(cap, base * (2**attempt)))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return delay
+
+
+def retry_after(exc: BaseException | None) -> float | None:
+    """The seconds a load-shedding server asked for in ``Retry-After``, if any."""
+    return exc.retry_after if isinstance(exc, errors.APIError) else None
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -168,9 +179,7 @@ class Transport:
                     raise
                 if isinstance(exc, errors.ConnectError):
                     self.fail_over()
-                delay = backoff_delay(attempt, self.backoff, self.max_backoff)
-                if isinstance(exc, errors.APIError) and exc.retry_after is not None:
-                    delay = max(delay, min(exc.retry_after, self.max_backoff))
+                delay = backoff_delay(attempt, self.backoff, self.max_backoff, retry_after(exc))
                 log.debug("retrying %s %s in %.3fs after %r", method, path, delay, exc)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover

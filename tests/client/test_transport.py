@@ -174,6 +174,11 @@ def test_backoff_is_capped_and_jittered() -> None:
     assert len(set(delays)) > 1
 
 
+def test_backoff_waits_at_least_retry_after_within_the_cap() -> None:
+    assert all(backoff_delay(0, 0.001, 2.0, retry_after=1.5) >= 1.5 for _ in range(20))
+    assert all(backoff_delay(0, 0.001, 2.0, retry_after=60) <= 2.0 for _ in range(20))
+
+
 async def test_send_requires_per_message_acks(mocked: aioresponses, transport: Transport) -> None:
     """A Sequin server answers without acks; the client says so instead of guessing seqs."""
     mocked.post(f"{BASE}/api/streams/s/messages", payload={"data": {"published": 1}})
