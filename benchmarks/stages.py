@@ -25,16 +25,16 @@ from typing import Any, cast
 
 import orjson
 
-from streamkit.api import API
+from streamkit._http.api import API
 from streamkit.models import Ack, Event, acks_from_wire, new_event_id
 from streamkit.publisher import Publisher
 from streamkit.server import validation
 from streamkit.server.responses import json_response
 from streamkit.server.store.base import ConsumerSpec, StreamOptions
-from streamkit.server.store.sqlite_checkpoint import BACKSTOP_PAGES
-from streamkit.server.store.sqlite_rows import ConsumerMeta
-from streamkit.server.store.sqlite_schema import connect
-from streamkit.server.store.sqlite_writes import WriteOps
+from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES
+from streamkit.server.store.sqlite.rows import ConsumerMeta
+from streamkit.server.store.sqlite.schema import connect
+from streamkit.server.store.sqlite.writes import WriteOps
 
 BATCH = 1000
 PAYLOAD = "x" * 100

@@ -13,7 +13,7 @@ from pathlib import Path
 import streamkit
 from streamkit import Ack, Event, Nack
 from streamkit.server.runner import start_server
-from streamkit.server.store.sqlite import SqliteStore
+from streamkit.server.store.sqlite.store import SqliteStore
 
 
 async def run(url: str) -> None:

@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
-from streamkit.api import API
+from streamkit._http.api import API
+from streamkit._http.transport import Transport
 from streamkit.errors import ClientClosed, NotFound, ValidationError
 from streamkit.models import Consumer, Event, Stream
 from streamkit.publisher import AckCallback, NackCallback, Publishable, Publisher, PublisherConfig
-from streamkit.reader import FORWARD, Direction, get, iterate
+from streamkit.reads.catchup import FORWARD, Direction, get, iterate
+from streamkit.reads.tail import tail
 from streamkit.subscriber import Subscription
-from streamkit.tail import tail
-from streamkit.transport import Transport
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from streamkit import keys
 from streamkit.errors import DecodeError, Nack, StreamkitError
+from streamkit.protocol import keys
 
 __all__ = ["Ack", "Consumer", "Event", "Nack", "Stream", "dumps", "loads", "new_event_id"]
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from streamkit.client import AsyncClient, Start, connect
 from streamkit.models import Ack, Consumer, Event, Stream
 from streamkit.publisher import AckCallback, NackCallback
-from streamkit.reader import FORWARD, Direction
+from streamkit.reads.catchup import FORWARD, Direction
 
 T = TypeVar("T")
 

@@ -39,7 +39,7 @@ from aiohttp import web
 
 from streamkit.server.runner import RunningServer, start_server
 from streamkit.server.store.base import DEFAULT_DEDUPE_WINDOW_MS
-from streamkit.server.store.sqlite import SqliteStore
+from streamkit.server.store.sqlite.store import SqliteStore
 
 if TYPE_CHECKING:
     from streamkit.client import AsyncClient

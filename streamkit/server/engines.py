@@ -55,12 +55,12 @@ def create_store(
     """
     name = engine.strip().lower()
     if name == "sqlite":
-        from streamkit.server.store.sqlite import SqliteStore
+        from streamkit.server.store.sqlite.store import SqliteStore
 
         return SqliteStore(db, synchronous=synchronous, dedupe_window_ms=dedupe_window_ms)
     if name == "jetstream":
         try:
-            from streamkit.server.store.jetstream import JetStreamStore
+            from streamkit.server.store.jetstream.store import JetStreamStore
         except ImportError as exc:
             raise EngineError(
                 f"the jetstream engine needs nats-py: pip install 'streamkit[jetstream]' ({exc})"

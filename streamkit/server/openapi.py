@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from streamkit.keys import MAX_KEY_LENGTH, MAX_KEY_TOKENS, MAX_NAME_LENGTH
+from streamkit.protocol.keys import MAX_KEY_LENGTH, MAX_KEY_TOKENS, MAX_NAME_LENGTH
 from streamkit.server.validation import (
     DEFAULT_MAX_WAIT_MS,
     MAX_ACK_IDS,

@@ -134,8 +134,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m streamkit.server``."""
-    parser = argparse.ArgumentParser(prog="python -m streamkit.server", description=__doc__)
+def main(
+    argv: list[str] | None = None,
+    *,
+    prog: str = "python -m streamkit.server",
+    api_key: str | None = None,
+) -> int:
+    """Entry point of ``python -m streamkit.server`` and ``streamkit serve``.
+
+    ``api_key`` is the default of ``--api-key`` (the CLI passes its global one).
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     add_arguments(parser)
+    if api_key:
+        parser.set_defaults(api_key=api_key)
     return run(parser.parse_args(argv))

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from streamkit.keys import filter_problem, key_problem, name_problem
+from streamkit.protocol.keys import filter_problem, key_problem, name_problem
 from streamkit.server.store.base import ConsumerSpec, MessageQuery, NewMessage, StreamOptions
 
 MAX_BATCH = 1000
@@ -64,7 +64,7 @@ def _object(body: object) -> Mapping[str, Any]:
 
 
 def _strict(problem: str | None, value: object, message: str) -> str | None:
-    # streamkit.keys anchors with `$`, which also matches before a trailing newline.
+    # streamkit.protocol.keys anchors with `$`, which also matches before a trailing newline.
     if problem is None and isinstance(value, str) and value.endswith("\n"):
         return message
     return problem

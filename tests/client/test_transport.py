@@ -11,9 +11,9 @@ import pytest
 from aioresponses import aioresponses
 
 from streamkit import errors
-from streamkit.api import API
+from streamkit._http.api import API
+from streamkit._http.transport import Transport, api_error, backoff_delay
 from streamkit.models import Event
-from streamkit.transport import Transport, api_error, backoff_delay
 
 BASE = "http://streamkit.test"
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from http_api import Api
-from nats_server import NatsServer, require_binary
 
 from streamkit.server.engines import create_store
 from streamkit.server.runner import start_server
 from streamkit.server.store.base import Store
+from tests.http_api import Api
+from tests.nats_server import NatsServer, require_binary
 
 from .helpers import Engine
 

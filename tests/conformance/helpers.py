@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
-from http_api import Api
 
 from streamkit.server.store.base import Store
+from tests.http_api import Api
 
 T = TypeVar("T")
 

@@ -6,7 +6,8 @@ import asyncio
 import uuid
 
 import pytest
-from http_api import Api, msgs
+
+from tests.http_api import Api, msgs
 
 from .helpers import eventually, expect_engine_gap, keys
 

@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 import pytest
-from http_api import Api, msgs
+
+from tests.http_api import Api, msgs
 
 from .helpers import eventually, expect_engine_gap, keys
 

@@ -7,7 +7,7 @@ import base64
 import time
 from typing import Any
 
-from http_api import Api, msgs
+from tests.http_api import Api, msgs
 
 from .helpers import keys
 

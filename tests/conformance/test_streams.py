@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from http_api import Api, msgs
+from tests.http_api import Api, msgs
 
 from .helpers import Engine
 

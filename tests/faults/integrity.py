@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamkit.server.store.sqlite_schema import DEAD
+from streamkit.server.store.sqlite.schema import DEAD
 
 
 @dataclass

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from server_process import ServerProcess
+
+from tests.server_process import ServerProcess
 
 MALFORMED_HTTP = [
     b"GARBAGE\r\n\r\n",

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_process import ServerProcess
 
 import streamkit
 from streamkit import Event
+from tests.server_process import ServerProcess
 
 from .helpers import wait_until
 from .integrity import check_db

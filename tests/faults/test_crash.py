@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_process import ServerProcess
-from stream_reads import read_all
 
 import streamkit
 from streamkit import Ack, Event, Nack, PublisherConfig
+from tests.server_process import ServerProcess
+from tests.stream_reads import read_all
 
 from .helpers import wait_until
 from .integrity import check_db

@@ -16,7 +16,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from server_process import ServerProcess
+
+from tests.server_process import ServerProcess
 
 from .integrity import check_db
 

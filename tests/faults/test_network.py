@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stream_reads import read_all
 
 import streamkit
 from streamkit import Ack, AsyncClient, Event, Nack, PublisherConfig
 from streamkit.testing import ServerHandle, run_server
+from tests.stream_reads import read_all
 
 from .integrity import check_db
 from .proxy import FaultyProxy

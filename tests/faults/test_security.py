@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from server_process import ServerProcess
 
 import streamkit
 from streamkit import Event
@@ -21,6 +20,7 @@ from streamkit.server import app as server_app
 from streamkit.server.app import LONG_POLLS
 from streamkit.server.runner import tls_context
 from streamkit.testing import ServerHandle, run_server
+from tests.server_process import ServerProcess
 
 KEY = "s3cret-key-0123456789"
 BAD_AUTH: list[dict[str, str]] = [

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nats_server import NatsServer, require_binary
+
+from tests.nats_server import NatsServer, require_binary
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from nats_server import NatsCluster, make_cluster, require_binary
 
 from streamkit.server.runner import start_server
-from streamkit.server.store.jetstream import JetStreamStore
+from streamkit.server.store.jetstream.store import JetStreamStore
+from tests.nats_server import NatsCluster, make_cluster, require_binary
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from nats_server import NatsServer, free_port
+
+from tests.nats_server import NatsServer, free_port
 
 TOTAL = 600
 BATCH = 20

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from nats_server import NatsServer, free_port, require_binary
 
 from streamkit.server.engines import EngineError, create_store
 from streamkit.server.runner import start_server
 from streamkit.server.store.base import StoreUnavailable
-from streamkit.server.store.jetstream import JetStreamStore
+from streamkit.server.store.jetstream.store import JetStreamStore
+from tests.nats_server import NatsServer, free_port, require_binary
 
 
 async def test_unreachable_nats_fails_fast_with_the_urls() -> None:

@@ -6,11 +6,11 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 
 import pytest
-from stream_reads import read_all
 
 import streamkit
 from streamkit import AsyncClient, Event, Nack, PublisherConfig
 from streamkit.testing import ServerHandle
+from tests.stream_reads import read_all
 
 from .fakes import Outcomes, make_events
 

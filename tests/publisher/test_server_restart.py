@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from server_process import ServerProcess
-from stream_reads import read_all
 
 import streamkit
 from streamkit import PublisherConfig
+from tests.server_process import ServerProcess
+from tests.stream_reads import read_all
 
 from .fakes import Outcomes, make_events
 

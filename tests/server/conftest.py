@@ -8,10 +8,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from http_api import Api
-from server_process import ServerProcess
 
 from streamkit.testing import ServerHandle
+from tests.http_api import Api
+from tests.server_process import ServerProcess
 
 
 @pytest_asyncio.fixture

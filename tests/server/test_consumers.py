@@ -6,9 +6,8 @@ import asyncio
 import uuid
 from typing import Any
 
-from http_api import Api, msgs
-
 from streamkit.testing import ServerHandle
+from tests.http_api import Api, msgs
 
 CONSUMER_404 = "Not found: No `consumer` found matching the provided ID or name"
 
@@ -226,7 +225,7 @@ async def test_consumers_survive_restart(streamkit_server: ServerHandle, api: Ap
     (first,) = await api.receive(batch_size=1)
     store = streamkit_server.store
     await store.close()
-    from streamkit.server.store.sqlite import SqliteStore
+    from streamkit.server.store.sqlite.store import SqliteStore
 
     reopened = SqliteStore(store.path)
     await reopened.open()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamkit.server.store.sqlite_dedupe import DedupeWindow, pack, unpack
+from streamkit.server.store.sqlite.dedupe import DedupeWindow, pack, unpack
 
 WINDOW_MS = 1000
 T0 = 1_800_000_000_000_000  # µs

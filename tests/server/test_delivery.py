@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 from typing import Any
 
-from http_api import Api, msgs
-
 from streamkit.server.store.base import ConsumerSpec, ConsumerStats, StreamOptions
 from streamkit.testing import ServerHandle
+from tests.http_api import Api, msgs
 
 
 async def _setup(api: Api, **consumer: Any) -> None:

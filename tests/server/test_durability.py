@@ -6,7 +6,7 @@ import json
 import urllib.request
 from typing import Any
 
-from server_process import ServerProcess
+from tests.server_process import ServerProcess
 
 
 def _call(url: str, method: str, body: Any = None) -> Any:

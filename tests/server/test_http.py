@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
-from http_api import Api
 
 from streamkit.testing import run_server
+from tests.http_api import Api
 
 
 async def test_health_and_ping(api: Api) -> None:

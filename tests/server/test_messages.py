@@ -7,9 +7,9 @@ import base64
 from typing import Any
 
 import aiohttp
-from http_api import Api, msgs
 
 from streamkit.testing import run_server
+from tests.http_api import Api, msgs
 
 
 async def _stored(api: Api, stream: str = "orders", **params: str | int) -> list[dict[str, Any]]:

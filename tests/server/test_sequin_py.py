@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 from sequin.client import Client
-from server_process import ServerProcess
+
+from tests.server_process import ServerProcess
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from streamkit.server.store.base import StoreUnavailable
-from streamkit.server.store.sqlite_thread import SqliteThread
+from streamkit.server.store.sqlite.thread import SqliteThread
 
 
 def _connect(path: Path) -> sqlite3.Connection:

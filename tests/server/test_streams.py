@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from http_api import Api
+from tests.http_api import Api
 
 STREAM_404 = "Not found: No `stream` found matching the provided ID or name"
 

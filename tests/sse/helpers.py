@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from streamkit._http.sse_parser import ServerSentEvent, SSEParser
 from streamkit.server.app import METRICS
-from streamkit.sse import ServerSentEvent, SSEParser
 from streamkit.testing import ServerHandle
 
 

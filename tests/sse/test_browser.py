@@ -21,7 +21,7 @@ from streamkit import Event
 from streamkit.server import sse
 from streamkit.server.app import STORE, create_app
 from streamkit.server.store.base import MessageQuery
-from streamkit.server.store.sqlite import SqliteStore
+from streamkit.server.store.sqlite.store import SqliteStore
 
 PAGE = Path(__file__).resolve().parents[2] / "examples" / "sse_tail.html"
 CHROMIUM = next(

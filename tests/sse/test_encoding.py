@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
+from streamkit._http.sse_parser import ServerSentEvent, SSEParser
 from streamkit.server import sse
 from streamkit.server.store.base import Message
 from streamkit.server.validation import BadParam
-from streamkit.sse import ServerSentEvent, SSEParser
 
 NOW = datetime(2024, 7, 1, 12, 0, tzinfo=timezone.utc)
 

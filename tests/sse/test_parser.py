@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamkit.sse import ServerSentEvent, SSEParser
+from streamkit._http.sse_parser import ServerSentEvent, SSEParser
 
 
 def parse(*chunks: bytes) -> tuple[list[ServerSentEvent], SSEParser]:

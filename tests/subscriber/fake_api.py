@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
-from streamkit.api import API
+from streamkit._http.api import API
+from streamkit._http.transport import Transport
 from streamkit.models import Consumer, Event
-from streamkit.transport import Transport
 
 _ids = count(1)
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from streamkit import errors
-from streamkit.acker import Acker
+from streamkit.subscriber._acker import Acker
 
 from .fake_api import FakeAPI
 

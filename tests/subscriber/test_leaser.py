@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from streamkit.leaser import Leaser
+from streamkit.subscriber._leaser import Leaser
 
 from .fake_api import FakeAPI, delivery
 

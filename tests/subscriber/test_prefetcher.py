@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from streamkit import errors
-from streamkit.backoff import Backoff
+from streamkit._http.retry import Backoff
 from streamkit.models import Event
-from streamkit.prefetcher import Prefetcher
+from streamkit.subscriber._prefetcher import Prefetcher
 
 from .fake_api import FakeAPI, delivery
 

@@ -10,10 +10,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from server_process import ServerProcess
 
 import streamkit
 from streamkit.testing import ServerHandle
+from tests.server_process import ServerProcess
 
 from .conftest import eventually, publish
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from streamkit.keys import name_problem
+from streamkit.protocol.keys import name_problem
 from streamkit.server.store.base import (
     DEFAULT_INACTIVE_THRESHOLD_MS,
     ConsumerRecord,
@@ -30,12 +30,12 @@ from streamkit.server.store.base import (
     StreamRecord,
     StreamStats,
 )
-from streamkit.server.store.jetstream_codec import (
+from streamkit.server.store.jetstream.codec import (
     Naming,
     advisory_subject,
     ns_to_datetime,
 )
-from streamkit.server.store.jetstream_conn import (
+from streamkit.server.store.jetstream.conn import (
     ERR_CONSUMER_NOT_FOUND,
     ERR_STREAM_NOT_FOUND,
     JsApiError,

@@ -51,7 +51,7 @@ from streamkit.server.store.base import (
     StreamOptions,
     StreamRecord,
 )
-from streamkit.server.store.jetstream_codec import (
+from streamkit.server.store.jetstream.codec import (
     Naming,
     ack_id_for,
     datetime_to_ns,
@@ -60,7 +60,7 @@ from streamkit.server.store.jetstream_codec import (
     parse_ack_subject,
     prefix_problem,
 )
-from streamkit.server.store.jetstream_conn import (
+from streamkit.server.store.jetstream.conn import (
     ERR_CONSUMER_EXISTS,
     ERR_CONSUMER_NAME_EXISTS,
     ERR_STREAM_NAME_IN_USE,
@@ -71,8 +71,8 @@ from streamkit.server.store.jetstream_conn import (
     NoResponders,
     connect,
 )
-from streamkit.server.store.jetstream_dead import DeadLetters
-from streamkit.server.store.jetstream_meta import (
+from streamkit.server.store.jetstream.dead import DeadLetters
+from streamkit.server.store.jetstream.meta import (
     META_ID,
     Catalog,
     StreamHandle,
@@ -85,8 +85,8 @@ from streamkit.server.store.jetstream_meta import (
     stream_config,
     stream_record,
 )
-from streamkit.server.store.jetstream_publish import Publisher
-from streamkit.server.store.jetstream_reads import Reader
+from streamkit.server.store.jetstream.publish import Publisher
+from streamkit.server.store.jetstream.reads import Reader
 
 __all__ = ["JetStreamStore", "JetStreamUnavailable"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator
 
-from streamkit.api import API
+from streamkit._http.api import API
 from streamkit.models import Event
 
 PAGE_LIMIT = 1000

@@ -1,9 +1,9 @@
 """`Subscription`: an async iterator of ackable events over one or more streams.
 
 A subscription owns three small workers, each a named task started and stopped
-with it: a `~streamkit.prefetcher.Prefetcher` (long-polls every stream into
-bounded buffers while the handler works), an `~streamkit.acker.Acker` (sends
-acks and nacks in batches) and a `~streamkit.leaser.Leaser` (holds every
+with it: a `~streamkit.subscriber._prefetcher.Prefetcher` (long-polls every stream into
+bounded buffers while the handler works), an `~streamkit.subscriber._acker.Acker` (sends
+acks and nacks in batches) and a `~streamkit.subscriber._leaser.Leaser` (holds every
 delivery not yet settled and renews its ack deadline). On close, whatever it
 still holds is nacked so that another consumer gets it at once.
 """
@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
-from streamkit.acker import Acker
-from streamkit.api import API
+from streamkit._http.api import API
 from streamkit.errors import ClientClosed, StreamkitError
-from streamkit.leaser import Leaser
 from streamkit.models import Event
-from streamkit.prefetcher import Prefetcher
+from streamkit.subscriber._acker import Acker
+from streamkit.subscriber._leaser import Leaser
+from streamkit.subscriber._prefetcher import Prefetcher
 
 __all__ = ["Subscription"]
 

@@ -24,7 +24,6 @@ from collections.abc import Hashable, Sequence
 from functools import partial
 from pathlib import Path
 
-from streamkit.server.store import sqlite_reads as reads
 from streamkit.server.store.base import (
     DEFAULT_DEDUPE_WINDOW_MS,
     DEFAULT_INACTIVE_THRESHOLD_MS,
@@ -40,11 +39,12 @@ from streamkit.server.store.base import (
     StreamOptions,
     StreamRecord,
 )
-from streamkit.server.store.sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
-from streamkit.server.store.sqlite_rows import ConsumerMeta, StreamMeta
-from streamkit.server.store.sqlite_schema import Synchronous, connect
-from streamkit.server.store.sqlite_thread import SqliteThread
-from streamkit.server.store.sqlite_writes import ReceiveResult, WriteOps
+from streamkit.server.store.sqlite import reads as reads
+from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES, Checkpointer
+from streamkit.server.store.sqlite.rows import ConsumerMeta, StreamMeta
+from streamkit.server.store.sqlite.schema import Synchronous, connect
+from streamkit.server.store.sqlite.thread import SqliteThread
+from streamkit.server.store.sqlite.writes import ReceiveResult, WriteOps
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 
 from streamkit import errors
-from streamkit.api import API
-from streamkit.backoff import Backoff, heals
+from streamkit._http.api import API
+from streamkit._http.retry import Backoff, heals
+from streamkit._http.sse_parser import ServerSentEvent, SSEParser
 from streamkit.models import Event, loads
-from streamkit.sse import ServerSentEvent, SSEParser
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import quote
 
 from streamkit import tracing
+from streamkit._http.transport import StreamingBody, Transport
 from streamkit.errors import DecodeError
 from streamkit.models import Ack, Consumer, Event, Stream, acks_from_wire
-from streamkit.transport import StreamingBody, Transport
 
 LONG_POLL_MARGIN = 5.0
 """Seconds the client waits past a server-side ``wait_for`` before it gives up."""

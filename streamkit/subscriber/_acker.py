@@ -8,8 +8,8 @@ import logging
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from streamkit.api import API
-from streamkit.backoff import Backoff, heals
+from streamkit._http.api import API
+from streamkit._http.retry import Backoff, heals
 from streamkit.errors import ClientClosed, StreamkitError
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ from streamkit.server.store.base import (
     PublishResult,
     StoreInvalid,
 )
-from streamkit.server.store.jetstream_codec import (
+from streamkit.server.store.jetstream.codec import (
     HDR_ENCODING,
     HDR_HEADERS,
     HDR_INSERTED,
@@ -49,7 +49,7 @@ from streamkit.server.store.jetstream_codec import (
     ns_to_datetime,
     parse_rfc3339_ns,
 )
-from streamkit.server.store.jetstream_conn import (
+from streamkit.server.store.jetstream.conn import (
     ERR_BATCH_DUPLICATE_ID,
     ERR_BATCH_TOO_MANY_INFLIGHT,
     ERR_WRONG_LAST_MSG_ID,
@@ -58,7 +58,7 @@ from streamkit.server.store.jetstream_conn import (
     JsConn,
     api_error,
 )
-from streamkit.server.store.jetstream_meta import StreamHandle
+from streamkit.server.store.jetstream.meta import StreamHandle
 
 _ATTEMPTS = 6
 _HEADROOM = 512

@@ -14,7 +14,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from streamkit.batch_sender import CLOSED, INTERNAL, BatchSender, Pending, nack_events
+from streamkit.publisher._sender import CLOSED, INTERNAL, BatchSender, Pending, nack_events
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streamkit.cli_format import InputError, event_from_line, render_event
-from streamkit.cli_input import LineReader
+from streamkit.cli.formats import InputError, event_from_line, render_event
+from streamkit.cli.input import LineReader
 from streamkit.client import AsyncClient, connect
 from streamkit.errors import Nack, NotFound
 from streamkit.models import Ack, Consumer, Event, Stream
 from streamkit.publisher import PublisherConfig
-from streamkit.reader import BACKWARD
+from streamkit.reads.catchup import BACKWARD
 
 __all__ = ["COMMANDS", "CommandError", "run"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from streamkit import errors
-from streamkit.transport import backoff_delay, retry_after
+from streamkit._http.transport import backoff_delay, retry_after
 
 
 def heals(exc: BaseException) -> bool:

@@ -12,7 +12,7 @@ from streamkit.server.store.base import (
     StoreNotFound,
     StreamRecord,
 )
-from streamkit.server.store.sqlite_rows import (
+from streamkit.server.store.sqlite.rows import (
     CONSUMER_COLUMNS,
     CONSUMER_FROM,
     M_COLUMNS,
@@ -26,7 +26,7 @@ from streamkit.server.store.sqlite_rows import (
     now_us,
     stream_record,
 )
-from streamkit.server.store.sqlite_schema import DEAD, IN_FLIGHT, key_filter_sql
+from streamkit.server.store.sqlite.schema import DEAD, IN_FLIGHT, key_filter_sql
 
 
 def load_catalog(

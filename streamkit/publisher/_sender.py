@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from streamkit import errors
-from streamkit.api import API
+from streamkit._http.api import API
+from streamkit._http.transport import backoff_delay, is_retryable, retry_after
 from streamkit.models import Ack, Event
-from streamkit.transport import backoff_delay, is_retryable, retry_after
 
 log = logging.getLogger(__name__)
 

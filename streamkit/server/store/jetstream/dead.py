@@ -19,21 +19,21 @@ import orjson
 from nats.aio.msg import Msg
 
 from streamkit.server.store.base import Message
-from streamkit.server.store.jetstream_codec import Naming, advisory_subject
-from streamkit.server.store.jetstream_conn import (
+from streamkit.server.store.jetstream.codec import Naming, advisory_subject
+from streamkit.server.store.jetstream.conn import (
     ERR_STREAM_NAME_IN_USE,
     ERR_STREAM_NOT_FOUND,
     JsApiError,
     JsConn,
     NoResponders,
 )
-from streamkit.server.store.jetstream_meta import (
+from streamkit.server.store.jetstream.meta import (
     META_ID,
     Catalog,
     StreamHandle,
     dead_stream_config,
 )
-from streamkit.server.store.jetstream_reads import to_message
+from streamkit.server.store.jetstream.reads import to_message
 
 SWEEP_PULL_MS = 10
 """Expiry of the one-byte pull that makes JetStream apply ``max_deliver``."""

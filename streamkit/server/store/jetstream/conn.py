@@ -21,7 +21,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from streamkit.server.store.base import StoreError, StoreUnavailable
-from streamkit.server.store.jetstream_codec import ACK_PREFIX
+from streamkit.server.store.jetstream.codec import ACK_PREFIX
 
 log = logging.getLogger(__name__)
 

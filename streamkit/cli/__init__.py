@@ -16,7 +16,7 @@ with ``--api-key`` (default ``$STREAMKIT_API_KEY``). Exit codes: 0 done, 1 the
 server refused, the network failed or the input was bad (one line on stderr, no
 traceback), 2 bad usage, 130 interrupted (Ctrl-C), 141 stdout closed early
 (``streamkit tail s | head``). The commands themselves are in
-`streamkit.cli_commands`.
+`streamkit.cli.commands`.
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from streamkit import __version__
-from streamkit.cli_format import FORMATS, InputError
+from streamkit.cli.formats import FORMATS, InputError
 from streamkit.client import DEFAULT_URL
 from streamkit.errors import StreamkitError, TransportError
-from streamkit.keys import filter_problem, key_problem, name_problem
-from streamkit.server import serve
+from streamkit.protocol.keys import filter_problem, key_problem, name_problem
 
 __all__ = ["build_parser", "main"]
 
@@ -145,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     client = [_client_options()]
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve_parser = commands.add_parser("serve", help="run the streamkit server")
-    serve.add_arguments(serve_parser)
+    # The server parses its own options (`streamkit serve --help` lists them): the
+    # other commands never import it.
+    commands.add_parser("serve", help="run the streamkit server", add_help=False)
 
     p = commands.add_parser(
         "publish",
@@ -260,21 +260,21 @@ def _error(message: str) -> int:
     return EXIT_FAILED
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, argv: list[str]) -> int:
+    from streamkit.server import serve  # the server's modules load for this command only
+
     # `streamkit --api-key K serve` means the same as `streamkit serve --api-key K`.
-    if args.client_api_key and args.api_key == (os.environ.get("STREAMKIT_API_KEY") or None):
-        args.api_key = args.client_api_key
-    return serve.run(args)
+    return serve.main(argv, prog="streamkit serve", api_key=args.client_api_key)
 
 
 def _run_command(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("rich") is None:
         return _error(f"`streamkit {args.command}` needs rich: {RICH_HINT}")
-    from streamkit import cli_commands  # imports rich
+    from streamkit.cli import commands  # imports rich
 
     url = args.url or os.environ.get("STREAMKIT_URL") or DEFAULT_URL
     try:
-        return asyncio.run(cli_commands.run(args.handler, args, url=url))
+        return asyncio.run(commands.run(args.handler, args, url=url))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -284,7 +284,7 @@ def _run_command(args: argparse.Namespace) -> int:
         return EXIT_BROKEN_PIPE
     except TransportError as exc:
         return _error(f"{url}: {exc}")
-    except (StreamkitError, InputError, cli_commands.CommandError, OSError) as exc:
+    except (StreamkitError, InputError, commands.CommandError, OSError) as exc:
         return _error(str(exc))
 
 
@@ -292,11 +292,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamkit`` console script; returns the exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, rest = parser.parse_known_args(argv)
+        if args.command == "serve":
+            return _serve(args, rest)
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
     except SystemExit as exc:  # --help, --version, or a usage error already reported
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    if args.command == "serve":
-        return _serve(args)
     return _run_command(args)
 
 

@@ -26,7 +26,7 @@ import sqlite3
 from pathlib import Path
 from typing import Literal
 
-from streamkit.keys import matches
+from streamkit.protocol.keys import matches
 
 Synchronous = Literal["normal", "full"]
 

@@ -27,9 +27,9 @@ from streamkit.server.store.base import (
     StreamRecord,
     data_hash,
 )
-from streamkit.server.store.sqlite_dedupe import DedupeWindow, pack, unpack
-from streamkit.server.store.sqlite_reads import get_stream
-from streamkit.server.store.sqlite_rows import (
+from streamkit.server.store.sqlite.dedupe import DedupeWindow, pack, unpack
+from streamkit.server.store.sqlite.reads import get_stream
+from streamkit.server.store.sqlite.rows import (
     CONSUMER_COLUMNS,
     CONSUMER_FROM,
     M_COLUMNS,
@@ -43,7 +43,7 @@ from streamkit.server.store.sqlite_rows import (
     parse_ack_ids,
     to_datetime,
 )
-from streamkit.server.store.sqlite_schema import (
+from streamkit.server.store.sqlite.schema import (
     DEAD,
     IN_FLIGHT,
     WAITING,

@@ -8,8 +8,8 @@ import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
-from streamkit.api import API
-from streamkit.backoff import Backoff, heals
+from streamkit._http.api import API
+from streamkit._http.retry import Backoff, heals
 from streamkit.models import Event
 
 log = logging.getLogger(__name__)

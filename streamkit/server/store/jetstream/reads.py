@@ -21,9 +21,9 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from streamkit.server.store.base import Message, MessageQuery
-from streamkit.server.store.jetstream_codec import decode_message, parse_rfc3339_ns
-from streamkit.server.store.jetstream_conn import JsConn
-from streamkit.server.store.jetstream_meta import StreamHandle
+from streamkit.server.store.jetstream.codec import decode_message, parse_rfc3339_ns
+from streamkit.server.store.jetstream.conn import JsConn
+from streamkit.server.store.jetstream.meta import StreamHandle
 
 _PAGE = 1000
 """Most messages asked for in one direct get."""

@@ -17,10 +17,10 @@ from collections.abc import AsyncIterable, Awaitable, Iterable
 from dataclasses import dataclass
 
 from streamkit import errors
-from streamkit.api import API
-from streamkit.batch_sender import AckCallback, BatchSender, NackCallback
-from streamkit.lanes import Lane
+from streamkit._http.api import API
 from streamkit.models import Event
+from streamkit.publisher._lanes import Lane
+from streamkit.publisher._sender import AckCallback, BatchSender, NackCallback
 
 __all__ = ["AckCallback", "NackCallback", "Publishable", "Publisher", "PublisherConfig"]
 

@@ -9,7 +9,7 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from streamkit.api import API
+from streamkit._http.api import API
 from streamkit.errors import StreamkitError
 from streamkit.models import Event
 
