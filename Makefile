@@ -16,7 +16,8 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check streamkit tests examples benchmarks
+	$(BIN)/ruff check streamkit tests examples benchmarks conftest.py
+	$(BIN)/lint-imports
 
 types: $(STAMP)
 	$(BIN)/mypy

@@ -8,12 +8,13 @@ import os
 import ssl as _ssl
 from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from streamkit._http.api import API
 from streamkit._http.transport import Transport
 from streamkit.errors import ClientClosed, NotFound, ValidationError
 from streamkit.models import Consumer, Event, Stream
+from streamkit.protocol.wire import StartPosition
 from streamkit.publisher import AckCallback, NackCallback, Publishable, Publisher, PublisherConfig
 from streamkit.reads.catchup import FORWARD, Direction, get, iterate
 from streamkit.reads.tail import tail
@@ -22,8 +23,6 @@ from streamkit.subscriber import Subscription
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://localhost:7376"
-
-Start = Literal["all", "new"] | int
 
 
 def _taken(exc: ValidationError) -> bool:
@@ -190,7 +189,7 @@ class AsyncClient:
         ack_wait: float | None = None,
         max_ack_pending: int | None = None,
         max_deliver: int | None = None,
-        start: Start | None = None,
+        start: StartPosition | None = None,
     ) -> Consumer:
         """Create a durable consumer over the keys matching ``filter``.
 
@@ -393,7 +392,7 @@ class AsyncClient:
         batch_size: int = 100,
         wait_for: float = 5.0,
         prefetch: int = 2,
-        start: Start | None = None,
+        start: StartPosition | None = None,
         max_lease: float = 3600.0,
         inactive_threshold: float = 30.0,
     ) -> Subscription:

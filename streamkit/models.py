@@ -24,15 +24,13 @@ import orjson
 
 from streamkit.errors import DecodeError, Nack, StreamkitError
 from streamkit.protocol import keys
+from streamkit.protocol.wire import CONTENT_TYPE_HEADER, MAX_MESSAGE_BYTES
+from streamkit.protocol.wire import JSON as JSON_MIMETYPE
 
 __all__ = ["Ack", "Consumer", "Event", "Nack", "Stream", "dumps", "loads", "new_event_id"]
 
-JSON_MIMETYPE = "application/json"
 TEXT_MIMETYPE = "text/plain"
 BINARY_MIMETYPE = "application/octet-stream"
-CONTENT_TYPE_HEADER = "content-type"
-MAX_DATA_BYTES = 1024 * 1024
-"""The largest payload one event may carry (after encoding), in bytes."""
 
 
 def dumps(value: Any) -> bytes:
@@ -211,8 +209,11 @@ class Event:
         if key is not None and (problem := _key_problem(key)):
             raise ValueError(f"invalid event key {key!r}: {problem}")
         wire_data, encoding, mimetype = _encode_data(data, mimetype)
-        if len(wire_data) > MAX_DATA_BYTES and len(wire_data.encode("utf-8")) > MAX_DATA_BYTES:
-            raise ValueError(f"event data is over the {MAX_DATA_BYTES} byte limit")
+        if (
+            len(wire_data) > MAX_MESSAGE_BYTES
+            and len(wire_data.encode("utf-8")) > MAX_MESSAGE_BYTES
+        ):
+            raise ValueError(f"event data is over the {MAX_MESSAGE_BYTES} byte limit")
         self.data: Any = data
         self.mimetype = mimetype
         self.key = key

@@ -21,8 +21,9 @@ from collections.abc import AsyncIterator, Coroutine, Generator, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from streamkit.client import AsyncClient, Start, connect
+from streamkit.client import AsyncClient, connect
 from streamkit.models import Ack, Consumer, Event, Stream
+from streamkit.protocol.wire import StartPosition
 from streamkit.publisher import AckCallback, NackCallback
 from streamkit.reads.catchup import FORWARD, Direction
 
@@ -195,7 +196,11 @@ class Client:
         return self._iterate(self._async.tail(stream, key_pattern, from_seq))
 
     def subscribe(
-        self, *streams: str, consumer: str | None = None, start: Start | None = None, **options: Any
+        self,
+        *streams: str,
+        consumer: str | None = None,
+        start: StartPosition | None = None,
+        **options: Any,
     ) -> Generator[SyncEvent, None, None]:
         """See `AsyncClient.subscribe`; yields events whose ack/nack block."""
         subscription = self._async.subscribe(*streams, consumer=consumer, start=start, **options)

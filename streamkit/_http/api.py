@@ -10,21 +10,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
 from streamkit import tracing
 from streamkit._http.transport import StreamingBody, Transport
 from streamkit.errors import DecodeError
 from streamkit.models import Ack, Consumer, Event, Stream, acks_from_wire
+from streamkit.protocol import routes
+from streamkit.protocol.routes import Route
+from streamkit.protocol.wire import DEFAULT_RECEIVE_BATCH, EVENT_STREAM
 
 LONG_POLL_MARGIN = 5.0
 """Seconds the client waits past a server-side ``wait_for`` before it gives up."""
-
-EVENT_STREAM = "text/event-stream"
-
-
-def _seg(name: str) -> str:
-    return quote(name, safe="")
 
 
 def _data(body: Any) -> Any:
@@ -53,57 +49,61 @@ class API:
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
+    async def _call(self, route: Route, *, retry: bool = False, **segments: str) -> Any:
+        return await self.transport.request(route.method, route.url(**segments), retry=retry)
+
     # Server.
 
     async def ping(self) -> dict[str, Any]:
         """``GET /api/ping``."""
-        return dict(_object(await self.transport.request("GET", "/api/ping", retry=True)))
+        return dict(_object(await self._call(routes.PING, retry=True)))
 
     # Streams.
 
     async def create_stream(self, name: str, options: Mapping[str, Any]) -> Stream:
         """``POST /api/streams``."""
-        body = await self.transport.request("POST", "/api/streams", json={"name": name, **options})
+        route = routes.CREATE_STREAM
+        body = await self.transport.request(
+            route.method, route.url(), json={"name": name, **options}
+        )
         return Stream.from_wire(_object(body))
 
     async def get_stream(self, stream: str) -> Stream:
         """``GET /api/streams/{stream}``."""
-        body = await self.transport.request("GET", f"/api/streams/{_seg(stream)}", retry=True)
+        body = await self._call(routes.GET_STREAM, retry=True, stream=stream)
         return Stream.from_wire(_object(body))
 
     async def list_streams(self) -> list[Stream]:
         """``GET /api/streams``."""
-        body = await self.transport.request("GET", "/api/streams", retry=True)
+        body = await self._call(routes.LIST_STREAMS, retry=True)
         return [Stream.from_wire(item) for item in _list(body)]
 
     async def delete_stream(self, stream: str) -> None:
         """``DELETE /api/streams/{stream}``."""
-        await self.transport.request("DELETE", f"/api/streams/{_seg(stream)}")
+        await self._call(routes.DELETE_STREAM, stream=stream)
 
     # Consumers.
-
-    def _consumers(self, stream: str) -> str:
-        return f"/api/streams/{_seg(stream)}/consumers"
 
     async def create_consumer(self, stream: str, name: str, options: Mapping[str, Any]) -> Consumer:
         """``POST /api/streams/{stream}/consumers``."""
         payload = {"name": name, "kind": "pull", **options}
-        body = await self.transport.request("POST", self._consumers(stream), json=payload)
+        route = routes.CREATE_CONSUMER
+        body = await self.transport.request(route.method, route.url(stream=stream), json=payload)
         return Consumer.from_wire(_object(body))
 
     async def get_consumer(self, stream: str, consumer: str) -> Consumer:
         """``GET /api/streams/{stream}/consumers/{consumer}``."""
-        path = f"{self._consumers(stream)}/{_seg(consumer)}"
-        return Consumer.from_wire(_object(await self.transport.request("GET", path, retry=True)))
+        body = await self._call(routes.GET_CONSUMER, retry=True, stream=stream, consumer=consumer)
+        return Consumer.from_wire(_object(body))
 
     async def list_consumers(self, stream: str) -> list[Consumer]:
         """``GET /api/streams/{stream}/consumers``."""
-        body = await self.transport.request("GET", self._consumers(stream), retry=True)
+        body = await self._call(routes.LIST_CONSUMERS, retry=True, stream=stream)
         return [Consumer.from_wire(item) for item in _list(body)]
 
     async def delete_consumer(self, stream: str, consumer: str) -> None:
         """``DELETE /api/streams/{stream}/consumers/{consumer}``."""
-        await self.transport.request("DELETE", f"{self._consumers(stream)}/{_seg(consumer)}")
+        await self._call(routes.DELETE_CONSUMER, stream=stream, consumer=consumer)
 
     # Messages.
 
@@ -111,7 +111,7 @@ class API:
         self, stream: str, messages: Sequence[Mapping[str, Any]], *, retry: bool = True
     ) -> list[Ack]:
         """``POST /api/streams/{stream}/messages`` with wire messages; one `Ack` each, in order."""
-        path = f"/api/streams/{_seg(stream)}/messages"
+        route = routes.PUBLISH
         attributes: dict[str, tracing.AttributeValue] = {
             "messaging.system": tracing.SYSTEM,
             "messaging.operation.type": "send",
@@ -121,7 +121,10 @@ class API:
         }
         with tracing.span(f"send {stream}", "producer", attributes):
             body = await self.transport.request(
-                "POST", path, json={"messages": list(messages)}, retry=retry
+                route.method,
+                route.url(stream=stream),
+                json={"messages": list(messages)},
+                retry=retry,
             )
         data = _object(_data(body))
         acks = data.get("acks")
@@ -155,8 +158,10 @@ class API:
         if wait_for:
             params["wait_for"] = int(wait_for * 1000)
             timeout = self.transport.timeout + wait_for + LONG_POLL_MARGIN
-        path = f"/api/streams/{_seg(stream)}/messages"
-        body = await self.transport.request("GET", path, params=params, retry=True, timeout=timeout)
+        route = routes.READ_MESSAGES
+        body = await self.transport.request(
+            route.method, route.url(stream=stream), params=params, retry=True, timeout=timeout
+        )
         return [Event.from_wire(_object(item), stream=stream) for item in _list(body)]
 
     # Delivery.
@@ -166,7 +171,7 @@ class API:
         stream: str,
         consumer: str,
         *,
-        batch_size: int = 10,
+        batch_size: int = DEFAULT_RECEIVE_BATCH,
         wait_for: float = 0.0,
         retry: bool = True,
     ) -> list[Event]:
@@ -175,7 +180,7 @@ class API:
         params: dict[str, str | int] = {"batch_size": batch_size}
         if wait_for > 0:
             params["wait_for"] = int(wait_for * 1000)
-        path = f"{self._consumers(stream)}/{_seg(consumer)}/receive"
+        route = routes.RECEIVE
         timeout = self.transport.timeout + wait_for + LONG_POLL_MARGIN
         attributes = {
             "messaging.system": tracing.SYSTEM,
@@ -186,7 +191,11 @@ class API:
         }
         with tracing.span(f"receive {stream}", "client", attributes) as span:
             body = await self.transport.request(
-                "POST", path, params=params, timeout=timeout, retry=retry
+                route.method,
+                route.url(stream=stream, consumer=consumer),
+                params=params,
+                timeout=timeout,
+                retry=retry,
             )
             items = _list(body)
             tracing.set_attribute(span, "messaging.batch.message_count", len(items))
@@ -222,36 +231,40 @@ class API:
         headers = {"Accept": EVENT_STREAM, "Cache-Control": "no-cache"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
-        path = f"/api/streams/{_seg(stream)}/messages/sse"
-        async with self.transport.stream("GET", path, params=params, headers=headers) as body:
+        route = routes.TAIL_MESSAGES
+        async with self.transport.stream(
+            route.method, route.url(stream=stream), params=params, headers=headers
+        ) as body:
             if body.content_type != EVENT_STREAM:
                 raise DecodeError(f"expected {EVENT_STREAM}, got {body.content_type!r}")
             yield body
 
     async def _settle(
         self,
-        verb: str,
+        route: Route,
         stream: str,
         consumer: str,
         ack_ids: Sequence[str],
         extra: Mapping[str, Any],
     ) -> None:
-        path = f"{self._consumers(stream)}/{_seg(consumer)}/{verb}"
         await self.transport.request(
-            "POST", path, json={"ack_ids": list(ack_ids), **extra}, retry=True
+            route.method,
+            route.url(stream=stream, consumer=consumer),
+            json={"ack_ids": list(ack_ids), **extra},
+            retry=True,
         )
 
     async def ack(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
         """``POST .../ack``: these deliveries are handled."""
-        await self._settle("ack", stream, consumer, ack_ids, {})
+        await self._settle(routes.ACK, stream, consumer, ack_ids, {})
 
     async def nack(
         self, stream: str, consumer: str, ack_ids: Sequence[str], delay: float | None = None
     ) -> None:
         """``POST .../nack``: deliver these again, after ``delay`` seconds."""
         extra = {"delay_ms": int(delay * 1000)} if delay else {}
-        await self._settle("nack", stream, consumer, ack_ids, extra)
+        await self._settle(routes.NACK, stream, consumer, ack_ids, extra)
 
     async def extend(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
         """``POST .../extend``: reset the ack deadline of these deliveries."""
-        await self._settle("extend", stream, consumer, ack_ids, {})
+        await self._settle(routes.EXTEND, stream, consumer, ack_ids, {})

@@ -300,7 +300,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error already reported
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     return _run_command(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

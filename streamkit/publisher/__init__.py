@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from streamkit import errors
 from streamkit._http.api import API
 from streamkit.models import Event
+from streamkit.protocol.wire import MAX_BATCH
 from streamkit.publisher._lanes import Lane
 from streamkit.publisher._sender import AckCallback, BatchSender, NackCallback
 
@@ -28,10 +29,6 @@ log = logging.getLogger(__name__)
 
 Publishable = Event | Iterable[Event] | AsyncIterable[Event]
 """What ``publish`` accepts: events, iterables of events and async iterables of events."""
-
-MAX_SERVER_BATCH = 1000
-"""The most messages the server takes in one request."""
-
 
 @dataclass(frozen=True)
 class PublisherConfig:
@@ -61,8 +58,8 @@ class PublisherConfig:
     max_backoff: float = 2.0
 
     def __post_init__(self) -> None:
-        if not 1 <= self.max_batch <= MAX_SERVER_BATCH:
-            raise ValueError(f"max_batch must be between 1 and {MAX_SERVER_BATCH}")
+        if not 1 <= self.max_batch <= MAX_BATCH:
+            raise ValueError(f"max_batch must be between 1 and {MAX_BATCH}")
         for name in ("max_bytes", "max_in_flight", "max_buffer", "max_buffer_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 
 from streamkit._http.api import API
 from streamkit.models import Event
+from streamkit.protocol.wire import MAX_BATCH
 
-PAGE_LIMIT = 1000
 """The most events the server returns in one page."""
 
 
@@ -56,7 +56,7 @@ async def get(
         from_seq=from_seq,
         direction=direction,
         key_pattern=key_pattern,
-        batch_size=min(max_count, PAGE_LIMIT),
+        batch_size=min(max_count, MAX_BATCH),
     ):
         events.append(event)
         if len(events) == max_count:
@@ -82,8 +82,8 @@ async def iterate(
     """
     if follow and direction is not Direction.FORWARD:
         raise ValueError("follow=True reads forward only")
-    if not 1 <= batch_size <= PAGE_LIMIT:
-        raise ValueError(f"batch_size must be between 1 and {PAGE_LIMIT}")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size must be between 1 and {MAX_BATCH}")
     after, before = _bounds(from_seq, direction)
     descending = direction is Direction.BACKWARD
     while True:

@@ -18,11 +18,9 @@ from streamkit._http.api import API
 from streamkit._http.retry import Backoff, heals
 from streamkit._http.sse_parser import ServerSentEvent, SSEParser
 from streamkit.models import Event, loads
+from streamkit.protocol.wire import HEARTBEAT_HEADER
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_HEADER = "Streamkit-Heartbeat-Ms"
-"""The server announces its keepalive interval in this response header."""
 
 DEFAULT_HEARTBEAT = 15.0
 """Seconds between server keepalives assumed when the server does not say."""

@@ -12,7 +12,6 @@ body, never a traceback) and, when an API key is set, bearer auth.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hmac
 import logging
 import time
@@ -23,6 +22,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from streamkit.protocol import routes
+from streamkit.protocol.routes import Route
 from streamkit.server import openapi, sse, validation
 from streamkit.server.limits import DEFAULT_MAX_LONG_POLLS, DEFAULT_MAX_WAITING, LongPolls
 from streamkit.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -35,9 +36,8 @@ from streamkit.server.responses import (
     stream_json,
     validation_failed,
 )
+from streamkit.server.state import CLOSING, CONFIG, LONG_POLLS, METRICS, STORE
 from streamkit.server.store.base import (
-    Message,
-    MessageQuery,
     Store,
     StoreConflict,
     StoreInvalid,
@@ -50,19 +50,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_SSE_HEARTBEAT = 15.0
 """Seconds between ``: keepalive`` comments on an idle live tail."""
-SSE_RETRY_MS = 1000
-"""The reconnect delay a live tail tells its reader (``retry:``)."""
-HEARTBEAT_HEADER = "Streamkit-Heartbeat-Ms"
-"""Response header of a live tail: its keepalive interval, for the reader's idle timeout."""
 
-STORE = web.AppKey("store", Store)
-_CONFIG = web.AppKey("config", dict)
-METRICS = web.AppKey("metrics", ServerMetrics)
-_CLOSING = web.AppKey("closing", asyncio.Event)
-
-SSE_ROUTE = "/api/streams/{stream}/messages/sse"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-LONG_POLLS = web.AppKey("long_polls", LongPolls)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -98,8 +87,8 @@ def create_app(
     app = web.Application(middlewares=middlewares, client_max_size=max_body_bytes)
     app[STORE] = store
     app[METRICS] = ServerMetrics()
-    app[_CLOSING] = asyncio.Event()
-    app[_CONFIG] = {
+    app[CLOSING] = asyncio.Event()
+    app[CONFIG] = {
         "max_wait_ms": max_wait_ms,
         "max_body_bytes": max_body_bytes,
         "auth": bool(api_key),
@@ -113,36 +102,43 @@ def create_app(
         await store.close()
 
     async def on_shutdown(_: web.Application) -> None:
-        app[_CLOSING].set()  # live tails end after their current wait
+        app[CLOSING].set()  # live tails end after their current wait
         store.stop_waiting()  # long-polls return now instead of holding shutdown up
 
     app.cleanup_ctx.append(store_context)
     app.on_shutdown.append(on_shutdown)
 
-    stream = "/api/streams/{stream}"
-    consumer = stream + "/consumers/{consumer}"
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/ping", ping)
-    app.router.add_get(openapi.OPENAPI_PATH, openapi_doc)
-    app.router.add_post("/api/streams", create_stream)
-    app.router.add_get("/api/streams", list_streams)
-    app.router.add_get(stream, get_stream)
-    app.router.add_delete(stream, delete_stream)
-    app.router.add_post(stream + "/messages", publish)
-    app.router.add_get(stream + "/messages", read_messages)
-    app.router.add_get(SSE_ROUTE, sse_tail)
-    app.router.add_post(stream + "/consumers", create_consumer)
-    app.router.add_get(stream + "/consumers", list_consumers)
-    app.router.add_get(consumer, get_consumer)
-    app.router.add_delete(consumer, delete_consumer)
-    app.router.add_get(consumer + "/receive", receive)
-    app.router.add_post(consumer + "/receive", receive)
-    app.router.add_post(consumer + "/ack", ack)
-    app.router.add_post(consumer + "/nack", nack)
-    app.router.add_post(consumer + "/extend", extend)
-    app.router.add_get(consumer + "/dead", dead_letters)
+    handlers = _handlers()
+    for route in routes.ROUTES:
+        app.router.add_route(route.method, route.path, handlers[route])
     return app
+
+
+def _handlers() -> dict[Route, Handler]:
+    """The handler of each route of the table (a route without one fails here)."""
+    return {
+        routes.HEALTH: health,
+        routes.METRICS: metrics,
+        routes.PING: ping,
+        routes.OPENAPI: openapi_doc,
+        routes.CREATE_STREAM: create_stream,
+        routes.LIST_STREAMS: list_streams,
+        routes.GET_STREAM: get_stream,
+        routes.DELETE_STREAM: delete_stream,
+        routes.PUBLISH: publish,
+        routes.READ_MESSAGES: read_messages,
+        routes.TAIL_MESSAGES: sse.tail,
+        routes.CREATE_CONSUMER: create_consumer,
+        routes.LIST_CONSUMERS: list_consumers,
+        routes.GET_CONSUMER: get_consumer,
+        routes.DELETE_CONSUMER: delete_consumer,
+        routes.RECEIVE_GET: receive,
+        routes.RECEIVE: receive,
+        routes.ACK: ack,
+        routes.NACK: nack,
+        routes.EXTEND: extend,
+        routes.DEAD_LETTERS: dead_letters,
+    }
 
 
 # -- middlewares ----------------------------------------------------------------
@@ -173,7 +169,7 @@ async def _metrics_middleware(request: web.Request, handler: Handler) -> web.Str
         route = _route_label(request)
         method = request.method if request.method in _METHODS else "other"
         server_metrics.requests.inc(1, (method, route, str(status)))
-        if route != SSE_ROUTE:
+        if route != routes.TAIL_MESSAGES.path:
             server_metrics.latency.observe(time.perf_counter() - start, (method, route))
 
 
@@ -201,7 +197,7 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
     except validation.BadParam as exc:
         return ApiError(400, str(exc), "bad_param", extra={"param": exc.param}).response()
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[_CONFIG]["max_body_bytes"]
+        limit = request.app[CONFIG]["max_body_bytes"]
         return ApiError(
             413,
             f"Payload too large: the request body exceeds {limit} bytes",
@@ -236,7 +232,7 @@ def _auth_middleware(api_key: str) -> Any:
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != "/health":
+        if request.path != routes.HEALTH.path:
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 raise ApiError(
@@ -274,7 +270,7 @@ def _max_waiting(request: web.Request) -> int:
 
 
 def _max_wait(request: web.Request) -> int:
-    value: int = request.app[_CONFIG]["max_wait_ms"]
+    value: int = request.app[CONFIG]["max_wait_ms"]
     return value
 
 
@@ -301,11 +297,11 @@ async def ping(request: web.Request) -> web.Response:
 
 async def openapi_doc(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 document of the routes this app serves."""
-    config = request.app[_CONFIG]
+    config = request.app[CONFIG]
     doc = config.get("openapi")
     if doc is None:
-        routes = openapi.registered(request.app.router)
-        doc = openapi.build_spec(routes, version=VERSION, auth=config["auth"])
+        served = openapi.registered(request.app.router)
+        doc = openapi.build_spec(served, version=VERSION, auth=config["auth"])
         config["openapi"] = doc
     return json_response(doc)
 
@@ -442,94 +438,3 @@ async def dead_letters(request: web.Request) -> web.Response:
     m = request.match_info
     found = await _store(request).dead_letters(m["stream"], m["consumer"], limit)
     return json_response({"data": found})
-
-
-# -- live tail (server-sent events) -------------------------------------------------
-
-
-async def sse_tail(request: web.Request) -> web.StreamResponse:
-    """``text/event-stream`` of a stream's messages as they are stored (see ``sse``).
-
-    Starts at the current end unless ``Last-Event-ID`` / ``?last_event_id`` /
-    ``?from_seq`` give a resume point; ``?key_pattern`` filters. Batches come
-    from the store's long-poll (one write per batch); an idle stream gets a
-    ``: keepalive`` comment every heartbeat. The stream ends when the server
-    shuts down, the stream is deleted or the client goes away.
-    """
-    params = sse.tail_params(request.query, request.headers)
-    store = _store(request)
-    stream = request.match_info["stream"]
-    first: list[Message] = []
-    # Both reads resolve the stream: a bad ref is a 404 before any header is sent.
-    if params.after_seq is None:
-        last = await store.read_messages(stream, MessageQuery(limit=1, descending=True))
-        cursor = last[0]["seq"] if last else 0
-    else:
-        cursor = params.after_seq
-        first = await store.read_messages(
-            stream,
-            MessageQuery(
-                limit=validation.MAX_BATCH, key_pattern=params.key_pattern, after_seq=cursor
-            ),
-        )
-    heartbeat_ms: int = request.app[_CONFIG]["sse_heartbeat_ms"]
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": sse.CONTENT_TYPE,
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
-            HEARTBEAT_HEADER: str(heartbeat_ms),
-        }
-    )
-    await response.prepare(request)
-    server_metrics = request.app[METRICS]
-    server_metrics.sse_connections.inc()
-    try:
-        await _pump(request, response, store, stream, params, cursor, first, heartbeat_ms)
-    finally:
-        server_metrics.sse_connections.dec()
-    return response
-
-
-async def _pump(
-    request: web.Request,
-    response: web.StreamResponse,
-    store: Store,
-    stream: str,
-    params: sse.TailParams,
-    cursor: int,
-    batch: list[Message],
-    heartbeat_ms: int,
-) -> None:
-    """Write batches until shutdown, stream deletion or disconnect; raises only on cancel."""
-    closing = request.app[_CLOSING]
-    sent = request.app[METRICS].sse_events
-    query = MessageQuery(
-        limit=validation.MAX_BATCH,
-        key_pattern=params.key_pattern,
-        after_seq=cursor,
-        wait_ms=heartbeat_ms,
-    )
-    chunk = sse.preamble(cursor, SSE_RETRY_MS)
-    try:
-        while True:
-            if batch:
-                chunk += sse.encode_messages(batch, named=params.named)
-                query = dataclasses.replace(query, after_seq=batch[-1]["seq"])
-                sent.inc(len(batch))
-            await response.write(chunk)
-            if closing.is_set() or _gone(request):
-                return
-            batch = await store.read_messages(stream, query)
-            if not batch and (closing.is_set() or _gone(request)):
-                return
-            chunk = b"" if batch else sse.KEEPALIVE
-    except (ConnectionError, StoreNotFound, StoreUnavailable) as exc:
-        log.debug("live tail of %s ended: %r", stream, exc)
-    except Exception:
-        log.exception("live tail of %s failed", stream)
-
-
-def _gone(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()

@@ -18,19 +18,20 @@ from typing import Any
 
 from aiohttp import web
 
+from streamkit.protocol import routes
 from streamkit.protocol.keys import MAX_KEY_LENGTH, MAX_KEY_TOKENS, MAX_NAME_LENGTH
-from streamkit.server.validation import (
-    DEFAULT_MAX_WAIT_MS,
+from streamkit.protocol.routes import Route
+from streamkit.protocol.wire import (
+    DEFAULT_PAGE_LIMIT,
+    DEFAULT_RECEIVE_BATCH,
+    EVENT_STREAM,
+    JSON,
     MAX_ACK_IDS,
     MAX_BATCH,
-    MAX_DELAY_MS,
-    MAX_ID_LENGTH,
-    MAX_INT,
 )
+from streamkit.server.validation import DEFAULT_MAX_WAIT_MS, MAX_DELAY_MS, MAX_ID_LENGTH, MAX_INT
 
 Schema = dict[str, Any]
-
-OPENAPI_PATH = "/api/openapi.json"
 
 _TOKEN = r"[a-zA-Z0-9_-]+"
 _FTOKEN = rf"(?:{_TOKEN}|\*)"
@@ -311,24 +312,35 @@ SCHEMAS: dict[str, Schema] = {
 
 @dataclass(frozen=True)
 class Operation:
-    """One documented route: method, path, parameters, body and answers."""
+    """One documented route: its `Route`, parameters, body and answers."""
 
-    method: str
-    path: str
-    operation_id: str
+    route: Route
     summary: str
     query: dict[str, Schema] = field(default_factory=dict)
     body: str | None = None
     body_required: bool = True
     ok_status: int = 200
     ok_schema: Schema | None = None
-    ok_media: str = "application/json"
+    ok_media: str = JSON
     errors: tuple[int, ...] = (400, 404)
     headers: dict[str, Schema] = field(default_factory=dict)
 
+    @property
+    def method(self) -> str:
+        """The HTTP method, lower-case as OpenAPI writes it."""
+        return self.route.method.lower()
 
-_S = "/api/streams/{stream}"
-_C = _S + "/consumers/{consumer}"
+    @property
+    def path(self) -> str:
+        """The path template."""
+        return self.route.path
+
+    @property
+    def operation_id(self) -> str:
+        """The OpenAPI ``operationId``: the route's name."""
+        return self.route.name
+
+
 _WAIT: Schema = {
     "type": "integer",
     "minimum": 0,
@@ -336,7 +348,7 @@ _WAIT: Schema = {
     "description": "long-poll milliseconds; more than the server's cap "
     f"({DEFAULT_MAX_WAIT_MS} unless configured) waits the cap",
 }
-_LIMIT: Schema = _int(1, MAX_BATCH, default=100)
+_LIMIT: Schema = _int(1, MAX_BATCH, default=DEFAULT_PAGE_LIMIT)
 
 
 def _data_list(item: str) -> Schema:
@@ -349,17 +361,13 @@ def _data_list(item: str) -> Schema:
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
-        "get",
-        "/health",
-        "health",
+        routes.HEALTH,
         "Liveness (no auth)",
         errors=(),
         ok_schema={"type": "object", "required": ["ok"], "properties": {"ok": {"const": True}}},
     ),
     Operation(
-        "get",
-        "/api/ping",
-        "ping",
+        routes.PING,
         "Server identity",
         errors=(),
         ok_schema={
@@ -369,26 +377,20 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
-        "get",
-        OPENAPI_PATH,
-        "openapi",
+        routes.OPENAPI,
         "This document",
         errors=(),
         ok_schema={"type": "object", "required": ["openapi", "paths"]},
     ),
     Operation(
-        "get",
-        "/metrics",
-        "metrics",
+        routes.METRICS,
         "Prometheus metrics",
         errors=(),
         ok_media="text/plain",
         ok_schema={"type": "string"},
     ),
     Operation(
-        "post",
-        "/api/streams",
-        "createStream",
+        routes.CREATE_STREAM,
         "Create a stream",
         body="StreamCreate",
         ok_status=201,
@@ -396,37 +398,27 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(400, 413, 422),
     ),
     Operation(
-        "get",
-        "/api/streams",
-        "listStreams",
+        routes.LIST_STREAMS,
         "List streams",
         errors=(),
         ok_schema=_data_list("Stream"),
     ),
+    Operation(routes.GET_STREAM, "A stream with stats", ok_schema=_ref("Stream"), errors=(404,)),
     Operation(
-        "get", _S, "getStream", "A stream with stats", ok_schema=_ref("Stream"), errors=(404,)
-    ),
-    Operation(
-        "delete",
-        _S,
-        "deleteStream",
+        routes.DELETE_STREAM,
         "Delete a stream, its messages and consumers",
         ok_schema=_ref("Deleted"),
         errors=(404,),
     ),
     Operation(
-        "post",
-        _S + "/messages",
-        "publish",
+        routes.PUBLISH,
         "Publish 1..1000 messages, all or nothing",
         body="PublishRequest",
         ok_schema=_ref("PublishResponse"),
         errors=(400, 404, 413, 422),
     ),
     Operation(
-        "get",
-        _S + "/messages",
-        "readMessages",
+        routes.READ_MESSAGES,
         "A page of stored messages",
         query={
             "limit": _LIMIT,
@@ -440,9 +432,7 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(400, 404, 429),
     ),
     Operation(
-        "get",
-        _S + "/messages/sse",
-        "tailMessages",
+        routes.TAIL_MESSAGES,
         "Live tail as server-sent events",
         query={
             "last_event_id": _int(0),
@@ -451,14 +441,12 @@ OPERATIONS: tuple[Operation, ...] = (
             "event": {"enum": ["key", "message"], "default": "key"},
         },
         headers={"Last-Event-ID": {"type": "string", "pattern": r"^[0-9]{1,18}$"}},
-        ok_media="text/event-stream",
+        ok_media=EVENT_STREAM,
         ok_schema={"type": "string"},
         errors=(400, 404),
     ),
     Operation(
-        "post",
-        _S + "/consumers",
-        "createConsumer",
+        routes.CREATE_CONSUMER,
         "Create a consumer",
         body="ConsumerCreate",
         ok_status=201,
@@ -466,75 +454,59 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(400, 404, 413, 422),
     ),
     Operation(
-        "get",
-        _S + "/consumers",
-        "listConsumers",
+        routes.LIST_CONSUMERS,
         "A stream's consumers",
         ok_schema=_data_list("Consumer"),
         errors=(404,),
     ),
     Operation(
-        "get", _C, "getConsumer", "A consumer with stats", ok_schema=_ref("Consumer"), errors=(404,)
+        routes.GET_CONSUMER, "A consumer with stats", ok_schema=_ref("Consumer"), errors=(404,)
     ),
     Operation(
-        "delete",
-        _C,
-        "deleteConsumer",
+        routes.DELETE_CONSUMER,
         "Delete a consumer",
         ok_schema=_ref("Deleted"),
         errors=(404,),
     ),
     Operation(
-        "get",
-        _C + "/receive",
-        "receive",
+        routes.RECEIVE_GET,
         "Take deliveries (long-poll)",
-        query={"batch_size": _int(1, MAX_BATCH, default=10), "wait_for": _WAIT},
+        query={"batch_size": _int(1, MAX_BATCH, default=DEFAULT_RECEIVE_BATCH), "wait_for": _WAIT},
         ok_schema=_data_list("Delivery"),
         errors=(400, 404, 429),
     ),
     Operation(
-        "post",
-        _C + "/receive",
-        "receivePost",
+        routes.RECEIVE,
         "Take deliveries (long-poll); a JSON body overrides the query",
-        query={"batch_size": _int(1, MAX_BATCH, default=10), "wait_for": _WAIT},
+        query={"batch_size": _int(1, MAX_BATCH, default=DEFAULT_RECEIVE_BATCH), "wait_for": _WAIT},
         body="ReceiveBody",
         body_required=False,
         ok_schema=_data_list("Delivery"),
         errors=(400, 404, 413, 422, 429),
     ),
     Operation(
-        "post",
-        _C + "/ack",
-        "ack",
+        routes.ACK,
         "Acknowledge deliveries (unknown ids are ignored)",
         body="AckIds",
         ok_schema=_ref("Success"),
         errors=(400, 404, 413, 422),
     ),
     Operation(
-        "post",
-        _C + "/nack",
-        "nack",
+        routes.NACK,
         "Redeliver after delay_ms",
         body="NackBody",
         ok_schema=_ref("Success"),
         errors=(400, 404, 413, 422),
     ),
     Operation(
-        "post",
-        _C + "/extend",
-        "extend",
+        routes.EXTEND,
         "Reset ack deadlines",
         body="AckIds",
         ok_schema=_ref("Success"),
         errors=(400, 404, 413, 422),
     ),
     Operation(
-        "get",
-        _C + "/dead",
-        "deadLetters",
+        routes.DEAD_LETTERS,
         "Dead-lettered messages",
         query={"limit": _LIMIT},
         ok_schema=_ref("MessageList"),
@@ -596,7 +568,7 @@ def _operation(op: Operation, auth: bool) -> Schema:
     if op.body is not None:
         spec["requestBody"] = {
             "required": op.body_required,
-            "content": {"application/json": {"schema": _ref(op.body)}},
+            "content": {JSON: {"schema": _ref(op.body)}},
         }
     if op.path == "/health":
         spec["security"] = []
@@ -634,7 +606,7 @@ def build_spec(routes: Iterable[tuple[str, str]], *, version: str, auth: bool) -
             "responses": {
                 "Error": {
                     "description": "An error",
-                    "content": {"application/json": {"schema": _ref("Error")}},
+                    "content": {JSON: {"schema": _ref("Error")}},
                 }
             },
         },

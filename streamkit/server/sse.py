@@ -39,15 +39,29 @@ an API key, put the page behind a proxy that adds it.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
+from aiohttp import web
 
+from streamkit.protocol.wire import EVENT_STREAM, HEARTBEAT_HEADER, MAX_BATCH
 from streamkit.server import validation
-from streamkit.server.store.base import Message
+from streamkit.server.state import CLOSING, CONFIG, METRICS, STORE
+from streamkit.server.store.base import (
+    Message,
+    MessageQuery,
+    Store,
+    StoreNotFound,
+    StoreUnavailable,
+)
 
-CONTENT_TYPE = "text/event-stream"
+log = logging.getLogger(__name__)
+
+RETRY_MS = 1000
+"""The reconnect delay a live tail tells its reader (``retry:``)."""
 KEEPALIVE = b": keepalive\n\n"
 """A comment line: ignored by every SSE reader, but it proves the connection is alive."""
 
@@ -137,3 +151,92 @@ def encode_event(
 
 def _breaks_line(value: str) -> bool:
     return "\n" in value or "\r" in value
+
+
+# -- the handler ---------------------------------------------------------------------
+
+
+async def tail(request: web.Request) -> web.StreamResponse:
+    """``GET .../messages/sse``: the stream's messages as they are stored, as events.
+
+    Starts at the current end unless ``Last-Event-ID`` / ``?last_event_id`` /
+    ``?from_seq`` give a resume point; ``?key_pattern`` filters. Batches come
+    from the store's long-poll (one write per batch); an idle stream gets a
+    ``: keepalive`` comment every heartbeat. The stream ends when the server
+    shuts down, the stream is deleted or the client goes away.
+    """
+    params = tail_params(request.query, request.headers)
+    store = request.app[STORE]
+    stream = request.match_info["stream"]
+    first: list[Message] = []
+    # Both reads resolve the stream: a bad ref is a 404 before any header is sent.
+    if params.after_seq is None:
+        last = await store.read_messages(stream, MessageQuery(limit=1, descending=True))
+        cursor = last[0]["seq"] if last else 0
+    else:
+        cursor = params.after_seq
+        first = await store.read_messages(
+            stream,
+            MessageQuery(limit=MAX_BATCH, key_pattern=params.key_pattern, after_seq=cursor),
+        )
+    heartbeat_ms: int = request.app[CONFIG]["sse_heartbeat_ms"]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": EVENT_STREAM,
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+            HEARTBEAT_HEADER: str(heartbeat_ms),
+        }
+    )
+    await response.prepare(request)
+    server_metrics = request.app[METRICS]
+    server_metrics.sse_connections.inc()
+    try:
+        await _pump(request, response, store, stream, params, cursor, first, heartbeat_ms)
+    finally:
+        server_metrics.sse_connections.dec()
+    return response
+
+
+async def _pump(
+    request: web.Request,
+    response: web.StreamResponse,
+    store: Store,
+    stream: str,
+    params: TailParams,
+    cursor: int,
+    batch: list[Message],
+    heartbeat_ms: int,
+) -> None:
+    """Write batches until shutdown, stream deletion or disconnect; raises only on cancel."""
+    closing = request.app[CLOSING]
+    sent = request.app[METRICS].sse_events
+    query = MessageQuery(
+        limit=MAX_BATCH,
+        key_pattern=params.key_pattern,
+        after_seq=cursor,
+        wait_ms=heartbeat_ms,
+    )
+    chunk = preamble(cursor, RETRY_MS)
+    try:
+        while True:
+            if batch:
+                chunk += encode_messages(batch, named=params.named)
+                query = dataclasses.replace(query, after_seq=batch[-1]["seq"])
+                sent.inc(len(batch))
+            await response.write(chunk)
+            if closing.is_set() or _gone(request):
+                return
+            batch = await store.read_messages(stream, query)
+            if not batch and (closing.is_set() or _gone(request)):
+                return
+            chunk = b"" if batch else KEEPALIVE
+    except (ConnectionError, StoreNotFound, StoreUnavailable) as exc:
+        log.debug("live tail of %s ended: %r", stream, exc)
+    except Exception:
+        log.exception("live tail of %s failed", stream)
+
+
+def _gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()

@@ -15,10 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamkit.protocol.keys import filter_problem, key_problem, name_problem
+from streamkit.protocol.wire import (
+    DEFAULT_PAGE_LIMIT,
+    DEFAULT_RECEIVE_BATCH,
+    MAX_ACK_IDS,
+    MAX_BATCH,
+)
 from streamkit.server.store.base import ConsumerSpec, MessageQuery, NewMessage, StreamOptions
 
-MAX_BATCH = 1000
-MAX_ACK_IDS = 10_000
 MAX_ID_LENGTH = 255
 MAX_DELAY_MS = 7 * 24 * 3600 * 1000
 DEFAULT_MAX_WAIT_MS = 60_000
@@ -61,25 +65,6 @@ def _object(body: object) -> Mapping[str, Any]:
     if not isinstance(body, dict):
         raise Invalid({"body": ["must be a JSON object"]})
     return body
-
-
-def _strict(problem: str | None, value: object, message: str) -> str | None:
-    # streamkit.protocol.keys anchors with `$`, which also matches before a trailing newline.
-    if problem is None and isinstance(value, str) and value.endswith("\n"):
-        return message
-    return problem
-
-
-def _name_problem(value: object) -> str | None:
-    return _strict(name_problem(value), value, "must contain only letters, digits, '_' and '-'")
-
-
-def _filter_problem(value: object) -> str | None:
-    return _strict(
-        filter_problem(value),
-        value,
-        "must be dot-separated tokens of letters, digits, '_', '-', '*' or '>'",
-    )
 
 
 def _int(
@@ -125,7 +110,7 @@ def stream_body(body: object) -> tuple[str, StreamOptions]:
     obj = _object(body)
     errors = _Errors()
     name = obj.get("name")
-    problem = _name_problem(name)
+    problem = name_problem(name)
     if problem:
         errors.add("name", problem)
     options = StreamOptions(
@@ -148,11 +133,11 @@ def consumer_body(body: object) -> ConsumerSpec:
     name = obj.get("name")
     if name is None and ephemeral:
         name = f"ephemeral-{secrets.token_hex(8)}"
-    problem = _name_problem(name)
+    problem = name_problem(name)
     if problem:
         errors.add("name", problem)
     pattern = obj.get("filter_key_pattern")
-    problem = _filter_problem(pattern)
+    problem = filter_problem(pattern)
     if problem:
         errors.add("filter_key_pattern", problem)
     kind = obj.get("kind", "pull")
@@ -237,9 +222,7 @@ def _message_problems(errors: _Errors, i: int, m: object) -> None:
     key = m.get("key")
     if key is None:
         errors.add(f"{at}.key", "is required")
-    elif problem := _strict(
-        key_problem(key), key, "must be dot-separated tokens of letters, digits, '_' and '-'"
-    ):
+    elif problem := key_problem(key):
         errors.add(f"{at}.key", problem)
     data = m.get("data")
     if data is None:
@@ -323,7 +306,7 @@ def receive_params(
     params: Mapping[str, Any], max_wait_ms: int = DEFAULT_MAX_WAIT_MS
 ) -> tuple[int, int]:
     """``batch_size`` (1..1000, default 10) and ``wait_for`` ms (default 0, capped)."""
-    batch = int_param(params, "batch_size", 10, minimum=1, maximum=MAX_BATCH)
+    batch = int_param(params, "batch_size", DEFAULT_RECEIVE_BATCH, minimum=1, maximum=MAX_BATCH)
     wait = int_param(params, "wait_for", 0, minimum=0, maximum=max_wait_ms, clamp=True)
     return batch, wait
 
@@ -336,12 +319,12 @@ def message_query(
     if sort not in ("seq_asc", "seq_desc"):
         raise BadParam("sort", "must be 'seq_asc' or 'seq_desc'")
     pattern = params.get("key_pattern") or None
-    if pattern is not None and (problem := _filter_problem(pattern)):
+    if pattern is not None and (problem := filter_problem(pattern)):
         raise BadParam("key_pattern", problem)
     after = params.get("after_seq")
     before = params.get("before_seq")
     return MessageQuery(
-        limit=int_param(params, "limit", 100, minimum=1, maximum=MAX_BATCH),
+        limit=int_param(params, "limit", DEFAULT_PAGE_LIMIT, minimum=1, maximum=MAX_BATCH),
         descending=sort == "seq_desc",
         key_pattern=pattern,
         after_seq=None if after in (None, "") else int_param(params, "after_seq", 0, minimum=0),
@@ -352,4 +335,4 @@ def message_query(
 
 def limit_param(params: Mapping[str, Any]) -> int:
     """A ``limit`` of 1..1000, default 100."""
-    return int_param(params, "limit", 100, minimum=1, maximum=MAX_BATCH)
+    return int_param(params, "limit", DEFAULT_PAGE_LIMIT, minimum=1, maximum=MAX_BATCH)

@@ -15,11 +15,12 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from streamkit._http.api import API
 from streamkit.errors import ClientClosed, StreamkitError
 from streamkit.models import Event
+from streamkit.protocol.wire import StartPosition
 from streamkit.subscriber._acker import Acker
 from streamkit.subscriber._leaser import Leaser
 from streamkit.subscriber._prefetcher import Prefetcher
@@ -27,8 +28,6 @@ from streamkit.subscriber._prefetcher import Prefetcher
 __all__ = ["Subscription"]
 
 log = logging.getLogger(__name__)
-
-Start = Literal["all", "new"] | int
 
 
 class _Settled:
@@ -89,7 +88,7 @@ class Subscription:
         batch_size: int = 100,
         wait_for: float = 5.0,
         prefetch: int = 2,
-        start: Start | None = None,
+        start: StartPosition | None = None,
         on_close: Callable[[Subscription], Any] | None = None,
         max_lease: float = 3600.0,
         ack_interval: float = 0.005,
@@ -115,7 +114,7 @@ class Subscription:
         self.streams = tuple(streams)
         self.consumer = consumer
         self.filter = filter
-        self.start_at: Start = "new" if start is None else start
+        self.start_at: StartPosition = "new" if start is None else start
         self.inactive_threshold = inactive_threshold
         self.close_timeout = close_timeout
         self._on_close = on_close

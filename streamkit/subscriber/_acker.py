@@ -11,10 +11,10 @@ from typing import Any
 from streamkit._http.api import API
 from streamkit._http.retry import Backoff, heals
 from streamkit.errors import ClientClosed, StreamkitError
+from streamkit.protocol.wire import MAX_ACK_IDS
 
 log = logging.getLogger(__name__)
 
-MAX_IDS_PER_REQUEST = 1000
 
 
 class Acker:
@@ -37,11 +37,11 @@ class Acker:
         consumers: Mapping[str, str],
         *,
         interval: float = 0.005,
-        max_ids: int = MAX_IDS_PER_REQUEST,
+        max_ids: int = MAX_ACK_IDS,
         name: str = "streamkit-acker",
     ) -> None:
-        if not 1 <= max_ids <= MAX_IDS_PER_REQUEST:
-            raise ValueError(f"max_ids must be within 1..{MAX_IDS_PER_REQUEST}")
+        if not 1 <= max_ids <= MAX_ACK_IDS:
+            raise ValueError(f"max_ids must be within 1..{MAX_ACK_IDS}")
         self.api = api
         self.consumers = consumers
         self.interval = interval

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from streamkit._http.api import API
 from streamkit.errors import StreamkitError
 from streamkit.models import Event
+from streamkit.protocol.wire import MAX_ACK_IDS
 
 log = logging.getLogger(__name__)
 
-MAX_IDS_PER_REQUEST = 1000
 MIN_SNOOZE = 0.01
 """Shortest pause between renewal cycles, in seconds."""
 
@@ -137,9 +137,9 @@ class Leaser:
         for ack_id, lease in self.leases.items():
             by_stream.setdefault(lease.stream, []).append(ack_id)
         requests = [
-            self._extend(stream, ids[i : i + MAX_IDS_PER_REQUEST])
+            self._extend(stream, ids[i : i + MAX_ACK_IDS])
             for stream, ids in by_stream.items()
-            for i in range(0, len(ids), MAX_IDS_PER_REQUEST)
+            for i in range(0, len(ids), MAX_ACK_IDS)
         ]
         # asyncio.wait, not wait_for: before Python 3.12, wait_for can swallow a
         # cancellation that lands as the requests finish, and stop() would hang.

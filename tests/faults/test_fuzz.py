@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streamkit.protocol import routes
 from streamkit.server import openapi
 from streamkit.server.openapi import NAME_PATTERN, OPERATIONS, Operation
 
@@ -200,7 +201,7 @@ def fuzz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzz]:
         url = urlsplit(server.url)
         assert url.hostname is not None and url.port is not None
         http = RawHttp(url.hostname, url.port)
-        reply = http.send("GET", openapi.OPENAPI_PATH)
+        reply = http.send("GET", routes.OPENAPI.path)
         assert reply.status == 200, reply
         doc = json.loads(reply.body)
         ctx = Fuzz(server, http, doc, Spec(doc))

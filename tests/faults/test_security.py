@@ -17,8 +17,8 @@ import pytest
 import streamkit
 from streamkit import Event
 from streamkit.server import app as server_app
-from streamkit.server.app import LONG_POLLS
 from streamkit.server.runner import tls_context
+from streamkit.server.state import LONG_POLLS
 from streamkit.testing import ServerHandle, run_server
 from tests.server_process import ServerProcess
 

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from streamkit.server.app import STORE
+from streamkit.server.state import STORE
 from streamkit.testing import ServerHandle, run_server
 
 from .exposition import Family, parse_exposition

@@ -11,7 +11,7 @@ import aiohttp
 import orjson
 
 from streamkit._http.sse_parser import ServerSentEvent, SSEParser
-from streamkit.server.app import METRICS
+from streamkit.server.state import METRICS
 from streamkit.testing import ServerHandle
 
 

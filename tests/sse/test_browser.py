@@ -18,8 +18,10 @@ from aiohttp.typedefs import Middleware
 
 import streamkit
 from streamkit import Event
+from streamkit.protocol.wire import EVENT_STREAM
 from streamkit.server import sse
-from streamkit.server.app import STORE, create_app
+from streamkit.server.app import create_app
+from streamkit.server.state import STORE
 from streamkit.server.store.base import MessageQuery
 from streamkit.server.store.sqlite.store import SqliteStore
 
@@ -144,7 +146,7 @@ async def test_event_source_reconnects_with_last_event_id(tmp_path: Path) -> Non
         # First connection: what the server writes, cut short after message 2.
         store = request.app[STORE]
         first = await store.read_messages("orders", MessageQuery(limit=1, after_seq=1))
-        response = web.StreamResponse(headers={"Content-Type": sse.CONTENT_TYPE})
+        response = web.StreamResponse(headers={"Content-Type": EVENT_STREAM})
         await response.prepare(request)
         await response.write(sse.preamble(1, 10) + sse.encode_messages(first, named=False))
         return response

@@ -9,7 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from streamkit.server.app import HEARTBEAT_HEADER, METRICS, SSE_ROUTE
+from streamkit.protocol.routes import TAIL_MESSAGES
+from streamkit.protocol.wire import HEARTBEAT_HEADER
+from streamkit.server.state import METRICS
 from streamkit.testing import ServerHandle, run_server
 
 from .helpers import RawTail, eventually, http_session, publish, sse_connections
@@ -221,8 +223,8 @@ async def test_server_shutdown_ends_the_tail(http: aiohttp.ClientSession) -> Non
     assert tail.ended
     # It ended by itself (200), not by being cancelled at the shutdown timeout (499).
     requests = server.app[METRICS].requests
-    assert requests.value(("GET", SSE_ROUTE, "200")) == 1
-    assert requests.value(("GET", SSE_ROUTE, "499")) == 0
+    assert requests.value(("GET", TAIL_MESSAGES.path, "200")) == 1
+    assert requests.value(("GET", TAIL_MESSAGES.path, "499")) == 0
 
 
 async def test_client_disconnect_is_detected(

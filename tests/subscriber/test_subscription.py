@@ -8,6 +8,7 @@ import pytest
 
 import streamkit
 from streamkit import Event
+from streamkit.protocol.wire import StartPosition
 from streamkit.subscriber import Subscription
 from streamkit.testing import ServerHandle, run_server
 
@@ -257,7 +258,7 @@ async def test_ephemeral_consumers_start_new_and_are_deleted_on_close(
 
 @pytest.mark.parametrize(("start", "first"), [("all", 0), (3, 2)])
 async def test_ephemeral_start_positions(
-    client: streamkit.AsyncClient, start: streamkit.client.Start, first: int
+    client: streamkit.AsyncClient, start: StartPosition, first: int
 ) -> None:
     await client.create_stream("orders")
     await publish(client, "orders", 5)

@@ -19,6 +19,8 @@ from datetime import datetime
 from hashlib import sha256
 from typing import Literal, Protocol, TypedDict
 
+from streamkit.protocol.wire import StartPosition
+
 DEFAULT_DEDUPE_WINDOW_MS = 120_000
 """How long a message ``id`` is remembered for idempotent publishing."""
 
@@ -88,8 +90,6 @@ class StreamOptions:
     retain_at_least: int | None = None
 
 
-StartPosition = Literal["all", "new"] | int
-"""Where a new consumer starts: every message, only new ones, or at a seq."""
 
 
 @dataclass(frozen=True)

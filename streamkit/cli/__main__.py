@@ -1,0 +1,5 @@
+"""``python -m streamkit.cli``: the ``streamkit`` command."""
+
+from streamkit.cli import main
+
+raise SystemExit(main())
