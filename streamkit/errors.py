@@ -14,21 +14,31 @@ StreamkitError
 │   ├── ValidationError       422
 │   ├── Overloaded            429 / 503, with retry_after
 │   └── ServerError           other 5xx
+│       └── GatewayError      502 / 504: a proxy in front of the server failed
 ├── DecodeError               a body that is not what the protocol says
 ├── QueueFull                 publish(block=False) on a full buffer
 ├── ClientClosed              the client was used after close()
 └── Nack                      a published event the server did not store
 ```
+
+Each class says in ``retriable`` whether the same request may succeed if it is
+sent again later without risk: the server did not act on it (no answer came,
+it shed load, a gateway failed). `streamkit._http.retry.retriable` is the one
+place that asks, for every loop that retries.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 
 class StreamkitError(Exception):
     """Base class of every error streamkit raises."""
+
+    retriable: ClassVar[bool] = False
+    """True when sending the same request again later may succeed."""
 
 
 # Transport: no usable HTTP answer.
@@ -36,6 +46,8 @@ class StreamkitError(Exception):
 
 class TransportError(StreamkitError):
     """The request failed below HTTP: connection refused, reset, or timed out."""
+
+    retriable = True
 
 
 class ConnectError(TransportError):
@@ -108,9 +120,17 @@ class ValidationError(APIError):
 class Overloaded(APIError):
     """429 or 503: the server is shedding load; retry after ``retry_after`` seconds."""
 
+    retriable = True
+
 
 class ServerError(APIError):
     """Any other 5xx: the server failed."""
+
+
+class GatewayError(ServerError):
+    """502 or 504: a proxy or load balancer in front of the server failed to reach it."""
+
+    retriable = True
 
 
 _STATUS_ERRORS: dict[int, type[APIError]] = {
@@ -121,7 +141,9 @@ _STATUS_ERRORS: dict[int, type[APIError]] = {
     413: PayloadTooLarge,
     422: ValidationError,
     429: Overloaded,
+    502: GatewayError,
     503: Overloaded,
+    504: GatewayError,
 }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl as _ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
@@ -18,11 +17,11 @@ from typing import Any
 import aiohttp
 
 from streamkit import errors
+from streamkit._http.retry import Backoff, retriable
 from streamkit.models import dumps, loads
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
@@ -69,35 +68,13 @@ def api_error(status: int, body: bytes, retry_after: str | None) -> errors.APIEr
     return cls(status, summary, code=code, validation_errors=validation, retry_after=delay)
 
 
-def backoff_delay(
-    attempt: int, base: float, cap: float, retry_after: float | None = None
-) -> float:
-    """Exponential backoff with full jitter for the ``attempt``-th retry (0-based);
-    at least the server's ``retry_after``, both capped at ``cap``."""
-    delay = random.uniform(0, min(cap, base * (2**attempt)))
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, cap))
-    return delay
-
-
-def retry_after(exc: BaseException | None) -> float | None:
-    """The seconds a load-shedding server asked for in ``Retry-After``, if any."""
-    return exc.retry_after if isinstance(exc, errors.APIError) else None
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """True for failures a retry may heal: transport errors and load shedding."""
-    if isinstance(exc, errors.TransportError):
-        return True
-    return isinstance(exc, errors.APIError) and exc.status in RETRYABLE_STATUSES
-
-
 class Transport:
     """Sends JSON requests to one of ``endpoints`` over a pooled aiohttp session.
 
-    ``request(..., retry=True)`` is for idempotent calls: transport failures and
-    429/502/503/504 are retried with jittered exponential backoff, failing over
-    to the next endpoint after a connection error. ``ssl`` is passed to the
+    ``request(..., retry=True)`` is for idempotent calls: the failures
+    `retriable` names are retried with jittered exponential backoff. A
+    connection error moves every later request to the next endpoint, retried
+    or not. ``ssl`` is passed to the
     connector: an `ssl.SSLContext` (say, trusting a private CA), ``False`` to
     skip certificate checks, or None for the default verification.
     """
@@ -171,20 +148,18 @@ class Transport:
         """Send one request and return its decoded JSON body; raise a streamkit error."""
         attempts = (self.retries if retries is None else retries) + 1 if retry else 1
         body = None if json is None else dumps(json)
-        for attempt in range(attempts):
+        backoff = Backoff(self.backoff, self.max_backoff)
+        while True:
             try:
                 return await self._send(method, path, body, params, timeout)
             except (errors.TransportError, errors.APIError) as exc:
-                if attempt + 1 >= attempts or not is_retryable(exc):
+                if backoff.failures + 1 >= attempts or not retriable(exc):
                     raise
-                if isinstance(exc, errors.ConnectError):
-                    self.fail_over()
-                delay = backoff_delay(attempt, self.backoff, self.max_backoff, retry_after(exc))
+                delay = backoff.delay(exc)
                 log.debug("retrying %s %s in %.3fs after %r", method, path, delay, exc)
                 await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def fail_over(self) -> None:
+    def _fail_over(self) -> None:
         """Move on to the next endpoint (after a connection error); no-op with one endpoint."""
         if len(self.endpoints) > 1:
             self._current = (self._current + 1) % len(self.endpoints)
@@ -203,7 +178,7 @@ class Transport:
             total=timeout if timeout is not None else self.timeout,
             sock_connect=self.connect_timeout,
         )
-        with map_exceptions():
+        with self._failing_over(), map_exceptions():
             async with session.request(
                 method, self.base_url + path, data=body, params=params, timeout=client_timeout
             ) as response:
@@ -246,7 +221,7 @@ class Transport:
                 timeout=client_timeout,
             )
 
-        with map_exceptions():
+        with self._failing_over(), map_exceptions():
             response = await asyncio.wait_for(open_response(), self.timeout)
         self._streams.add(response)
         try:
@@ -258,6 +233,14 @@ class Transport:
         finally:
             self._streams.discard(response)
             response.close()
+
+    @contextlib.contextmanager
+    def _failing_over(self) -> Iterator[None]:
+        try:
+            yield
+        except errors.ConnectError:
+            self._fail_over()
+            raise
 
     async def close(self) -> None:
         """Close the pool and end open streams. Further requests raise `ClientClosed`."""

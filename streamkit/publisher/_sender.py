@@ -19,7 +19,7 @@ from typing import Any
 
 from streamkit import errors
 from streamkit._http.api import API
-from streamkit._http.transport import backoff_delay, is_retryable, retry_after
+from streamkit._http.retry import Backoff, retriable
 from streamkit.models import Ack, Event
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,6 @@ def rejected_messages(exc: errors.APIError, size: int) -> dict[int, str]:
             f"{attribute} {text}" if attribute else text
         )
     return {index: "; ".join(texts) for index, texts in problems.items()}
-
-
-def _is_transient(exc: errors.StreamkitError) -> bool:
-    # Every 5xx is worth retrying here: resends carry the same ids, so a batch the
-    # server stored before failing is acked, not stored again.
-    return is_retryable(exc) or isinstance(exc, errors.ServerError)
 
 
 def _nack_code(exc: errors.StreamkitError) -> str:
@@ -150,7 +144,7 @@ class BatchSender:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_deadline
         todo = [list(batch)]  # a stack of parts still to send; the last one goes next
-        attempt = 0
+        backoff = Backoff(self.backoff, self.max_backoff)
         while todo:
             part = todo.pop()
             try:
@@ -170,14 +164,17 @@ class BatchSender:
             except errors.ClientClosed as exc:
                 await nack_events(part, CLOSED, str(exc))
             except (errors.TransportError, errors.APIError) as exc:
-                if not _is_transient(exc):
+                # Resends carry the same ids: a batch the server stored before failing
+                # is acked, not stored again.
+                if not retriable(exc, resend_safe=True):
                     await nack_events(part, _nack_code(exc), str(exc))
                 elif loop.time() >= deadline:
-                    error = f"gave up after {attempt + 1} attempt(s): {exc}"
+                    error = f"gave up after {backoff.failures + 1} attempt(s): {exc}"
                     await nack_events(part, UNAVAILABLE, error)
                 else:
-                    await self._back_off(exc, attempt, deadline - loop.time())
-                    attempt += 1
+                    delay = min(backoff.delay(exc), deadline - loop.time())
+                    log.debug("retrying a batch of %s in %.3fs after %r", self.stream, delay, exc)
+                    await asyncio.sleep(delay)
                     todo.append(part)
             else:
                 await ack_events(part, acks)
@@ -195,10 +192,3 @@ class BatchSender:
         rest = [p for i, p in enumerate(part) if i not in bad]
         if rest:
             todo.append(rest)
-
-    async def _back_off(self, exc: errors.StreamkitError, attempt: int, remaining: float) -> None:
-        delay = backoff_delay(attempt, self.backoff, self.max_backoff, retry_after(exc))
-        if isinstance(exc, errors.ConnectError):
-            self.api.transport.fail_over()
-        log.debug("retrying a batch of %s in %.3fs after %r", self.stream, delay, exc)
-        await asyncio.sleep(min(delay, remaining))

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from streamkit import errors
 from streamkit._http.api import API
-from streamkit._http.retry import Backoff, heals
+from streamkit._http.retry import Backoff, retriable
 from streamkit._http.sse_parser import ServerSentEvent, SSEParser
 from streamkit.models import Event, loads
 from streamkit.protocol.wire import HEARTBEAT_HEADER
@@ -93,11 +93,9 @@ async def tail(
         except _BadEvent as bad:
             raise bad.error from None
         except errors.StreamkitError as exc:
-            if not heals(exc):
+            if not retriable(exc, resend_safe=True):
                 raise
             failure = exc
-            if isinstance(exc, errors.ConnectError):
-                api.transport.fail_over()  # next endpoint, when there are several
             log.info("live tail of %s interrupted (%r); reconnecting", stream, exc)
         await delays.wait(failure)
 

@@ -9,7 +9,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from streamkit._http.api import API
-from streamkit._http.retry import Backoff, heals
+from streamkit._http.retry import Backoff, retriable
 from streamkit.errors import ClientClosed, StreamkitError
 from streamkit.protocol.wire import MAX_ACK_IDS
 
@@ -163,7 +163,7 @@ class Acker:
                     delay = nack_delay_ms / 1000 if nack_delay_ms else None
                     await self.api.nack(stream, consumer, ids, delay)
             except Exception as exc:
-                if not heals(exc):
+                if not retriable(exc, resend_safe=True):
                     log.warning(
                         "%s: dropping %d %ss on %r that cannot succeed: %r",
                         self.name,

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
 from streamkit._http.api import API
-from streamkit._http.retry import Backoff, heals
+from streamkit._http.retry import Backoff, retriable
 from streamkit.models import Event
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class Prefetcher:
                     wait_for=self.wait_for,
                 )
             except Exception as exc:  # a bug must end the loop, not leave it waiting silently
-                if not heals(exc):
+                if not retriable(exc, resend_safe=True):
                     log.debug("%s: %r failed for good: %r", self.name, stream, exc)
                     self.error = exc
                     self._ready.set()

@@ -12,7 +12,8 @@ from aioresponses import aioresponses
 
 from streamkit import errors
 from streamkit._http.api import API
-from streamkit._http.transport import Transport, api_error, backoff_delay
+from streamkit._http.retry import backoff_delay
+from streamkit._http.transport import Transport, api_error
 from streamkit.models import Event
 
 BASE = "http://streamkit.test"
