@@ -27,7 +27,18 @@ from streamkit.protocol import keys
 from streamkit.protocol.wire import CONTENT_TYPE_HEADER, MAX_MESSAGE_BYTES
 from streamkit.protocol.wire import JSON as JSON_MIMETYPE
 
-__all__ = ["Ack", "Consumer", "Event", "Nack", "Stream", "dumps", "loads", "new_event_id"]
+__all__ = [
+    "Ack",
+    "Consumer",
+    "Delivery",
+    "Event",
+    "Nack",
+    "Publication",
+    "Stream",
+    "dumps",
+    "loads",
+    "new_event_id",
+]
 
 TEXT_MIMETYPE = "text/plain"
 BINARY_MIMETYPE = "application/octet-stream"
@@ -131,6 +142,91 @@ class Acknowledger(Protocol):
     async def extend(self, event: Event) -> None: ...
 
 
+class Publication:
+    """One publication of an event: queued by a publisher, then settled once, with an
+    `Ack` or a `Nack`.
+
+    The publisher starts it (`start`) and settles it; the event only reads it
+    (`Event.acked`, `Event.wait_for_ack`). Publishing the event again starts a
+    new publication, and settling an old one then changes nothing.
+    """
+
+    __slots__ = ("_outcome", "_waiter")
+
+    def __init__(self) -> None:
+        self._outcome: Ack | Nack | None = None
+        self._waiter: asyncio.Future[Ack] | None = None
+        """Made by `wait` only: most published events are never waited for."""
+
+    @classmethod
+    def start(cls, event: Event) -> Publication:
+        """Begin a new publication of ``event``; raises if one is still in progress."""
+        if event.publishing:
+            raise StreamkitError(f"event {event.id} is already being published")
+        event._publication = publication = cls()
+        return publication
+
+    @property
+    def outcome(self) -> Ack | Nack | None:
+        """How it ended; None until it has."""
+        return self._outcome
+
+    def settle(self, outcome: Ack | Nack) -> bool:
+        """End it with ``outcome``; False (and no change) if it had already ended."""
+        if self._outcome is not None:
+            return False
+        self._outcome = outcome
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            if isinstance(outcome, Nack):
+                waiter.set_exception(outcome)
+                waiter.exception()  # retrieved here so an unawaited nack is not logged as lost
+            else:
+                waiter.set_result(outcome)
+        return True
+
+    async def wait(self, timeout: float | None = None) -> Ack:
+        """The `Ack` once it is settled (or raise the `Nack`)."""
+        outcome = self._outcome
+        if outcome is None:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            return await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+        if isinstance(outcome, Nack):
+            raise outcome
+        return outcome
+
+
+class Delivery:
+    """How a received event was delivered: its ack id, how many times it has been
+    delivered, and the subscription that settles it (None for a plain `receive`).
+
+    The subscription attaches itself and marks the delivery settled when the
+    event is acked or nacked (or given back on close); after that, settling
+    again is a no-op.
+    """
+
+    __slots__ = ("_settled", "ack_id", "count", "settler")
+
+    def __init__(self, ack_id: str, count: int = 1) -> None:
+        self.ack_id = ack_id
+        self.count = count
+        self.settler: Acknowledger | None = None
+        self._settled = False
+
+    @property
+    def settled(self) -> bool:
+        """True once the delivery was acked, nacked or given back."""
+        return self._settled
+
+    def settle(self) -> bool:
+        """Mark it settled; False if it already was."""
+        if self._settled:
+            return False
+        self._settled = True
+        return True
+
+
 def _encode_data(data: object, mimetype: str | None) -> tuple[str, str | None, str | None]:
     """Return (wire data, encoding, mimetype) for a payload."""
     if isinstance(data, str):
@@ -172,21 +268,17 @@ class Event:
     time-ordered id unless one is given; the server uses it to drop duplicates,
     so retries never store an event twice.
 
-    Events received from a subscription also carry ``seq``, ``stream``,
-    ``delivery_count`` and ``ack_id``, and can be settled with `ack`, `nack`
-    and `extend`.
+    Events received from a subscription also carry ``seq``, ``stream`` and a
+    `Delivery` (``ack_id``, ``delivery_count``), and can be settled with `ack`,
+    `nack` and `extend`.
     """
 
     __slots__ = (
-        "_acker",
+        "_delivery",
         "_headers",
-        "_outcome",
         "_publication",
-        "_waiter",
         "_wire_data",
-        "ack_id",
         "data",
-        "delivery_count",
         "encoding",
         "id",
         "inserted_at",
@@ -225,15 +317,8 @@ class Event:
         self.stream: str | None = None
         self.stream_id: str | None = None
         self.inserted_at: datetime | None = None
-        self.delivery_count = 0
-        self.ack_id: str | None = None
-        self._acker: Acknowledger | None = None
-        self._publication = 0
-        """How many times a publisher took this event; the latest is the one in progress."""
-        self._outcome: Ack | Nack | None = None
-        """How the latest publication ended; None until it has."""
-        self._waiter: asyncio.Future[Ack] | None = None
-        """Made by `wait_for_ack` only: most published events are never waited for."""
+        self._publication: Publication | None = None
+        self._delivery: Delivery | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -288,8 +373,14 @@ class Event:
         return len(self._wire_data) + len(self.id) + 64 + (len(self.key) if self.key else 0)
 
     @classmethod
-    def from_wire(cls, message: Mapping[str, Any], *, stream: str | None = None) -> Event:
-        """Build a received event from a wire message object."""
+    def from_wire(
+        cls,
+        message: Mapping[str, Any],
+        *,
+        stream: str | None = None,
+        delivery: Delivery | None = None,
+    ) -> Event:
+        """Build a received event from a wire message object (and how it was delivered)."""
         try:
             text = message["data"]
             if not isinstance(text, str):
@@ -309,85 +400,78 @@ class Event:
             event.stream = stream
             event.stream_id = message.get("stream_id")
             event.inserted_at = _parse_stamp(message.get("inserted_at"))
-            event.delivery_count = 0
-            event.ack_id = None
-            event._acker = None
-            event._publication = 0
-            event._outcome = None
-            event._waiter = None
+            event._publication = None
+            event._delivery = delivery
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DecodeError(f"malformed message: {exc!r}") from exc
         return event
 
     # Publishing side.
 
-    def _track(self) -> int:
-        """Start a publication of this event (called by the publisher); returns its number."""
-        if self._publishing:
-            raise StreamkitError(f"event {self.id} is already being published")
-        self._outcome = self._waiter = None
-        self._publication += 1
+    @property
+    def publication(self) -> Publication | None:
+        """The latest publication of this event; None if it was never published."""
         return self._publication
 
     @property
-    def _publishing(self) -> bool:
-        """True from `_track` until that publication is resolved."""
-        return self._publication > 0 and self._outcome is None
-
-    def _resolve(self, publication: int, outcome: Ack | Nack) -> bool:
-        """End publication number ``publication``; False (and no change) if it already ended."""
-        if publication != self._publication or self._outcome is not None:
-            return False
-        self._outcome = outcome
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            if isinstance(outcome, Nack):
-                waiter.set_exception(outcome)
-                waiter.exception()  # retrieved here so an unawaited nack is not logged as lost
-            else:
-                waiter.set_result(outcome)
-        return True
+    def publishing(self) -> bool:
+        """True while a publication of this event is in progress."""
+        return self._publication is not None and self._publication.outcome is None
 
     @property
     def acked(self) -> bool:
         """True once the server stored this published event."""
-        return isinstance(self._outcome, Ack)
+        return self._publication is not None and isinstance(self._publication.outcome, Ack)
 
     @property
     def nacked(self) -> bool:
         """True once publishing this event failed for good."""
-        return isinstance(self._outcome, Nack)
+        return self._publication is not None and isinstance(self._publication.outcome, Nack)
 
     async def wait_for_ack(self, timeout: float | None = None) -> Ack:
         """Wait until the server stores this event; return the `Ack` or raise the `Nack`."""
-        if self._publication == 0:
+        if self._publication is None:
             raise StreamkitError(f"event {self.id} has not been published")
-        if self._outcome is None:
-            if self._waiter is None:
-                self._waiter = asyncio.get_running_loop().create_future()
-            return await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
-        if isinstance(self._outcome, Nack):
-            raise self._outcome
-        return self._outcome
+        return await self._publication.wait(timeout)
 
     # Receiving side.
 
-    def _require_acker(self) -> Acknowledger:
-        if self._acker is None:
+    @property
+    def delivery(self) -> Delivery | None:
+        """How this event was delivered; None unless it was received from a consumer."""
+        return self._delivery
+
+    @property
+    def ack_id(self) -> str | None:
+        """The id that acks or nacks this delivery; None unless received from a consumer."""
+        return None if self._delivery is None else self._delivery.ack_id
+
+    @property
+    def delivery_count(self) -> int:
+        """How many times this event has been delivered (1 the first time; 0 if never)."""
+        return 0 if self._delivery is None else self._delivery.count
+
+    def _settler(self) -> Acknowledger | None:
+        """Who settles this delivery now; None once it is settled."""
+        delivery = self._delivery
+        if delivery is None or delivery.settler is None:
             raise StreamkitError("only events received from a subscription can be acked")
-        return self._acker
+        return None if delivery.settled else delivery.settler
 
     async def ack(self) -> None:
         """Tell the server this event is handled. Acking twice is a no-op."""
-        await self._require_acker().ack(self)
+        if settler := self._settler():
+            await settler.ack(self)
 
     async def nack(self, delay: float | None = None) -> None:
         """Give the event back to be delivered again, after ``delay`` seconds."""
-        await self._require_acker().nack(self, delay)
+        if settler := self._settler():
+            await settler.nack(self, delay)
 
     async def extend(self) -> None:
         """Reset this event's ack deadline: the handler is still working on it."""
-        await self._require_acker().extend(self)
+        if settler := self._settler():
+            await settler.extend(self)
 
 
 @dataclass(frozen=True)

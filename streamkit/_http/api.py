@@ -14,7 +14,7 @@ from typing import Any
 from streamkit import tracing
 from streamkit._http.transport import StreamingBody, Transport
 from streamkit.errors import DecodeError
-from streamkit.models import Ack, Consumer, Event, Stream, acks_from_wire
+from streamkit.models import Ack, Consumer, Delivery, Event, Stream, acks_from_wire
 from streamkit.protocol import routes
 from streamkit.protocol.routes import Route
 from streamkit.protocol.wire import DEFAULT_RECEIVE_BATCH, EVENT_STREAM
@@ -40,6 +40,13 @@ def _list(body: Any) -> list[Any]:
     if not isinstance(items, list):
         raise DecodeError("expected 'data' to be a list")
     return items
+
+
+def _delivery(item: Mapping[str, Any]) -> Delivery:
+    try:
+        return Delivery(str(item["ack_id"]), int(item.get("delivery_count") or 1))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DecodeError(f"malformed delivery: {exc!r}") from exc
 
 
 class API:
@@ -202,10 +209,10 @@ class API:
         events = []
         for item in items:
             item = _object(item)
-            event = Event.from_wire(_object(item.get("message")), stream=stream)
-            event.ack_id = str(item["ack_id"]) if "ack_id" in item else None
-            event.delivery_count = int(item.get("delivery_count") or 1)
-            events.append(event)
+            delivery = _delivery(item)
+            events.append(
+                Event.from_wire(_object(item.get("message")), stream=stream, delivery=delivery)
+            )
         return events
 
     @contextlib.asynccontextmanager

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from streamkit import errors
 from streamkit._http.api import API
-from streamkit.models import Event
+from streamkit.models import Event, Publication
 from streamkit.protocol.wire import MAX_BATCH
 from streamkit.publisher._lanes import Lane
-from streamkit.publisher._sender import AckCallback, BatchSender, NackCallback
+from streamkit.publisher._sender import AckCallback, BatchSender, NackCallback, QueuedEvent
 
 __all__ = ["AckCallback", "NackCallback", "Publishable", "Publisher", "PublisherConfig"]
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Publishable = Event | Iterable[Event] | AsyncIterable[Event]
 """What ``publish`` accepts: events, iterables of events and async iterables of events."""
+
 
 @dataclass(frozen=True)
 class PublisherConfig:
@@ -243,7 +244,7 @@ class Publisher:
         for event in events:
             if not isinstance(event, Event):
                 raise TypeError(f"publish() takes events, not {type(event).__name__}")
-            if event._publishing:
+            if event.publishing:
                 raise errors.StreamkitError(f"event {event.id} is already being published")
         if len({id(event) for event in events}) != len(events):
             raise ValueError("the same event is published twice in one call")
@@ -262,10 +263,10 @@ class Publisher:
         """Track ``event`` and queue it in its key's lane. Never awaits, so it is atomic."""
         if not self._started:
             self._start()
-        publication = event._track()
+        publication = Publication.start(event)
         lanes = self._lanes
         lanes[hash(event.key or self.stream) % len(lanes)].put(
-            (event, publication, on_ack, on_nack, size)
+            QueuedEvent(event, publication, on_ack, on_nack, size)
         )
         self._buffered += 1
         self._buffered_bytes += size

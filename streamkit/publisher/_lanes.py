@@ -14,7 +14,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from streamkit.publisher._sender import CLOSED, INTERNAL, BatchSender, Pending, nack_events
+from streamkit.publisher._sender import CLOSED, INTERNAL, BatchSender, QueuedEvent, nack_events
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,12 @@ class Lane:
         """Events ever put in this lane."""
         self.settled = 0
         """Events ever settled, counted a whole batch at a time so it never runs ahead."""
-        self._queue: deque[Pending] = deque()
+        self._queue: deque[QueuedEvent] = deque()
         self._queue_bytes = 0
         self._taken = 0  # events ever moved from the queue into a batch
         self._due_at = 0.0  # loop time the oldest queued event stops lingering
         self._hurry_until = 0  # events up to this count are sent without lingering
-        self._in_flight: list[Pending] = []
+        self._in_flight: list[QueuedEvent] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -64,15 +64,15 @@ class Lane:
         """True if ``task`` is this lane's task (so a callback of this lane is running)."""
         return task is not None and task is self._task
 
-    def put(self, pending: Pending) -> None:
+    def put(self, queued: QueuedEvent) -> None:
         """Queue one event; never blocks (the publisher bounds the buffer)."""
         queue = self._queue
         if not queue:
             self._due_at = asyncio.get_running_loop().time() + self.linger
             self._wake.set()
-        queue.append(pending)
+        queue.append(queued)
         self.queued += 1
-        self._queue_bytes += pending[4]
+        self._queue_bytes += queued.size
         if len(queue) >= self.max_batch or self._queue_bytes >= self.max_bytes:
             self._wake.set()
 
@@ -89,7 +89,7 @@ class Lane:
                 await self._task
             self._task = None
         unsent = [*self._in_flight, *self._queue]
-        size = sum(p[4] for p in unsent)
+        size = sum(p.size for p in unsent)
         self._in_flight, self._queue, self._queue_bytes = [], deque(), 0
         await nack_events(unsent, CLOSED, "the publisher closed before the event was stored")
         self.settled += len(unsent)
@@ -133,11 +133,11 @@ class Lane:
             finally:
                 timer.cancel()
 
-    def _take_batch(self) -> tuple[list[Pending], int]:
+    def _take_batch(self) -> tuple[list[QueuedEvent], int]:
         queue, size = self._queue, 0
-        batch: list[Pending] = []
+        batch: list[QueuedEvent] = []
         while queue and len(batch) < self.max_batch:
-            item_size = queue[0][4]
+            item_size = queue[0].size
             if batch and size + item_size > self.max_bytes:
                 break
             batch.append(queue.popleft())

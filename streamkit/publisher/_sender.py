@@ -15,12 +15,12 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from streamkit import errors
 from streamkit._http.api import API
 from streamkit._http.retry import Backoff, retriable
-from streamkit.models import Ack, Event
+from streamkit.models import Ack, Event, Publication
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,17 @@ AckCallback = Callable[[Ack], Any]
 NackCallback = Callable[[errors.Nack], Any]
 """Called with the `Nack` of an event that was not stored; may return an awaitable."""
 
-Pending = tuple[Event, int, AckCallback | None, NackCallback | None, int]
-"""A queued event: the event, its publication number, its callbacks and its wire size."""
+
+class QueuedEvent(NamedTuple):
+    """An event waiting in a lane or in flight, with what settling it takes."""
+
+    event: Event
+    publication: Publication
+    on_ack: AckCallback | None
+    on_nack: NackCallback | None
+    size: int
+    """Its encoded size in bytes, for batching and the buffer bound."""
+
 
 # Nack codes: why an event was not stored.
 INVALID = "invalid"
@@ -98,10 +107,10 @@ async def _finish_callback(result: Awaitable[Any], event: Event) -> None:
         log.exception("async publish callback failed for event %s", event.id)
 
 
-async def ack_events(part: Sequence[Pending], acks: Sequence[Ack]) -> None:
+async def ack_events(part: Sequence[QueuedEvent], acks: Sequence[Ack]) -> None:
     """Settle each event of ``part`` with its `Ack` (same order), then call ``on_ack``."""
     for (event, publication, on_ack, _, _), ack in zip(part, acks, strict=True):
-        if not event._resolve(publication, ack):
+        if not publication.settle(ack):
             continue
         if on_ack is not None:
             result = _run_callback(on_ack, ack, event)
@@ -109,11 +118,11 @@ async def ack_events(part: Sequence[Pending], acks: Sequence[Ack]) -> None:
                 await _finish_callback(result, event)
 
 
-async def nack_events(part: Iterable[Pending], code: str, error: str) -> None:
+async def nack_events(part: Iterable[QueuedEvent], code: str, error: str) -> None:
     """Settle every not yet settled event of ``part`` with a `Nack`, then call ``on_nack``."""
     for event, publication, _, on_nack, _ in part:
         nack = errors.Nack(event.id, code, error)
-        if not event._resolve(publication, nack):
+        if not publication.settle(nack):
             continue
         if on_nack is not None:
             result = _run_callback(on_nack, nack, event)
@@ -139,7 +148,7 @@ class BatchSender:
         self.backoff = backoff
         self.max_backoff = max_backoff
 
-    async def deliver(self, batch: Sequence[Pending]) -> None:
+    async def deliver(self, batch: Sequence[QueuedEvent]) -> None:
         """Send ``batch`` until every event in it is acked or nacked."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_deadline
@@ -149,7 +158,7 @@ class BatchSender:
             part = todo.pop()
             try:
                 acks = await self.api.send(
-                    self.stream, [p[0].to_wire(self.stream) for p in part], retry=False
+                    self.stream, [p.event.to_wire(self.stream) for p in part], retry=False
                 )
             except errors.ValidationError as exc:
                 await self._reject(part, exc, todo)
@@ -180,7 +189,7 @@ class BatchSender:
                 await ack_events(part, acks)
 
     async def _reject(
-        self, part: list[Pending], exc: errors.ValidationError, todo: list[list[Pending]]
+        self, part: list[QueuedEvent], exc: errors.ValidationError, todo: list[list[QueuedEvent]]
     ) -> None:
         """Nack the events a 422 names and queue the rest to be sent again."""
         bad = rejected_messages(exc, len(part))

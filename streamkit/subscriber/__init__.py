@@ -13,15 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from types import TracebackType
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from streamkit._http.api import API
 from streamkit.errors import ClientClosed, StreamkitError
 from streamkit.models import Event
-from streamkit.protocol.wire import StartPosition
+from streamkit.protocol.wire import MAX_BATCH, StartPosition
 from streamkit.subscriber._acker import Acker
+from streamkit.subscriber._attachment import Attachment
 from streamkit.subscriber._leaser import Leaser
 from streamkit.subscriber._prefetcher import Prefetcher
 
@@ -30,20 +32,13 @@ __all__ = ["Subscription"]
 log = logging.getLogger(__name__)
 
 
-class _Settled:
-    """The acknowledger of an event already acked, nacked or given back: settling is a no-op."""
+@dataclass(frozen=True)
+class _Workers:
+    """The tasks of a started subscription, made once its consumers are known."""
 
-    async def ack(self, event: Event) -> None:
-        return None
-
-    async def nack(self, event: Event, delay: float | None) -> None:
-        return None
-
-    async def extend(self, event: Event) -> None:
-        return None
-
-
-_SETTLED = _Settled()
+    prefetcher: Prefetcher
+    leaser: Leaser
+    acker: Acker
 
 
 class Subscription:
@@ -99,8 +94,8 @@ class Subscription:
             raise ValueError("a subscription needs at least one stream")
         if len(set(streams)) != len(streams):
             raise ValueError(f"streams are listed more than once: {list(streams)}")
-        if not 1 <= batch_size <= 1000:
-            raise ValueError("batch_size must be within 1..1000")
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be within 1..{MAX_BATCH}")
         if wait_for < 0:
             raise ValueError("wait_for must be >= 0")
         if prefetch < 1:
@@ -118,23 +113,13 @@ class Subscription:
         self.inactive_threshold = inactive_threshold
         self.close_timeout = close_timeout
         self._on_close = on_close
-        self.consumers: dict[str, str] = {}
-        """Each stream's consumer name (the generated ones when ephemeral)."""
-        self.ack_waits: dict[str, float] = {}
-        """Each stream's consumer's ack deadline, in seconds."""
-        self._lease_deadlines: dict[str, float] = {}
-        self._prefetcher = Prefetcher(
-            api,
-            self.streams,
-            self.consumers,
-            batch_size=batch_size,
-            wait_for=wait_for,
-            prefetch=prefetch,
-            on_batch=self._received,
-        )
-        self._acker = Acker(api, self.consumers, interval=ack_interval)
-        self._leaser = Leaser(api, self.consumers, self._lease_deadlines, max_lease=max_lease)
-        self._leases = self._leaser.leases
+        self._batch_size = batch_size
+        self._wait_for = wait_for
+        self._prefetch = prefetch
+        self._max_lease = max_lease
+        self._ack_interval = ack_interval
+        self._attachments: Mapping[str, Attachment] = MappingProxyType({})
+        self._workers: _Workers | None = None
         self._start_lock = asyncio.Lock()
         self._started = False
         self._closing = False
@@ -155,9 +140,19 @@ class Subscription:
         return self._close_task is not None and self._close_task.done()
 
     @property
+    def consumers(self) -> Mapping[str, str]:
+        """Each stream's consumer name (the generated ones when ephemeral), once started."""
+        return {stream: a.consumer for stream, a in self._attachments.items()}
+
+    @property
+    def ack_waits(self) -> Mapping[str, float]:
+        """Each stream's consumer's ack deadline, in seconds, once started."""
+        return {stream: a.ack_wait for stream, a in self._attachments.items()}
+
+    @property
     def held(self) -> int:
         """Deliveries received and not yet settled (buffered or handed out)."""
-        return len(self._leaser)
+        return 0 if self._workers is None else len(self._workers.leaser)
 
     # Lifecycle.
 
@@ -176,18 +171,36 @@ class Subscription:
                 return
             # Set first, so that a failure below still closes (and deletes) what was made.
             self._started = True
-            for stream in self.streams:
-                await self._attach(stream)
-            self._acker.start()
-            self._leaser.start()
-            self._prefetcher.start()
+            attached: dict[str, Attachment] = {}
+            try:
+                for stream in self.streams:
+                    attached[stream] = await self._attach(stream)
+            finally:
+                self._attachments = MappingProxyType(attached)
+            self._workers = workers = self._make_workers()
+            workers.acker.start()
+            workers.leaser.start()
+            workers.prefetcher.start()
 
-    async def _attach(self, stream: str) -> None:
+    def _make_workers(self) -> _Workers:
+        attachments = self._attachments
+        leaser = Leaser(self.api, attachments, max_lease=self._max_lease)
+        prefetcher = Prefetcher(
+            self.api,
+            attachments,
+            batch_size=self._batch_size,
+            wait_for=self._wait_for,
+            prefetch=self._prefetch,
+            on_batch=self._received,
+        )
+        acker = Acker(self.api, attachments, leaser, interval=self._ack_interval)
+        return _Workers(prefetcher, leaser, acker)
+
+    async def _attach(self, stream: str) -> Attachment:
         if self.consumer is not None:
             found = await self.api.get_consumer(stream, self.consumer)
-            self.consumers[stream] = self.consumer
-            self.ack_waits[stream] = self._lease_deadlines[stream] = found.ack_wait_ms / 1000
-            return
+            ack_wait = found.ack_wait_ms / 1000
+            return Attachment(self.consumer, ack_wait, ack_wait)
         name = f"sub-{uuid.uuid4().hex}"
         options: dict[str, Any] = {
             "filter_key_pattern": self.filter or ">",
@@ -196,12 +209,11 @@ class Subscription:
             "inactive_threshold_ms": int(self.inactive_threshold * 1000),
         }
         created = await self.api.create_consumer(stream, name, options)
-        self.consumers[stream] = name
-        self.ack_waits[stream] = created.ack_wait_ms / 1000
+        ack_wait = created.ack_wait_ms / 1000
         # The server deletes an ephemeral consumer nobody polls, acks or extends for
         # inactive_threshold; a handler slow enough to fill the buffers stops the polls,
         # so the leaser's renewals must then come often enough to keep it alive.
-        self._lease_deadlines[stream] = min(self.ack_waits[stream], self.inactive_threshold)
+        return Attachment(name, ack_wait, min(ack_wait, self.inactive_threshold))
 
     async def aclose(self) -> None:
         """Close the subscription (see the class docs); safe to call any number of times."""
@@ -223,15 +235,13 @@ class Subscription:
                 self._on_close(self)
 
     async def _shut_down(self) -> None:
-        await self._prefetcher.stop()
-        await self._leaser.stop()
-        held = self._leaser.pop_all()
-        for lease in held:
-            lease.event._acker = _SETTLED
-            self._acker.nack(lease.stream, lease.event.ack_id or "")
-        if held:
-            log.debug("%r: gave back %d unsettled deliveries", self, len(held))
-        await self._acker.stop(self.close_timeout)
+        workers = self._workers
+        if workers is not None:
+            await workers.prefetcher.stop()
+            await workers.leaser.stop()
+            if held := workers.acker.give_back():
+                log.debug("%r: gave back %d unsettled deliveries", self, held)
+            await workers.acker.stop(self.close_timeout)
         if self.ephemeral:
             for stream, name in self.consumers.items():
                 try:
@@ -264,35 +274,35 @@ class Subscription:
     async def _iterate(self) -> AsyncIterator[Event]:
         try:
             await self.start()
-            leases = self._leases
+            workers = self._workers
+            assert workers is not None  # start() made them or raised
+            leaser = workers.leaser
             while True:
-                batch = await self._prefetcher.next_batch()
+                batch = await workers.prefetcher.next_batch()
                 if batch is None:
                     return
                 for event in batch:
                     if self._closing:
                         return
-                    if event.ack_id in leases:  # else its lease was dropped: it is stale
+                    if event.ack_id in leaser:  # else its lease was dropped: it is stale
                         yield event
         finally:
             await self.aclose()
 
     def _received(self, stream: str, events: list[Event]) -> None:
         for event in events:
-            event._acker = self
-        self._leaser.add(stream, events, asyncio.get_running_loop().time())
+            if event.delivery is not None:
+                event.delivery.settler = self
+        assert self._workers is not None  # the prefetcher runs only once they exist
+        self._workers.leaser.add(stream, events, asyncio.get_running_loop().time())
 
     # The Acknowledger protocol, behind Event.ack() / nack() / extend().
 
     async def ack(self, event: Event) -> None:
         """Queue an ack for ``event`` (use ``await event.ack()``)."""
-        stream, ack_id = event.stream, event.ack_id  # the hot path: no helper calls
-        if stream is None or ack_id is None:
-            raise StreamkitError(f"{event!r} was not received from a subscription")
-        self._leases.pop(ack_id, None)
-        event._acker = _SETTLED
+        stream, ack_id = self._settle(event)
         try:
-            self._acker.ack(stream, ack_id)
+            self._acker().ack(stream, ack_id)
         except ClientClosed:
             await self._settle_late(stream, ack_id)
 
@@ -300,13 +310,24 @@ class Subscription:
         """Queue a nack: redeliver ``event`` after ``delay`` seconds (``await event.nack()``)."""
         if delay is not None and delay < 0:
             raise ValueError("delay must be >= 0")
-        stream, ack_id = _delivery(event)
-        self._leaser.remove(ack_id)
-        event._acker = _SETTLED
+        stream, ack_id = self._settle(event)
         try:
-            self._acker.nack(stream, ack_id, delay)
+            self._acker().nack(stream, ack_id, delay)
         except ClientClosed:
             await self._settle_late(stream, ack_id, nack=True, delay=delay)
+
+    def _settle(self, event: Event) -> tuple[str, str]:
+        """Mark ``event``'s delivery settled; its stream and ack id."""
+        delivery = event.delivery
+        if event.stream is None or delivery is None:
+            raise StreamkitError(f"{event!r} was not received from a subscription")
+        delivery.settle()
+        return event.stream, delivery.ack_id
+
+    def _acker(self) -> Acker:
+        if self._workers is None:
+            raise ClientClosed("the subscription is not running")
+        return self._workers.acker
 
     async def _settle_late(
         self, stream: str, ack_id: str, *, nack: bool = False, delay: float | None = None
@@ -316,19 +337,15 @@ class Subscription:
         if self.ephemeral:
             return  # the consumer was deleted with the subscription
         if nack:
-            await self.api.nack(stream, self.consumers[stream], [ack_id], delay)
+            await self.api.nack(stream, self._attachments[stream].consumer, [ack_id], delay)
         else:
-            await self.api.ack(stream, self.consumers[stream], [ack_id])
+            await self.api.ack(stream, self._attachments[stream].consumer, [ack_id])
 
     async def extend(self, event: Event) -> None:
         """Reset ``event``'s ack deadline now (``await event.extend()``)."""
-        stream, ack_id = _delivery(event)
+        if event.stream is None or event.ack_id is None:
+            raise StreamkitError(f"{event!r} was not received from a subscription")
         if self._closing:
             raise ClientClosed("the subscription is closed")
-        await self.api.extend(stream, self.consumers[stream], [ack_id])
-
-
-def _delivery(event: Event) -> tuple[str, str]:
-    if event.stream is None or event.ack_id is None:
-        raise StreamkitError(f"{event!r} was not received from a subscription")
-    return event.stream, event.ack_id
+        consumer = self._attachments[event.stream].consumer
+        await self.api.extend(event.stream, consumer, [event.ack_id])

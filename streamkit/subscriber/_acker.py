@@ -1,4 +1,9 @@
-"""`Acker`: a subscription's acks and nacks, batched and sent in the background."""
+"""`Acker`: a subscription's acks and nacks, batched and sent in the background.
+
+Every settle goes through it: it drops the delivery's lease from the `Leaser`
+and queues the id, in one step, so what the subscription holds and what it
+has settled cannot disagree.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,17 @@ from streamkit._http.api import API
 from streamkit._http.retry import Backoff, retriable
 from streamkit.errors import ClientClosed, StreamkitError
 from streamkit.protocol.wire import MAX_ACK_IDS
+from streamkit.subscriber._attachment import Attachment
+from streamkit.subscriber._leaser import Leaser
 
 log = logging.getLogger(__name__)
-
 
 
 class Acker:
     """Queues ack and nack ids per stream and sends them from one named task.
 
-    `ack` and `nack` only queue an id and return. The task sends whatever has
+    `ack` and `nack` drop the delivery's lease and queue its id, and return;
+    `give_back` nacks everything still leased. The task sends whatever has
     queued ``interval`` seconds after the first id arrived, or at once when
     ``max_ids`` ids wait for one request; the requests of one round go out
     together. A request that fails in a way that heals is retried with backoff
@@ -28,13 +35,14 @@ class Acker:
     will (the consumer was deleted) is logged and dropped. `stop` sends
     everything still queued before it returns.
 
-    ``consumers`` maps each stream to the consumer its ids belong to.
+    ``attachments`` names the consumer each stream's ids belong to.
     """
 
     def __init__(
         self,
         api: API,
-        consumers: Mapping[str, str],
+        attachments: Mapping[str, Attachment],
+        leaser: Leaser,
         *,
         interval: float = 0.005,
         max_ids: int = MAX_ACK_IDS,
@@ -43,7 +51,8 @@ class Acker:
         if not 1 <= max_ids <= MAX_ACK_IDS:
             raise ValueError(f"max_ids must be within 1..{MAX_ACK_IDS}")
         self.api = api
-        self.consumers = consumers
+        self.attachments = attachments
+        self.leaser = leaser
         self.interval = interval
         self.max_ids = max_ids
         self.name = name
@@ -62,9 +71,10 @@ class Acker:
     # Queueing (the hot path: no awaits, no allocation beyond the append).
 
     def ack(self, stream: str, ack_id: str) -> None:
-        """Queue an ack; raises `ClientClosed` once the acker is stopping."""
+        """Drop the lease and queue an ack; raises `ClientClosed` once the acker is stopping."""
         if self._stopping:
             raise ClientClosed("the subscription is closed")
+        self.leaser.remove(ack_id)
         ids = self._acks.get(stream)
         if ids is None:
             ids = self._acks[stream] = []
@@ -74,9 +84,10 @@ class Acker:
             self._flush_now.set()
 
     def nack(self, stream: str, ack_id: str, delay: float | None = None) -> None:
-        """Queue a nack: redeliver after ``delay`` seconds (at once when None)."""
+        """Drop the lease and queue a nack: redeliver after ``delay`` seconds (None: at once)."""
         if self._stopping:
             raise ClientClosed("the subscription is closed")
+        self.leaser.remove(ack_id)
         key = (stream, int(delay * 1000) if delay else 0)
         ids = self._nacks.get(key)
         if ids is None:
@@ -85,6 +96,16 @@ class Acker:
         self._queued.set()
         if len(ids) >= self.max_ids:
             self._flush_now.set()
+
+    def give_back(self) -> int:
+        """Nack every delivery still leased, to be delivered again at once (the
+        subscription is closing); returns how many."""
+        held = self.leaser.pop_all()
+        for lease in held:
+            if lease.event.delivery is not None:
+                lease.event.delivery.settle()
+            self.nack(lease.stream, lease.ack_id)
+        return len(held)
 
     # Lifecycle.
 
@@ -155,7 +176,7 @@ class Acker:
         verb = "ack" if nack_delay_ms is None else "nack"
         backoff = Backoff()
         while True:
-            consumer = self.consumers[stream]
+            consumer = self.attachments[stream].consumer
             try:
                 if nack_delay_ms is None:
                     await self.api.ack(stream, consumer, ids)

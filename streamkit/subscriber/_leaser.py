@@ -13,6 +13,7 @@ from streamkit._http.api import API
 from streamkit.errors import StreamkitError
 from streamkit.models import Event
 from streamkit.protocol.wire import MAX_ACK_IDS
+from streamkit.subscriber._attachment import Attachment
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ class Lease:
 
     event: Event
     stream: str
+    ack_id: str
     leased_at: float
     """``loop.time()`` when it was received."""
 
@@ -33,62 +35,62 @@ class Lease:
 class Leaser:
     """Holds every unsettled delivery of a subscription and renews their ack deadlines.
 
-    ``leases`` (ack id → `Lease`) is the one record of what the subscription
-    holds, prefetched or handed out; counts are derived from it. Each cycle
+    Its leases (ack id → `Lease`) are the one record of what the subscription
+    holds, prefetched or handed out; counts are derived from them. Deliveries
+    are added as they arrive and removed as they are settled (by the `Acker`,
+    through which every ack and nack goes) or given back. Each cycle
     the task sends one ``extend`` request per stream for all of its leases,
     then sleeps a random time below 90% of the shortest ack deadline, so every
     lease is renewed before it can expire and many clients do not renew in
     lockstep. A lease held longer than ``max_lease`` seconds is dropped (no
     longer renewed), so a handler that hangs cannot hold a message forever.
 
-    ``consumers`` maps each stream to its consumer; ``deadlines`` maps each
-    stream to how long its leases last without renewal, in seconds (the
-    consumer's ack deadline, or less when something else must be renewed as
-    often, like an ephemeral consumer's inactivity limit).
+    ``attachments`` names each stream's consumer and how long its leases last
+    without renewal.
     """
 
     def __init__(
         self,
         api: API,
-        consumers: Mapping[str, str],
-        deadlines: Mapping[str, float],
+        attachments: Mapping[str, Attachment],
         *,
         max_lease: float = 3600.0,
         name: str = "streamkit-leaser",
     ) -> None:
         self.api = api
-        self.consumers = consumers
-        self.deadlines = deadlines
+        self.attachments = attachments
         self.max_lease = max_lease
         self.name = name
-        self.leases: dict[str, Lease] = {}
-        """Ack id → lease, for everything held. Always the same dict object."""
+        self._leases: dict[str, Lease] = {}
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
     def __len__(self) -> int:
-        return len(self.leases)
+        return len(self._leases)
+
+    def __contains__(self, ack_id: object) -> bool:
+        return ack_id in self._leases
 
     @property
     def deadline(self) -> float:
         """The shortest lease deadline of the streams, in seconds."""
-        return min(self.deadlines.values(), default=30.0)
+        return min((a.lease_deadline for a in self.attachments.values()), default=30.0)
 
     def add(self, stream: str, events: Iterable[Event], now: float) -> None:
         """Lease freshly received deliveries."""
-        leases = self.leases
+        leases = self._leases
         for event in events:
-            if event.ack_id is not None:
-                leases[event.ack_id] = Lease(event, stream, now)
+            if (ack_id := event.ack_id) is not None:
+                leases[ack_id] = Lease(event, stream, ack_id, now)
 
     def remove(self, ack_id: str) -> Lease | None:
         """Stop leasing a delivery (it was settled); None if it was not leased."""
-        return self.leases.pop(ack_id, None)
+        return self._leases.pop(ack_id, None)
 
     def pop_all(self) -> list[Lease]:
         """Stop leasing everything and return what was held."""
-        leases = list(self.leases.values())
-        self.leases.clear()  # the same dict: the subscription holds a reference to it
+        leases = list(self._leases.values())
+        self._leases.clear()
         return leases
 
     # Lifecycle.
@@ -114,14 +116,14 @@ class Leaser:
             started = loop.time()
             deadline = self.deadline
             self._drop_expired(started)
-            if self.leases:
+            if self._leases:
                 await self._renew(timeout=deadline * 0.9)
             snooze = random.uniform(MIN_SNOOZE, max(MIN_SNOOZE, deadline * 0.9))
             await asyncio.sleep(max(0.0, started + snooze - loop.time()))
 
     def _drop_expired(self, now: float) -> None:
         cutoff = now - self.max_lease
-        expired = [ack_id for ack_id, lease in self.leases.items() if lease.leased_at < cutoff]
+        expired = [ack_id for ack_id, lease in self._leases.items() if lease.leased_at < cutoff]
         if expired:
             log.warning(
                 "%s: dropping %d leases held over max_lease=%ss; they will be redelivered",
@@ -130,11 +132,11 @@ class Leaser:
                 self.max_lease,
             )
             for ack_id in expired:
-                del self.leases[ack_id]
+                del self._leases[ack_id]
 
     async def _renew(self, timeout: float) -> None:
         by_stream: dict[str, list[str]] = {}
-        for ack_id, lease in self.leases.items():
+        for ack_id, lease in self._leases.items():
             by_stream.setdefault(lease.stream, []).append(ack_id)
         requests = [
             self._extend(stream, ids[i : i + MAX_ACK_IDS])
@@ -154,7 +156,7 @@ class Leaser:
 
     async def _extend(self, stream: str, ack_ids: list[str]) -> None:
         try:
-            await self.api.extend(stream, self.consumers[stream], ack_ids)
+            await self.api.extend(stream, self.attachments[stream].consumer, ack_ids)
         except Exception as exc:
             # The next cycle tries again; the prefetcher reports what will not heal.
             log.log(

@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 from streamkit._http.api import API
 from streamkit._http.retry import Backoff, retriable
 from streamkit.models import Event
+from streamkit.subscriber._attachment import Attachment
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +29,15 @@ class Prefetcher:
     with capped, jittered backoff for as long as the prefetcher runs; the first
     failure that will not heal is kept and raised by `next_batch`.
 
-    ``consumers`` maps each of ``streams`` to its consumer; it only needs to be
-    filled in by the time `start` is called. ``on_batch(stream, events)`` sees
-    every non-empty batch as soon as it is received.
+    ``attachments`` names the consumer of each stream, in the order the
+    streams take turns. ``on_batch(stream, events)`` sees every non-empty batch
+    as soon as it is received.
     """
 
     def __init__(
         self,
         api: API,
-        streams: Sequence[str],
-        consumers: Mapping[str, str],
+        attachments: Mapping[str, Attachment],
         *,
         batch_size: int,
         wait_for: float,
@@ -47,16 +47,16 @@ class Prefetcher:
         name: str = "streamkit-prefetch",
     ) -> None:
         self.api = api
-        self.consumers = consumers
+        self.attachments = attachments
         self.batch_size = batch_size
         self.wait_for = wait_for
         self.prefetch = prefetch
         self.on_batch = on_batch
         self.name = name
         self._backoff = backoff
-        self._streams: deque[str] = deque(streams)
-        self._buffers: dict[str, deque[list[Event]]] = {s: deque() for s in streams}
-        self._room: dict[str, asyncio.Event] = {s: asyncio.Event() for s in streams}
+        self._streams: deque[str] = deque(attachments)
+        self._buffers: dict[str, deque[list[Event]]] = {s: deque() for s in attachments}
+        self._room: dict[str, asyncio.Event] = {s: asyncio.Event() for s in attachments}
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
@@ -123,6 +123,7 @@ class Prefetcher:
         buffer = self._buffers[stream]
         room = self._room[stream]
         backoff = self._backoff()
+        consumer = self.attachments[stream].consumer
         while True:
             while len(buffer) >= self.prefetch:
                 room.clear()
@@ -130,7 +131,7 @@ class Prefetcher:
             try:
                 events = await self.api.receive(
                     stream,
-                    self.consumers[stream],
+                    consumer,
                     batch_size=self.batch_size,
                     wait_for=self.wait_for,
                 )

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from streamkit import Ack, AsyncClient, Event, Nack, PublisherConfig, StreamkitError
+from streamkit.models import Publication
 
 from .conftest import ClientFactory
 from .fakes import FakeSendRoute, Outcomes, make_events
@@ -217,13 +218,13 @@ async def test_waiters_made_before_and_after_the_outcome_get_it(
 
 async def test_only_the_latest_publication_of_an_event_can_be_resolved() -> None:
     event = Event("x")
-    first = event._track()
+    first = Publication.start(event)
     ack = Ack(event.id, 1, datetime.now(timezone.utc))
-    assert event._resolve(first, ack) and event.acked
-    second = event._track()
+    assert first.settle(ack) and event.acked
+    second = Publication.start(event)
     assert not event.acked and not event.nacked
-    assert not event._resolve(first, Nack(event.id, "closed", "stale"))  # an old batch's entry
-    assert event._resolve(second, Nack(event.id, "closed", "closed")) and event.nacked
-    assert not event._resolve(second, ack)  # settled once
+    assert not first.settle(Nack(event.id, "closed", "stale"))  # an old batch's entry
+    assert second.settle(Nack(event.id, "closed", "closed")) and event.nacked
+    assert not second.settle(ack)  # settled once
     with pytest.raises(Nack):
         await event.wait_for_ack()

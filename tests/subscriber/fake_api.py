@@ -6,11 +6,15 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
+from types import MappingProxyType
 from typing import Any
 
 from streamkit._http.api import API
 from streamkit._http.transport import Transport
-from streamkit.models import Consumer, Event
+from streamkit.models import Consumer, Delivery, Event
+from streamkit.subscriber._acker import Acker
+from streamkit.subscriber._attachment import Attachment
+from streamkit.subscriber._leaser import Leaser
 
 _ids = count(1)
 
@@ -18,10 +22,28 @@ _ids = count(1)
 def delivery(stream: str = "orders", seq: int | None = None) -> Event:
     """A received event as `API.receive` returns it (with an ack id)."""
     n = next(_ids)
-    event = Event.from_wire({"key": stream, "data": f"d{n}", "seq": seq or n}, stream=stream)
-    event.ack_id = f"{event.seq}.t{n}"
-    event.delivery_count = 1
-    return event
+    seq = seq or n
+    return Event.from_wire(
+        {"key": stream, "data": f"d{n}", "seq": seq},
+        stream=stream,
+        delivery=Delivery(f"{seq}.t{n}", 1),
+    )
+
+
+def attached(
+    consumers: Mapping[str, str], deadlines: Mapping[str, float] | None = None
+) -> Mapping[str, Attachment]:
+    """What a started subscription hands its workers: each stream's consumer and deadline."""
+    deadlines = deadlines or {}
+    return MappingProxyType(
+        {s: Attachment(c, 30.0, deadlines.get(s, 30.0)) for s, c in consumers.items()}
+    )
+
+
+def make_acker(api: FakeAPI, consumers: Mapping[str, str], **options: Any) -> Acker:
+    """An `Acker` over ``consumers`` with a leaser of its own."""
+    attachments = attached(consumers)
+    return Acker(api, attachments, Leaser(api, attachments), **options)
 
 
 def consumer(name: str, ack_wait_ms: int = 30_000) -> Consumer:

@@ -7,9 +7,8 @@ import asyncio
 import pytest
 
 from streamkit import errors
-from streamkit.subscriber._acker import Acker
 
-from .fake_api import FakeAPI
+from .fake_api import FakeAPI, make_acker
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -24,7 +23,7 @@ async def settle(api: FakeAPI, count: int) -> None:
 
 async def test_acks_queued_together_go_in_one_request() -> None:
     api = FakeAPI()
-    acker = Acker(api, {"orders": "billing"}, interval=0.01)
+    acker = make_acker(api, {"orders": "billing"}, interval=0.01)
     acker.start()
     for i in range(5):
         acker.ack("orders", f"a{i}")
@@ -38,7 +37,7 @@ async def test_acks_queued_together_go_in_one_request() -> None:
 
 async def test_a_full_request_goes_at_once_and_big_queues_are_split() -> None:
     api = FakeAPI()
-    acker = Acker(api, {"orders": "billing"}, interval=60.0, max_ids=100)
+    acker = make_acker(api, {"orders": "billing"}, interval=60.0, max_ids=100)
     acker.start()
     for i in range(250):
         acker.ack("orders", f"a{i}")
@@ -50,7 +49,7 @@ async def test_a_full_request_goes_at_once_and_big_queues_are_split() -> None:
 
 async def test_nacks_are_grouped_by_stream_and_delay() -> None:
     api = FakeAPI()
-    acker = Acker(api, {"orders": "billing", "refunds": "billing"}, interval=0.005)
+    acker = make_acker(api, {"orders": "billing", "refunds": "billing"}, interval=0.005)
     acker.start()
     acker.nack("orders", "n1")
     acker.nack("orders", "n2", 2.0)
@@ -69,7 +68,7 @@ async def test_nacks_are_grouped_by_stream_and_delay() -> None:
 
 async def test_failures_that_heal_are_retried_until_the_ack_goes_through() -> None:
     api = FakeAPI(failures=[errors.ConnectError("down"), errors.Overloaded(503, "busy")])
-    acker = Acker(api, {"orders": "billing"}, interval=0.001)
+    acker = make_acker(api, {"orders": "billing"}, interval=0.001)
     acker.start()
     acker.ack("orders", "a1")
     await acker.stop(5.0)
@@ -79,7 +78,7 @@ async def test_failures_that_heal_are_retried_until_the_ack_goes_through() -> No
 
 async def test_failures_that_cannot_heal_drop_the_ids(caplog: pytest.LogCaptureFixture) -> None:
     api = FakeAPI(failures=[errors.NotFound(404, "Not found: No `consumer` found")])
-    acker = Acker(api, {"orders": "billing"}, interval=0.001)
+    acker = make_acker(api, {"orders": "billing"}, interval=0.001)
     acker.start()
     acker.ack("orders", "a1")
     acker.ack("orders", "a2")
@@ -90,7 +89,7 @@ async def test_failures_that_cannot_heal_drop_the_ids(caplog: pytest.LogCaptureF
 
 async def test_stop_sends_everything_queued_then_refuses_more() -> None:
     api = FakeAPI()
-    acker = Acker(api, {"orders": "billing"}, interval=60.0)
+    acker = make_acker(api, {"orders": "billing"}, interval=60.0)
     acker.start()
     acker.ack("orders", "a1")
     acker.nack("orders", "n1")
@@ -102,7 +101,7 @@ async def test_stop_sends_everything_queued_then_refuses_more() -> None:
 
 async def test_stop_gives_up_after_its_timeout(caplog: pytest.LogCaptureFixture) -> None:
     api = FakeAPI(failures=[errors.ConnectError("down")] * 1000)
-    acker = Acker(api, {"orders": "billing"}, interval=0.001)
+    acker = make_acker(api, {"orders": "billing"}, interval=0.001)
     acker.start()
     acker.ack("orders", "a1")
     await acker.stop(0.2)
@@ -112,4 +111,4 @@ async def test_stop_gives_up_after_its_timeout(caplog: pytest.LogCaptureFixture)
 
 def test_max_ids_is_bounded() -> None:
     with pytest.raises(ValueError):
-        Acker(FakeAPI(), {}, max_ids=1001)
+        make_acker(FakeAPI(), {}, max_ids=1001)

@@ -8,7 +8,7 @@ import pytest
 
 from streamkit.subscriber._leaser import Leaser
 
-from .fake_api import FakeAPI, delivery
+from .fake_api import FakeAPI, attached, delivery
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(10)
 async def test_renews_every_lease_in_one_request_per_stream_before_the_deadline() -> None:
     api = FakeAPI()
     deadline = 0.1
-    leaser = Leaser(api, {"a": "c1", "b": "c2"}, {"a": deadline, "b": 1.0})
+    leaser = Leaser(api, attached({"a": "c1", "b": "c2"}, {"a": deadline, "b": 1.0}))
     loop = asyncio.get_running_loop()
     a = [delivery("a") for _ in range(3)]
     b = [delivery("b")]
@@ -38,7 +38,7 @@ async def test_renews_every_lease_in_one_request_per_stream_before_the_deadline(
 
 async def test_settled_leases_are_no_longer_renewed() -> None:
     api = FakeAPI()
-    leaser = Leaser(api, {"a": "c"}, {"a": 0.05})
+    leaser = Leaser(api, attached({"a": "c"}, {"a": 0.05}))
     events = [delivery("a"), delivery("a")]
     leaser.add("a", events, asyncio.get_running_loop().time())
     assert events[0].ack_id is not None
@@ -54,15 +54,15 @@ async def test_settled_leases_are_no_longer_renewed() -> None:
 
 async def test_leases_held_past_max_lease_are_dropped() -> None:
     api = FakeAPI()
-    leaser = Leaser(api, {"a": "c"}, {"a": 0.05}, max_lease=0.1)
+    leaser = Leaser(api, attached({"a": "c"}, {"a": 0.05}), max_lease=0.1)
     leaser.add("a", [delivery("a")], asyncio.get_running_loop().time())
     leaser.start()
     for _ in range(100):
-        if not leaser.leases:
+        if not len(leaser):
             break
         await asyncio.sleep(0.01)
     await leaser.stop()
-    assert not leaser.leases
+    assert not len(leaser)
     renewals = len(api.calls)
     assert renewals >= 1
     leaser.start()

@@ -11,7 +11,7 @@ from streamkit._http.retry import Backoff
 from streamkit.models import Event
 from streamkit.subscriber._prefetcher import Prefetcher
 
-from .fake_api import FakeAPI, delivery
+from .fake_api import FakeAPI, attached, delivery
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -24,8 +24,7 @@ def make(api: FakeAPI, streams: list[str], prefetch: int = 2) -> tuple[Prefetche
     seen: list[Event] = []
     prefetcher = Prefetcher(
         api,
-        streams,
-        {s: "c" for s in streams},
+        attached({s: "c" for s in streams}),
         batch_size=10,
         wait_for=0.05,
         prefetch=prefetch,
