@@ -97,8 +97,8 @@ async def streamkit_server(tmp_path: Path) -> AsyncIterator[ServerHandle]:
 
 
 # -- streamkit_client ---------------------------------------------------------
-# streamkit.client is imported inside the fixture, so the server-only fixtures
-# stay importable on their own.
+# The client is imported when this fixture runs: a test session that only uses
+# the server fixtures never loads it (`import streamkit` resolves names lazily).
 
 
 @_async_fixture

@@ -97,8 +97,8 @@ class _Current:
     index: int | None = None
 
 
-class Publisher:
-    """Sends publish requests for every stream over one connection."""
+class BatchWriter:
+    """Writes batches of messages into their JetStream streams over one connection."""
 
     def __init__(self, conn: JsConn, *, max_batches_per_stream: int = 32) -> None:
         self._conn = conn

@@ -85,7 +85,7 @@ from streamkit.server.store.jetstream.meta import (
     stream_config,
     stream_record,
 )
-from streamkit.server.store.jetstream.publish import Publisher
+from streamkit.server.store.jetstream.publish import BatchWriter
 from streamkit.server.store.jetstream.reads import Reader
 
 __all__ = ["JetStreamStore", "JetStreamUnavailable"]
@@ -145,7 +145,7 @@ class JetStreamStore:
         self._client_name = name
         self._conn: JsConn | None = None
         self._catalog: Catalog | None = None
-        self._publisher: Publisher | None = None
+        self._writer: BatchWriter | None = None
         self._reader: Reader | None = None
         self._stop = asyncio.Event()
         self._dead_letters: DeadLetters | None = None
@@ -171,7 +171,7 @@ class JetStreamStore:
             raise
         self._conn = conn
         self._catalog = Catalog(conn, self.naming, ttl=5.0)
-        self._publisher = Publisher(conn)
+        self._writer = BatchWriter(conn)
         self._reader = Reader(conn)
         self._dead_letters = DeadLetters(conn, self.naming, self._catalog, replicas=self.replicas)
         self._stop = asyncio.Event()
@@ -288,10 +288,10 @@ class JetStreamStore:
 
     async def publish(self, stream: str, messages: Sequence[NewMessage]) -> PublishResult:
         """Store messages atomically (all or nothing), deduplicating by ``id``."""
-        publisher = self._publisher
-        if publisher is None or self._conn is None:
+        writer = self._writer
+        if writer is None or self._conn is None:
             raise StoreUnavailable("the JetStream store is not open")
-        return await self._with_handle(stream, lambda h: publisher.publish(h, messages))
+        return await self._with_handle(stream, lambda h: writer.publish(h, messages))
 
     async def read_messages(self, stream: str, query: MessageQuery) -> list[Message]:
         """Read stored messages; with ``query.wait_ms`` wait for at least one match."""
