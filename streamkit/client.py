@@ -395,6 +395,7 @@ class AsyncClient:
         start: StartPosition | None = None,
         max_lease: float = 3600.0,
         inactive_threshold: float = 30.0,
+        connect_timeout: float | None = None,
     ) -> Subscription:
         """Subscribe to one or more streams: an async iterator of ackable events.
 
@@ -403,7 +404,9 @@ class AsyncClient:
         new events (or ``filter``/``start``) is created per stream and deleted on
         close — the server expires it ``inactive_threshold`` seconds after this
         process stops polling. Events handed out are kept leased (their ack
-        deadline extended) for up to ``max_lease`` seconds.
+        deadline extended) for up to ``max_lease`` seconds. A server that cannot
+        be reached when the subscription starts is retried with backoff, for up
+        to ``connect_timeout`` seconds (None: for as long as it is open).
         """
         self._check_open()
         if not streams:
@@ -420,6 +423,7 @@ class AsyncClient:
             on_close=self._subscriptions.discard,
             max_lease=max_lease,
             inactive_threshold=inactive_threshold,
+            connect_timeout=connect_timeout,
         )
         self._subscriptions.add(subscription)
         return subscription

@@ -19,7 +19,8 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 
 from streamkit._http.api import API
-from streamkit.errors import ClientClosed, StreamkitError
+from streamkit._http.retry import Backoff, retriable
+from streamkit.errors import ClientClosed, StreamkitError, ValidationError
 from streamkit.models import Event
 from streamkit.protocol.wire import MAX_BATCH, StartPosition
 from streamkit.subscriber._acker import Acker
@@ -64,8 +65,11 @@ class Subscription:
     - Until it is settled, an event's ack deadline is renewed in the background,
       for at most ``max_lease`` seconds.
     - Lost connections and server restarts are retried with backoff for as
-      long as the subscription is open; failures that cannot heal (a deleted
-      stream or consumer, a bad key, a refused API key) raise out of the loop.
+      long as the subscription is open, from the start: a server that cannot
+      be reached yet is tried again for up to ``connect_timeout`` seconds
+      (None: until it answers or the subscription closes). Failures that
+      cannot heal (a deleted stream or consumer, a bad key, a refused API key)
+      raise out of the loop at once.
     - Closing stops polling, nacks every event received and not acked (handed
       out or still buffered), sends every queued ack and nack (for up to
       ``close_timeout`` seconds), and deletes ephemeral consumers.
@@ -89,6 +93,7 @@ class Subscription:
         ack_interval: float = 0.005,
         inactive_threshold: float = 30.0,
         close_timeout: float = 10.0,
+        connect_timeout: float | None = None,
     ) -> None:
         if not streams:
             raise ValueError("a subscription needs at least one stream")
@@ -112,6 +117,7 @@ class Subscription:
         self.start_at: StartPosition = "new" if start is None else start
         self.inactive_threshold = inactive_threshold
         self.close_timeout = close_timeout
+        self.connect_timeout = connect_timeout
         self._on_close = on_close
         self._batch_size = batch_size
         self._wait_for = wait_for
@@ -174,7 +180,7 @@ class Subscription:
             attached: dict[str, Attachment] = {}
             try:
                 for stream in self.streams:
-                    attached[stream] = await self._attach(stream)
+                    attached[stream] = await self._attach_when_reachable(stream)
             finally:
                 self._attachments = MappingProxyType(attached)
             self._workers = workers = self._make_workers()
@@ -196,6 +202,28 @@ class Subscription:
         acker = Acker(self.api, attachments, leaser, interval=self._ack_interval)
         return _Workers(prefetcher, leaser, acker)
 
+    async def _attach_when_reachable(self, stream: str) -> Attachment:
+        """`_attach`, retried with backoff while the server cannot be reached."""
+        loop = asyncio.get_running_loop()
+        give_up_at = None if self.connect_timeout is None else loop.time() + self.connect_timeout
+        backoff = Backoff()
+        while True:
+            try:
+                return await self._attach(stream)
+            except StreamkitError as exc:
+                left = None if give_up_at is None else give_up_at - loop.time()
+                if not retriable(exc, resend_safe=True) or (left is not None and left <= 0):
+                    raise
+                log.log(
+                    logging.WARNING if backoff.failures == 0 else logging.DEBUG,
+                    "%r: attaching to %r failed (%r); retrying",
+                    self,
+                    stream,
+                    exc,
+                )
+                delay = backoff.delay(exc)
+                await asyncio.sleep(delay if left is None else min(delay, left))
+
     async def _attach(self, stream: str) -> Attachment:
         if self.consumer is not None:
             found = await self.api.get_consumer(stream, self.consumer)
@@ -208,7 +236,13 @@ class Subscription:
             "ephemeral": True,
             "inactive_threshold_ms": int(self.inactive_threshold * 1000),
         }
-        created = await self.api.create_consumer(stream, name, options)
+        try:
+            created = await self.api.create_consumer(stream, name, options)
+        except ValidationError as exc:
+            if "name" not in exc.validation_errors:
+                raise
+            # The name is new and ours: an earlier attempt was stored, its answer lost.
+            created = await self.api.get_consumer(stream, name)
         ack_wait = created.ack_wait_ms / 1000
         # The server deletes an ephemeral consumer nobody polls, acks or extends for
         # inactive_threshold; a handler slow enough to fill the buffers stops the polls,
