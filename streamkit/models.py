@@ -270,10 +270,13 @@ class Event:
 
     Events received from a subscription also carry ``seq``, ``stream`` and a
     `Delivery` (``ack_id``, ``delivery_count``), and can be settled with `ack`,
-    `nack` and `extend`.
+    `nack` and `extend`. A received payload that does not decode as its
+    mimetype or encoding says is handed over all the same: ``data`` is then its
+    wire text and `decode_error` says what is wrong with it.
     """
 
     __slots__ = (
+        "_decode_error",
         "_delivery",
         "_headers",
         "_publication",
@@ -319,6 +322,7 @@ class Event:
         self.inserted_at: datetime | None = None
         self._publication: Publication | None = None
         self._delivery: Delivery | None = None
+        self._decode_error: DecodeError | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -343,8 +347,16 @@ class Event:
             return bytes(self.data).decode("utf-8")
         return self._wire_data
 
+    @property
+    def decode_error(self) -> DecodeError | None:
+        """Why a received payload did not decode as its mimetype or encoding says; then
+        ``data`` holds the payload's wire text as it was stored. None for the others."""
+        return self._decode_error
+
     def json(self) -> Any:
-        """The payload decoded as JSON."""
+        """The payload decoded as JSON (raises `decode_error` when there is one)."""
+        if self._decode_error is not None:
+            raise self._decode_error
         if self.mimetype == JSON_MIMETYPE and not isinstance(self.data, (str, bytes)):
             return self.data
         return loads(self.text())
@@ -389,7 +401,17 @@ class Event:
             mimetype = headers.pop(CONTENT_TYPE_HEADER, None)
             encoding = message.get("encoding")
             event = cls.__new__(cls)
-            event.data = _decode_data(text, encoding, mimetype)
+            event._decode_error = None
+            try:
+                event.data = _decode_data(text, encoding, mimetype)
+            except DecodeError as exc:
+                # One bad payload must not fail the events received with it: the
+                # user gets it as the wire text, flagged, and decides what to do.
+                event.data = text
+                event._decode_error = DecodeError(
+                    f"message {message.get('seq')} of {stream or message.get('stream_id')}: "
+                    f"its data does not decode as {encoding or mimetype}: {exc}"
+                )
             event.mimetype = mimetype
             event.key = message["key"]
             event.id = message.get("id") or ""
