@@ -14,8 +14,7 @@ from aiohttp import web
 import streamkit
 from streamkit import Event
 from streamkit.testing import ServerHandle, run_server
-
-from .helpers import Proxy, eventually, sse_connections
+from tests.sse_helpers import Proxy, eventually, sse_connections
 
 FAST: dict[str, Any] = {"backoff": 0.01, "max_backoff": 0.1}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

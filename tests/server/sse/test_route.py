@@ -13,8 +13,7 @@ from streamkit.protocol.routes import TAIL_MESSAGES
 from streamkit.protocol.wire import HEARTBEAT_HEADER
 from streamkit.server.state import METRICS
 from streamkit.testing import ServerHandle, run_server
-
-from .helpers import RawTail, eventually, http_session, publish, sse_connections
+from tests.sse_helpers import RawTail, eventually, http_session, publish, sse_connections
 
 SSE = "/api/streams/{}/messages/sse"
 

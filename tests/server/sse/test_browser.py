@@ -27,7 +27,7 @@ from streamkit.server.state import STORE
 from streamkit.server.store.base import MessageQuery
 from streamkit.server.store.sqlite.store import SqliteStore
 
-PAGE = Path(__file__).resolve().parents[2] / "examples" / "sse_tail.html"
+PAGE = Path(__file__).resolve().parents[3] / "examples" / "sse_tail.html"
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
 )
