@@ -143,28 +143,27 @@ class Acknowledger(Protocol):
 
 
 class Publication:
-    """One publication of an event: queued by a publisher, then settled once, with an
-    `Ack` or a `Nack`.
+    """One publication of an event: started when a publisher takes the event, then
+    settled once, with an `Ack` or a `Nack`.
 
-    The publisher starts it (`start`) and settles it; the event only reads it
+    Making one starts it (it raises while another publication of the event is
+    in progress); the publisher settles it, and the event only reads it
     (`Event.acked`, `Event.wait_for_ack`). Publishing the event again starts a
-    new publication, and settling an old one then changes nothing.
+    new publication, and settling an old one then changes nothing. The
+    publisher's queued item is a subclass that also carries the callbacks.
     """
 
-    __slots__ = ("_outcome", "_waiter")
+    __slots__ = ("_outcome", "_waiter", "event")
 
-    def __init__(self) -> None:
+    def __init__(self, event: Event) -> None:
+        current = event._publication
+        if current is not None and current._outcome is None:
+            raise StreamkitError(f"event {event.id} is already being published")
+        self.event = event
         self._outcome: Ack | Nack | None = None
         self._waiter: asyncio.Future[Ack] | None = None
         """Made by `wait` only: most published events are never waited for."""
-
-    @classmethod
-    def start(cls, event: Event) -> Publication:
-        """Begin a new publication of ``event``; raises if one is still in progress."""
-        if event.publishing:
-            raise StreamkitError(f"event {event.id} is already being published")
-        event._publication = publication = cls()
-        return publication
+        event._publication = self
 
     @property
     def outcome(self) -> Ack | Nack | None:

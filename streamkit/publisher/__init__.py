@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from streamkit import errors
 from streamkit._http.api import API
-from streamkit.models import Event, Publication
+from streamkit.models import Event
 from streamkit.protocol.wire import MAX_BATCH
 from streamkit.publisher._lanes import Lane
 from streamkit.publisher._sender import AckCallback, BatchSender, NackCallback, QueuedEvent
@@ -263,10 +263,9 @@ class Publisher:
         """Track ``event`` and queue it in its key's lane. Never awaits, so it is atomic."""
         if not self._started:
             self._start()
-        publication = Publication.start(event)
         lanes = self._lanes
         lanes[hash(event.key or self.stream) % len(lanes)].put(
-            QueuedEvent(event, publication, on_ack, on_nack, size)
+            QueuedEvent(event, on_ack, on_nack, size)
         )
         self._buffered += 1
         self._buffered_bytes += size

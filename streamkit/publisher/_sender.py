@@ -15,7 +15,7 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from streamkit import errors
 from streamkit._http.api import API
@@ -31,15 +31,23 @@ NackCallback = Callable[[errors.Nack], Any]
 """Called with the `Nack` of an event that was not stored; may return an awaitable."""
 
 
-class QueuedEvent(NamedTuple):
-    """An event waiting in a lane or in flight, with what settling it takes."""
+class QueuedEvent(Publication):
+    """A publication waiting in a lane or in flight, with its callbacks and its
+    encoded ``size`` in bytes (for batching and the buffer bound)."""
 
-    event: Event
-    publication: Publication
-    on_ack: AckCallback | None
-    on_nack: NackCallback | None
-    size: int
-    """Its encoded size in bytes, for batching and the buffer bound."""
+    __slots__ = ("on_ack", "on_nack", "size")
+
+    def __init__(
+        self,
+        event: Event,
+        on_ack: AckCallback | None,
+        on_nack: NackCallback | None,
+        size: int,
+    ) -> None:
+        super().__init__(event)
+        self.on_ack = on_ack
+        self.on_nack = on_nack
+        self.size = size
 
 
 # Nack codes: why an event was not stored.
@@ -109,22 +117,23 @@ async def _finish_callback(result: Awaitable[Any], event: Event) -> None:
 
 async def ack_events(part: Sequence[QueuedEvent], acks: Sequence[Ack]) -> None:
     """Settle each event of ``part`` with its `Ack` (same order), then call ``on_ack``."""
-    for (event, publication, on_ack, _, _), ack in zip(part, acks, strict=True):
-        if not publication.settle(ack):
+    for queued, ack in zip(part, acks, strict=True):
+        if not queued.settle(ack):
             continue
-        if on_ack is not None:
-            result = _run_callback(on_ack, ack, event)
+        if (on_ack := queued.on_ack) is not None:
+            result = _run_callback(on_ack, ack, queued.event)
             if result is not None and inspect.isawaitable(result):
-                await _finish_callback(result, event)
+                await _finish_callback(result, queued.event)
 
 
 async def nack_events(part: Iterable[QueuedEvent], code: str, error: str) -> None:
     """Settle every not yet settled event of ``part`` with a `Nack`, then call ``on_nack``."""
-    for event, publication, _, on_nack, _ in part:
+    for queued in part:
+        event = queued.event
         nack = errors.Nack(event.id, code, error)
-        if not publication.settle(nack):
+        if not queued.settle(nack):
             continue
-        if on_nack is not None:
+        if (on_nack := queued.on_nack) is not None:
             result = _run_callback(on_nack, nack, event)
             if result is not None and inspect.isawaitable(result):
                 await _finish_callback(result, event)

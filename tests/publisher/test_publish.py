@@ -218,10 +218,10 @@ async def test_waiters_made_before_and_after_the_outcome_get_it(
 
 async def test_only_the_latest_publication_of_an_event_can_be_resolved() -> None:
     event = Event("x")
-    first = Publication.start(event)
+    first = Publication(event)
     ack = Ack(event.id, 1, datetime.now(timezone.utc))
     assert first.settle(ack) and event.acked
-    second = Publication.start(event)
+    second = Publication(event)
     assert not event.acked and not event.nacked
     assert not first.settle(Nack(event.id, "closed", "stale"))  # an old batch's entry
     assert second.settle(Nack(event.id, "closed", "closed")) and event.nacked
