@@ -207,9 +207,11 @@ class Subscription:
         loop = asyncio.get_running_loop()
         give_up_at = None if self.connect_timeout is None else loop.time() + self.connect_timeout
         backoff = Backoff()
+        # One name for every attempt: a retry finds what an attempt whose answer was lost made.
+        name = self.consumer or f"sub-{uuid.uuid4().hex}"
         while True:
             try:
-                return await self._attach(stream)
+                return await self._attach(stream, name)
             except StreamkitError as exc:
                 left = None if give_up_at is None else give_up_at - loop.time()
                 if not retriable(exc, resend_safe=True) or (left is not None and left <= 0):
@@ -224,12 +226,11 @@ class Subscription:
                 delay = backoff.delay(exc)
                 await asyncio.sleep(delay if left is None else min(delay, left))
 
-    async def _attach(self, stream: str) -> Attachment:
-        if self.consumer is not None:
-            found = await self.api.get_consumer(stream, self.consumer)
+    async def _attach(self, stream: str, name: str) -> Attachment:
+        if not self.ephemeral:
+            found = await self.api.get_consumer(stream, name)
             ack_wait = found.ack_wait_ms / 1000
-            return Attachment(self.consumer, ack_wait, ack_wait)
-        name = f"sub-{uuid.uuid4().hex}"
+            return Attachment(name, ack_wait, ack_wait)
         options: dict[str, Any] = {
             "filter_key_pattern": self.filter or ">",
             "start": self.start_at,
@@ -241,7 +242,7 @@ class Subscription:
         except ValidationError as exc:
             if "name" not in exc.validation_errors:
                 raise
-            # The name is new and ours: an earlier attempt was stored, its answer lost.
+            # The name is ours alone: an earlier attempt was stored, its answer lost.
             created = await self.api.get_consumer(stream, name)
         ack_wait = created.ack_wait_ms / 1000
         # The server deletes an ephemeral consumer nobody polls, acks or extends for
