@@ -128,6 +128,7 @@ def create_app(
     app.router.add_post("/api/streams", create_stream)
     app.router.add_get("/api/streams", list_streams)
     app.router.add_get(stream, get_stream)
+    app.router.add_patch(stream, update_stream)
     app.router.add_delete(stream, delete_stream)
     app.router.add_post(stream + "/messages", publish)
     app.router.add_get(stream + "/messages", read_messages)
@@ -326,6 +327,13 @@ async def list_streams(request: web.Request) -> web.Response:
 async def get_stream(request: web.Request) -> web.Response:
     """One stream with stats."""
     record = await _store(request).get_stream(request.match_info["stream"])
+    return json_response(stream_json(record))
+
+
+async def update_stream(request: web.Request) -> web.Response:
+    """Change a stream's retention limits; the stream with its new options."""
+    changes = validation.stream_update_body(await _json_body(request))
+    record = await _store(request).update_stream(request.match_info["stream"], changes)
     return json_response(stream_json(record))
 
 

@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamkit.protocol.keys import filter_problem, key_problem, name_problem
-from streamkit.server.store.base import ConsumerSpec, MessageQuery, NewMessage, StreamOptions
+from streamkit.server.store.base import (
+    RETENTION_FIELDS,
+    ConsumerSpec,
+    MessageQuery,
+    NewMessage,
+    StreamChanges,
+    StreamOptions,
+)
 
 MAX_BATCH = 1000
 MAX_ACK_IDS = 10_000
@@ -134,10 +141,37 @@ def stream_body(body: object) -> tuple[str, StreamOptions]:
         max_storage_gb=_int(errors, obj, "max_storage_gb", None, minimum=1, nullable=True),
         retain_up_to=_int(errors, obj, "retain_up_to", None, minimum=1, nullable=True),
         retain_at_least=_int(errors, obj, "retain_at_least", None, minimum=1, nullable=True),
+        max_bytes=_int(errors, obj, "max_bytes", None, minimum=1, nullable=True),
+        max_age_ms=_int(errors, obj, "max_age_ms", None, minimum=1, nullable=True),
     )
     errors.raise_if_any()
     assert isinstance(name, str)
     return name, options
+
+
+_FIXED_FIELDS = ("name", "one_message_per_key", "process_unmodified")
+
+
+def stream_update_body(body: object) -> StreamChanges:
+    """``PATCH /api/streams/{s}`` -> the retention fields to change (``None`` lifts a limit).
+
+    Fields are validated as on create; absent ones keep their value. The name and
+    the compaction options cannot change on an existing stream.
+    """
+    obj = _object(body)
+    errors = _Errors()
+    for field in _FIXED_FIELDS:
+        if field in obj:
+            errors.add(field, "cannot be changed on an existing stream")
+    changes = {
+        field: _int(errors, obj, field, None, minimum=1, nullable=True)
+        for field in RETENTION_FIELDS
+        if field in obj
+    }
+    if not changes and not errors.errors:
+        errors.add("body", f"must set at least one of {', '.join(RETENTION_FIELDS)}")
+    errors.raise_if_any()
+    return changes
 
 
 def consumer_body(body: object) -> ConsumerSpec:

@@ -101,7 +101,7 @@ def stream_config(
         "storage": "file",
         "discard": "old",
         "max_msgs_per_subject": 1 if options.one_message_per_key else -1,
-        "duplicate_window": dedupe_window_ms * _MS,
+        **retention_config(options, dedupe_window_ms),
         "num_replicas": replicas,
         "allow_direct": True,
         "allow_atomic": True,
@@ -112,6 +112,33 @@ def stream_config(
             META_OPTIONS: orjson.dumps(dataclasses.asdict(options)).decode(),
         },
     }
+
+
+def retention_config(options: StreamOptions, dedupe_window_ms: int) -> dict[str, Any]:
+    """The JetStream limits for ``options``: ``max_msgs``, ``max_bytes``, ``max_age``.
+
+    JetStream has no floor like ``retain_at_least``: it is stored, not enforced.
+    Its ``duplicate_window`` may not exceed ``max_age``, so it is capped by it.
+    """
+    byte_limit = options.byte_limit
+    window = dedupe_window_ms
+    if options.max_age_ms is not None:
+        window = min(window, options.max_age_ms)
+    return {
+        "max_msgs": options.retain_up_to if options.retain_up_to is not None else -1,
+        "max_bytes": byte_limit if byte_limit is not None else -1,
+        "max_age": options.max_age_ms * _MS if options.max_age_ms is not None else 0,
+        "duplicate_window": window * _MS,
+    }
+
+
+def updated_stream_config(
+    config: dict[str, Any], options: StreamOptions, dedupe_window_ms: int
+) -> dict[str, Any]:
+    """``config`` (of a stream's info) with the limits and metadata of new ``options``."""
+    metadata = dict(config.get("metadata") or {})
+    metadata[META_OPTIONS] = orjson.dumps(dataclasses.asdict(options)).decode()
+    return {**config, **retention_config(options, dedupe_window_ms), "metadata": metadata}
 
 
 def dead_stream_config(naming: Naming, handle: StreamHandle, *, replicas: int) -> dict[str, Any]:

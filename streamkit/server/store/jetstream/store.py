@@ -48,6 +48,7 @@ from streamkit.server.store.base import (
     StoreError,
     StoreNotFound,
     StoreUnavailable,
+    StreamChanges,
     StreamOptions,
     StreamRecord,
 )
@@ -84,6 +85,7 @@ from streamkit.server.store.jetstream.meta import (
     new_id,
     stream_config,
     stream_record,
+    updated_stream_config,
 )
 from streamkit.server.store.jetstream.publish import Publisher
 from streamkit.server.store.jetstream.reads import Reader
@@ -257,6 +259,23 @@ class JetStreamStore:
         """One stream with fresh stats."""
         handle, info = await self._stream_info(stream)
         return stream_record(handle, info, self.account_id)
+
+    async def update_stream(self, stream: str, changes: StreamChanges) -> StreamRecord:
+        """Change retention limits: the stream's ``max_msgs``/``max_bytes``/``max_age``."""
+        handle, info = await self._stream_info(stream)
+        options = handle.options.changed(changes)
+        config = updated_stream_config(info["config"], options, self.dedupe_window_ms)
+        try:
+            updated = await self.conn.api(f"STREAM.UPDATE.{handle.js_name}", config)
+        except JsApiError as exc:
+            if exc.err_code == ERR_STREAM_NOT_FOUND:
+                self._cat.forget(handle)
+                raise StoreNotFound("stream") from None
+            raise
+        new_handle = handle_from_info(self.naming, updated)
+        assert new_handle is not None
+        self._cat.remember(new_handle)
+        return stream_record(new_handle, updated, self.account_id)
 
     async def _stream_info(self, ref: str) -> tuple[StreamHandle, dict[str, Any]]:
         if not is_id(ref):
