@@ -71,6 +71,12 @@ class API:
         body = await self.transport.request("GET", f"/api/streams/{_seg(stream)}", retry=True)
         return Stream.from_wire(_object(body))
 
+    async def update_stream(self, stream: str, changes: Mapping[str, Any]) -> Stream:
+        """``PATCH /api/streams/{stream}``."""
+        path = f"/api/streams/{_seg(stream)}"
+        body = await self.transport.request("PATCH", path, json=dict(changes), retry=True)
+        return Stream.from_wire(_object(body))
+
     async def list_streams(self) -> list[Stream]:
         """``GET /api/streams``."""
         body = await self.transport.request("GET", "/api/streams", retry=True)

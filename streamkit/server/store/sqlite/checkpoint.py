@@ -9,6 +9,11 @@ with its own connection runs PASSIVE checkpoints, which never block the
 writer, at most every ``interval`` seconds while there are new commits. The
 writer keeps an automatic checkpoint with a higher threshold as a backstop,
 in case this thread falls behind.
+
+The WAL's size is bounded twice: the writer's ``journal_size_limit`` cuts it
+back to `schema.WAL_SIZE_LIMIT` each time it restarts from the beginning under
+load, and once commits stop for `IDLE_TRUNCATE` seconds this thread runs one
+``wal_checkpoint(TRUNCATE)``, leaving an idle server with an empty WAL.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 0.25
 """Seconds between background checkpoints while there are commits."""
 
+IDLE_TRUNCATE = 1.0
+"""Seconds without a commit after which the WAL is checkpointed and truncated to zero."""
+
 BACKSTOP_PAGES = 10_000
 """The writer's own automatic checkpoint threshold (SQLite's default is 1000 pages)."""
 
@@ -36,9 +44,11 @@ class Checkpointer:
         connect: Callable[[], sqlite3.Connection],
         *,
         interval: float = DEFAULT_INTERVAL,
+        idle_truncate: float = IDLE_TRUNCATE,
     ) -> None:
         self.name = name
         self.interval = interval
+        self.idle_truncate = idle_truncate
         self._connect = connect
         self._committed = threading.Event()
         self._stopping = threading.Event()
@@ -66,16 +76,25 @@ class Checkpointer:
             log.exception("%s: cannot open the database; the writer checkpoints alone", self.name)
             return
         try:
+            dirty = False  # commits since the WAL was last truncated
             while True:
-                self._committed.wait()
+                committed = self._committed.wait(self.idle_truncate if dirty else None)
                 if self._stopping.is_set():
                     return
+                if not committed:
+                    self._checkpoint(conn, "TRUNCATE")
+                    dirty = False
+                    continue
+                dirty = True
                 self._committed.clear()
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    log.exception("%s: checkpoint failed", self.name)
+                self._checkpoint(conn, "PASSIVE")
                 if self._stopping.wait(self.interval):
                     return
         finally:
             conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> None:
+        try:
+            conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        except sqlite3.Error:
+            log.exception("%s: %s checkpoint failed", self.name, mode.lower())
