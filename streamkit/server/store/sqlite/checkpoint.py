@@ -10,10 +10,16 @@ writer, at most every ``interval`` seconds while there are new commits. The
 writer keeps an automatic checkpoint with a higher threshold as a backstop,
 in case this thread falls behind.
 
-The WAL's size is bounded twice: the writer's ``journal_size_limit`` cuts it
-back to `schema.WAL_SIZE_LIMIT` each time it restarts from the beginning under
-load, and once commits stop for `IDLE_TRUNCATE` seconds this thread runs one
-``wal_checkpoint(TRUNCATE)``, leaving an idle server with an empty WAL.
+The WAL's size is bounded too. A PASSIVE checkpoint copies frames but cannot
+make the writer start the WAL over while it keeps appending, so under a
+steady load the WAL would grow to the backstop (160 MiB). Whenever a passive
+pass leaves more than `schema.WAL_SIZE_LIMIT` in the WAL, this thread follows
+it with a RESTART checkpoint: it holds the writer only while it copies the few
+frames committed since the passive pass, and the writer's next commit starts
+the WAL over, cut back to the limit by ``journal_size_limit``. Once no new
+frames arrive for `IDLE_TRUNCATE` seconds, one ``wal_checkpoint(TRUNCATE)``
+leaves an idle server with an empty WAL. (Idleness is judged by the WAL's
+frames, not by commits: a commit that wrote nothing adds none.)
 """
 
 from __future__ import annotations
@@ -21,15 +27,22 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 
+from streamkit.server.store.sqlite.schema import WAL_SIZE_LIMIT
+
 log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 200
+"""How long a RESTART or TRUNCATE checkpoint waits for the writer and readers before
+giving up until the next pass (the writer waits on it meanwhile)."""
 
 DEFAULT_INTERVAL = 0.25
 """Seconds between background checkpoints while there are commits."""
 
 IDLE_TRUNCATE = 1.0
-"""Seconds without a commit after which the WAL is checkpointed and truncated to zero."""
+"""Seconds without new WAL frames after which the WAL is checkpointed and truncated to zero."""
 
 BACKSTOP_PAGES = 10_000
 """The writer's own automatic checkpoint threshold (SQLite's default is 1000 pages)."""
@@ -76,25 +89,37 @@ class Checkpointer:
             log.exception("%s: cannot open the database; the writer checkpoints alone", self.name)
             return
         try:
-            dirty = False  # commits since the WAL was last truncated
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+            restart_frames = max(1, WAL_SIZE_LIMIT // page_size)
+            frames = 0  # frames in the WAL at the last pass
+            quiet_since = time.monotonic()  # when the WAL last changed
             while True:
-                committed = self._committed.wait(self.idle_truncate if dirty else None)
+                self._committed.wait(self.idle_truncate if frames else None)
                 if self._stopping.is_set():
                     return
-                if not committed:
-                    self._checkpoint(conn, "TRUNCATE")
-                    dirty = False
-                    continue
-                dirty = True
                 self._committed.clear()
-                self._checkpoint(conn, "PASSIVE")
+                now = time.monotonic()
+                seen = self._checkpoint(conn, "PASSIVE", frames)
+                if seen != frames:
+                    frames, quiet_since = seen, now
+                elif frames and now - quiet_since >= self.idle_truncate:
+                    frames = self._checkpoint(conn, "TRUNCATE", frames)
+                    continue
+                if frames >= restart_frames:
+                    self._checkpoint(conn, "RESTART", frames)
                 if self._stopping.wait(self.interval):
                     return
         finally:
             conn.close()
 
-    def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> None:
+    def _checkpoint(self, conn: sqlite3.Connection, mode: str, frames: int) -> int:
+        """Run one checkpoint; returns the frames now in the WAL (``frames`` if unknown)."""
         try:
-            conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            row = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error:
             log.exception("%s: %s checkpoint failed", self.name, mode.lower())
+            return frames
+        if row is None or row[0] or row[1] < 0:  # busy: the WAL is as it was
+            return frames
+        return int(row[1])

@@ -63,7 +63,8 @@ def compact(path: Path) -> Compacted:
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("VACUUM")
         else:
-            conn.execute("PRAGMA incremental_vacuum").fetchall()
+            # executescript steps the pragma to the end; execute() would free one page.
+            conn.executescript("PRAGMA incremental_vacuum;")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:
         conn.close()
