@@ -11,12 +11,13 @@ writer keeps an automatic checkpoint with a higher threshold as a backstop,
 in case this thread falls behind.
 
 The WAL's size is bounded too. A PASSIVE checkpoint copies frames but cannot
-make the writer start the WAL over while it keeps appending, so under a
-steady load the WAL would grow to the backstop (160 MiB). Whenever a passive
-pass leaves more than `schema.WAL_SIZE_LIMIT` in the WAL, this thread follows
-it with a RESTART checkpoint: it holds the writer only while it copies the few
+make the writer start the WAL over while it keeps appending. Whenever a
+passive pass leaves more than `schema.WAL_SIZE_LIMIT` in the WAL, this thread
+tries a RESTART checkpoint: it holds the writer only while it copies the few
 frames committed since the passive pass, and the writer's next commit starts
-the WAL over, cut back to the limit by ``journal_size_limit``. Once no new
+the WAL over, cut back to the limit by ``journal_size_limit``. When a busy
+writer leaves no moment for that, the backstop (`BACKSTOP_PAGES`) does the
+same on the writer, so the WAL never passes about 32 MiB. Once no new
 frames arrive for `IDLE_TRUNCATE` seconds, one ``wal_checkpoint(TRUNCATE)``
 leaves an idle server with an empty WAL. (Idleness is judged by the WAL's
 frames, not by commits: a commit that wrote nothing adds none.)
@@ -44,8 +45,12 @@ DEFAULT_INTERVAL = 0.25
 IDLE_TRUNCATE = 1.0
 """Seconds without new WAL frames after which the WAL is checkpointed and truncated to zero."""
 
-BACKSTOP_PAGES = 10_000
-"""The writer's own automatic checkpoint threshold (SQLite's default is 1000 pages)."""
+BACKSTOP_PAGES = 2_048
+"""The writer's own automatic checkpoint threshold (SQLite's default is 1000 pages).
+
+It bounds the WAL under a load that never leaves this thread a moment to
+restart it (32 MiB of 16 KiB pages): the writer then checkpoints what the
+passive passes have not yet copied, and its next commit starts the WAL over."""
 
 
 class Checkpointer:
