@@ -481,7 +481,7 @@ class SqliteStore:
                 log.exception("retention pass failed")
 
     async def _trim_pass(self) -> None:
-        pending = await self._writer.run(retention.streams_with_limits)
+        pending = await self._reader.run(retention.streams_with_limits)
         while pending:
             still = []
             for sid in pending:

@@ -200,16 +200,18 @@ class WriteOps:
     def update_stream(
         self, conn: sqlite3.Connection, sid: int, changes: StreamChanges
     ) -> StreamRecord:
-        """Set retention limits (the store's trimmer enforces them from now on)."""
+        """Set retention limits and take the first trim step; the store's trimmer does the rest."""
         fields = [f for f in RETENTION_FIELDS if f in changes]
+        now = now_us()
         if fields:
             assignments = ", ".join(f"{f} = ?" for f in fields)
             updated = conn.execute(
                 f"UPDATE streams SET {assignments}, updated_at = ? WHERE sid = ?",
-                (*(changes[f] for f in fields), now_us(), sid),
+                (*(changes[f] for f in fields), now, sid),
             ).rowcount
             if not updated:
                 raise StoreNotFound("stream")
+        retention.trim(conn, sid, retention.TRIM_BATCH, now)
         return get_stream(conn, sid, self.account_id)
 
     def trim(self, conn: sqlite3.Connection, sid: int, budget: int) -> TrimResult:
