@@ -104,7 +104,6 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "description": "Retention limits to change; absent fields keep their value, "
         "null lifts a limit. name, one_message_per_key and process_unmodified cannot change.",
-        "minProperties": 1,
         "properties": {
             "max_storage_gb": _nullable(_int(1)),
             "retain_up_to": _nullable(_int(1)),

@@ -155,8 +155,9 @@ _FIXED_FIELDS = ("name", "one_message_per_key", "process_unmodified")
 def stream_update_body(body: object) -> StreamChanges:
     """``PATCH /api/streams/{s}`` -> the retention fields to change (``None`` lifts a limit).
 
-    Fields are validated as on create; absent ones keep their value. The name and
-    the compaction options cannot change on an existing stream.
+    Fields are validated as on create; absent ones keep their value (an empty body
+    changes nothing). The name and the compaction options cannot change on an
+    existing stream.
     """
     obj = _object(body)
     errors = _Errors()
@@ -168,8 +169,6 @@ def stream_update_body(body: object) -> StreamChanges:
         for field in RETENTION_FIELDS
         if field in obj
     }
-    if not changes and not errors.errors:
-        errors.add("body", f"must set at least one of {', '.join(RETENTION_FIELDS)}")
     errors.raise_if_any()
     return changes
 

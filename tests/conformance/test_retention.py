@@ -120,7 +120,7 @@ async def test_update_stream_errors(api: Api) -> None:
         ({"max_bytes": -1, "retain_up_to": 5}, "max_bytes"),
         ({"one_message_per_key": True}, "one_message_per_key"),
         ({"name": "other"}, "name"),
-        ({}, "body"),
+        ([], "body"),
     ):
         status, err = await api.call("PATCH", "/api/streams/orders", body)
         assert status == 422, (body, err)
@@ -134,6 +134,8 @@ async def test_update_stream_errors(api: Api) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert status == 400 and "summary" in err
+    unchanged = await api.ok("PATCH", "/api/streams/orders", {})
+    assert unchanged["retain_up_to"] == 100
 
     # Nothing a rejected update carried was applied.
     after = await _stream(api)
