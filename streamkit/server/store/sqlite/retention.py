@@ -122,20 +122,31 @@ def _move_consumers(
     conn: sqlite3.Connection, sid: int, last: int, gone: list[tuple[int, str]]
 ) -> None:
     """Move the stream's consumers past ``last``, dropping and counting what they lost."""
-    consumers = conn.execute(
-        "SELECT cid, cursor, filter_key_pattern FROM consumers WHERE stream = ?", (sid,)
+    lost = dict(
+        conn.execute(
+            "SELECT consumer, COUNT(*) FROM deliveries WHERE consumer IN"
+            " (SELECT cid FROM consumers WHERE stream = ?)"
+            f" AND seq <= ? AND state < {DEAD} GROUP BY consumer",
+            (sid, last),
+        ).fetchall()
+    )
+    conn.execute(
+        "DELETE FROM deliveries WHERE consumer IN (SELECT cid FROM consumers WHERE stream = ?)"
+        " AND seq <= ?",
+        (sid, last),
+    )
+    behind = conn.execute(
+        "SELECT cid, cursor, filter_key_pattern FROM consumers WHERE stream = ? AND cursor < ?",
+        (sid, last),
     ).fetchall()
-    for cid, cursor, pattern in consumers:
+    updates = {cid: (cursor, pattern) for cid, cursor, pattern in behind}
+    for cid in lost:
+        updates.setdefault(cid, (last, ">"))
+    for cid, (cursor, pattern) in updates.items():
         never_delivered = sum(1 for seq, key in gone if seq > cursor and matches(pattern, key))
-        (lost,) = conn.execute(
-            f"SELECT COUNT(*) FROM deliveries WHERE consumer = ? AND seq <= ? AND state < {DEAD}",
-            (cid, last),
-        ).fetchone()
-        conn.execute("DELETE FROM deliveries WHERE consumer = ? AND seq <= ?", (cid, last))
-        if cursor >= last and not lost:
-            continue
+        dropped = lost.get(cid, 0)
         conn.execute(
             "UPDATE consumers SET cursor = MAX(cursor, ?), outstanding = MAX(outstanding - ?, 0),"
             " skipped = skipped + ? WHERE cid = ?",
-            (last, lost, never_delivered + lost, cid),
+            (last, dropped, never_delivered + dropped, cid),
         )
