@@ -1,0 +1,61 @@
+"""Retention on the JetStream engine: the limits land in the stream's JetStream config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamkit.server.store.base import StreamOptions
+from streamkit.server.store.jetstream.store import JetStreamStore
+from tests.nats_server import NatsServer, require_binary
+
+MS = 1_000_000
+"""Nanoseconds per millisecond (JetStream's durations)."""
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(binary=require_binary(), store_dir=tmp_path / "nats")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _config(store: JetStreamStore, name: str) -> dict[str, Any]:
+    info = await store.conn.api(f"STREAM.INFO.{store.naming.js_stream(name)}")
+    config: dict[str, Any] = info["config"]
+    return config
+
+
+async def test_limits_map_to_the_stream_config(nats_server: NatsServer) -> None:
+    store = JetStreamStore(nats_server.url, dedupe_window_ms=120_000)
+    await store.open()
+    try:
+        options = StreamOptions(retain_up_to=100, max_bytes=10**6, max_storage_gb=1, max_age_ms=500)
+        await store.create_stream("orders", options)
+        config = await _config(store, "orders")
+        assert (config["max_msgs"], config["max_bytes"]) == (100, 10**6)
+        assert config["max_age"] == 500 * MS
+        assert config["duplicate_window"] == 500 * MS  # JetStream: never above max_age
+
+        record = await store.update_stream(
+            "orders", {"retain_up_to": None, "max_storage_gb": 2, "max_bytes": None}
+        )
+        assert record.options.retain_up_to is None and record.options.max_storage_gb == 2
+        config = await _config(store, "orders")
+        assert (config["max_msgs"], config["max_bytes"]) == (-1, 2 * 1024**3)
+        assert config["max_age"] == 500 * MS
+
+        await store.update_stream("orders", {"max_age_ms": None})
+        config = await _config(store, "orders")
+        assert config["max_age"] == 0 and config["duplicate_window"] == 120_000 * MS
+        # The options survive in the metadata: a fresh read sees them.
+        again = await store.get_stream("orders")
+        assert again.options == StreamOptions(max_storage_gb=2)
+    finally:
+        await store.close()
