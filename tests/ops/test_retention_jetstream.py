@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streamkit.server.store.base import StreamOptions
+from streamkit.server.store.base import StoreInvalid, StreamOptions
 from streamkit.server.store.jetstream.store import JetStreamStore
 from tests.nats_server import NatsServer, require_binary
 
@@ -57,5 +57,27 @@ async def test_limits_map_to_the_stream_config(nats_server: NatsServer) -> None:
         # The options survive in the metadata: a fresh read sees them.
         again = await store.get_stream("orders")
         assert again.options == StreamOptions(max_storage_gb=2)
+    finally:
+        await store.close()
+
+
+async def test_the_largest_limits_accepted(nats_server: NatsServer) -> None:
+    """An age beyond int64 nanoseconds is capped; a byte limit beyond what JetStream can
+    store is a clear error naming the field, and nothing is created or changed."""
+    store = JetStreamStore(nats_server.url)
+    await store.open()
+    try:
+        await store.create_stream("old", StreamOptions(max_age_ms=2**62, retain_up_to=2**62))
+        assert (await _config(store, "old"))["max_age"] == 2**63 - 1
+        with pytest.raises(StoreInvalid) as refused:
+            await store.create_stream("huge", StreamOptions(max_storage_gb=2**62))
+        assert refused.value.errors == {
+            "max_storage_gb": ["is more than the JetStream server can store"]
+        }
+        assert [s.name for s in await store.list_streams()] == ["old"]
+        with pytest.raises(StoreInvalid) as refused:
+            await store.update_stream("old", {"max_bytes": 2**62})
+        assert "max_bytes" in refused.value.errors
+        assert (await store.get_stream("old")).options.max_bytes is None
     finally:
         await store.close()

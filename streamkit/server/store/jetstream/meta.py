@@ -25,6 +25,7 @@ from streamkit.server.store.base import (
     ConsumerRecord,
     ConsumerSpec,
     ConsumerStats,
+    StoreInvalid,
     StoreNotFound,
     StreamOptions,
     StreamRecord,
@@ -54,6 +55,8 @@ MAX_WAITING = 512
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MS = 1_000_000
+_INT64_MAX = 2**63 - 1
+"""JetStream's limits are int64: a larger byte limit or age is as good as none."""
 
 
 def is_id(ref: str) -> bool:
@@ -126,10 +129,20 @@ def retention_config(options: StreamOptions, dedupe_window_ms: int) -> dict[str,
         window = min(window, options.max_age_ms)
     return {
         "max_msgs": options.retain_up_to if options.retain_up_to is not None else -1,
-        "max_bytes": byte_limit if byte_limit is not None else -1,
-        "max_age": options.max_age_ms * _MS if options.max_age_ms is not None else 0,
+        "max_bytes": min(byte_limit, _INT64_MAX) if byte_limit is not None else -1,
+        "max_age": min(options.max_age_ms * _MS, _INT64_MAX) if options.max_age_ms else 0,
         "duplicate_window": window * _MS,
     }
+
+
+ERR_INSUFFICIENT_STORAGE = 10047
+"""JetStream's answer to a ``max_bytes`` above what its account or server can store."""
+
+
+def storage_refused(options: StreamOptions) -> StoreInvalid:
+    """The 422 for a byte limit JetStream refused (`ERR_INSUFFICIENT_STORAGE`)."""
+    field_name = "max_bytes" if options.byte_limit == options.max_bytes else "max_storage_gb"
+    return StoreInvalid({field_name: ["is more than the JetStream server can store"]})
 
 
 def updated_stream_config(

@@ -74,6 +74,7 @@ from streamkit.server.store.jetstream.conn import (
 )
 from streamkit.server.store.jetstream.dead import DeadLetters
 from streamkit.server.store.jetstream.meta import (
+    ERR_INSUFFICIENT_STORAGE,
     META_ID,
     Catalog,
     StreamHandle,
@@ -83,6 +84,7 @@ from streamkit.server.store.jetstream.meta import (
     handle_from_info,
     is_id,
     new_id,
+    storage_refused,
     stream_config,
     stream_record,
     updated_stream_config,
@@ -243,6 +245,8 @@ class JetStreamStore:
         except JsApiError as exc:
             if exc.err_code == ERR_STREAM_NAME_IN_USE:
                 raise StoreConflict("name") from None
+            if exc.err_code == ERR_INSUFFICIENT_STORAGE:
+                raise storage_refused(options) from None
             raise
         handle = handle_from_info(self.naming, info)
         assert handle is not None
@@ -271,6 +275,8 @@ class JetStreamStore:
             if exc.err_code == ERR_STREAM_NOT_FOUND:
                 self._cat.forget(handle)
                 raise StoreNotFound("stream") from None
+            if exc.err_code == ERR_INSUFFICIENT_STORAGE:
+                raise storage_refused(options) from None
             raise
         new_handle = handle_from_info(self.naming, updated)
         assert new_handle is not None
