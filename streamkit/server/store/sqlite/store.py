@@ -277,6 +277,7 @@ class SqliteStore:
         record = await self._writer.run(
             partial(self._ops.update_stream, sid=entry.meta.sid, changes=changes)
         )
+        self._wake_stream(entry)  # a first trim step may have freed max_ack_pending room
         self._trim_now.set()
         return record
 
