@@ -413,6 +413,10 @@ class WriteOps:
             cursor = row[0]
         else:
             cursor = max(spec.start - 1, 0)
+        # Start no earlier than the first message retention kept: receive need not
+        # scan the gap the trimmed ones left, window by window.
+        (first,) = conn.execute("SELECT MIN(seq) FROM messages WHERE stream = ?", (sid,)).fetchone()
+        cursor = max(cursor, row[0] if first is None else first - 1)
         now = now_us()
         try:
             cur = conn.execute(
