@@ -26,6 +26,8 @@ from benchmarks.scenarios import SCENARIOS
 
 SCENARIO_TIMEOUT = {False: 170.0, True: 55.0}
 """Seconds one scenario may take (full run, quick run)."""
+LONGER_TIMEOUT = {"soak": {False: 1200.0, True: 150.0}}
+"""Scenarios that run for longer by design, with their own limits."""
 
 
 async def run(names: list[str], quick: bool) -> Report:
@@ -34,7 +36,8 @@ async def run(names: list[str], quick: bool) -> Report:
     async with servers(quick) as ctx:
         for name in names:
             try:
-                rows = await asyncio.wait_for(SCENARIOS[name](ctx), SCENARIO_TIMEOUT[quick])
+                limit = LONGER_TIMEOUT.get(name, SCENARIO_TIMEOUT)[quick]
+                rows = await asyncio.wait_for(SCENARIOS[name](ctx), limit)
             except Exception as exc:
                 traceback.print_exc()
                 rows = [Measurement(name, "failed", math.nan, "", f"{type(exc).__name__}: {exc}")]

@@ -18,6 +18,8 @@ LOG_X = ("batch size", "payload")
 """Figures whose x axis is logarithmic (matched against their title)."""
 LOG_Y = ("payload",)
 """Figures whose y axis is logarithmic: rates that span orders of magnitude."""
+MAX_TICKS = 8
+"""Figures with more points than this keep matplotlib's own x ticks."""
 
 
 def draw(measurements: Sequence[Measurement], path: Path, subtitle: str = "") -> bool:
@@ -42,16 +44,19 @@ def draw(measurements: Sequence[Measurement], path: Path, subtitle: str = "") ->
         if any(word in title for word in LOG_X):
             ax.set_xscale("log", base=2 if "payload" in title else 10)
         xs = sorted({p.x or 0.0 for points in lines.values() for p in points})
-        ax.set_xticks(xs)
-        ax.set_xticklabels([_label(x, title) for x in xs])
+        if len(xs) <= MAX_TICKS:  # else matplotlib's own ticks
+            ax.set_xticks(xs)
+            ax.set_xticklabels([_label(x, title) for x in xs])
         if any(word in title for word in LOG_Y):
             ax.set_yscale("log")
             ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         else:
             ax.set_ylim(bottom=0)
         ax.minorticks_off()
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
-        ax.set_ylabel("events/s")
+        unit = next(iter(lines.values()))[0].unit
+        if unit == "events/s":
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
+        ax.set_ylabel(unit)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=9)
     if subtitle:

@@ -6,7 +6,7 @@ module. To add one, import its module here and add a line to `SCENARIOS`.
 
 from __future__ import annotations
 
-from benchmarks import consume, jetstream, publish, scaling
+from benchmarks import consume, jetstream, publish, scaling, soak
 from benchmarks.harness import Scenario
 
 SCENARIOS: dict[str, Scenario] = {
@@ -14,4 +14,5 @@ SCENARIOS: dict[str, Scenario] = {
     "consume": consume.run,
     "jetstream": jetstream.run,
     "scaling": scaling.run,
+    "soak": soak.run,
 }

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import os
 import ssl as _ssl
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 from streamkit._http.api import API
 from streamkit._http.transport import Transport
@@ -23,6 +25,24 @@ from streamkit.subscriber import Subscription
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://localhost:7376"
+
+
+class _Unchanged(enum.Enum):
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED: Final = _Unchanged.UNCHANGED
+"""Default of `AsyncClient.update_stream`'s limits: leave that limit as it is."""
+
+
+def _milliseconds(value: timedelta | float | None) -> int | None:
+    """A duration (`timedelta` or seconds) as whole milliseconds, at least 1."""
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if not seconds > 0:
+        raise ValueError(f"a duration must be positive, not {value!r}")
+    return max(1, round(seconds * 1000))
 
 
 def _taken(exc: ValidationError) -> bool:
@@ -137,8 +157,16 @@ class AsyncClient:
         max_storage_gb: int | None = None,
         retain_up_to: int | None = None,
         retain_at_least: int | None = None,
+        max_bytes: int | None = None,
+        max_age: timedelta | float | None = None,
     ) -> Stream:
-        """Create a stream; with ``exist_ok`` return the existing one of that name."""
+        """Create a stream; with ``exist_ok`` return the existing one of that name.
+
+        Retention (oldest messages go first): ``retain_up_to`` messages at most,
+        ``max_bytes`` / ``max_storage_gb`` (GiB) of keys and data at most but never
+        fewer than ``retain_at_least`` messages, none older than ``max_age`` (a
+        `timedelta` or seconds). ``update_stream`` changes them later.
+        """
         self._check_open()
         options = {
             k: v
@@ -148,6 +176,8 @@ class AsyncClient:
                 "max_storage_gb": max_storage_gb,
                 "retain_up_to": retain_up_to,
                 "retain_at_least": retain_at_least,
+                "max_bytes": max_bytes,
+                "max_age_ms": _milliseconds(max_age),
             }.items()
             if v is not None
         }
@@ -157,6 +187,37 @@ class AsyncClient:
             if exist_ok and _taken(exc):
                 return await self.api.get_stream(name)
             raise
+
+    async def update_stream(
+        self,
+        stream: str,
+        *,
+        retain_up_to: int | _Unchanged | None = UNCHANGED,
+        max_storage_gb: int | _Unchanged | None = UNCHANGED,
+        retain_at_least: int | _Unchanged | None = UNCHANGED,
+        max_bytes: int | _Unchanged | None = UNCHANGED,
+        max_age: timedelta | float | _Unchanged | None = UNCHANGED,
+    ) -> Stream:
+        """Change a stream's retention limits; ``None`` lifts a limit, omitted ones stay.
+
+        A lowered limit applies at once: the server trims the oldest messages
+        down to it (in small steps) and consumers behind them skip ahead.
+        """
+        self._check_open()
+        changes: dict[str, int | None] = {}
+        for name, value in (
+            ("retain_up_to", retain_up_to),
+            ("max_storage_gb", max_storage_gb),
+            ("retain_at_least", retain_at_least),
+            ("max_bytes", max_bytes),
+        ):
+            if not isinstance(value, _Unchanged):
+                changes[name] = value
+        if not isinstance(max_age, _Unchanged):
+            changes["max_age_ms"] = _milliseconds(max_age)
+        if not changes:
+            raise ValueError("update_stream needs at least one limit to change")
+        return await self.api.update_stream(stream, changes)
 
     async def get_stream(self, stream: str) -> Stream:
         """A stream by name or id, with its stats."""

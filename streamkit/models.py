@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import orjson
@@ -506,6 +506,11 @@ class Stream:
     storage_size: int = 0
     one_message_per_key: bool = False
     inserted_at: datetime | None = None
+    retain_up_to: int | None = None
+    max_storage_gb: int | None = None
+    retain_at_least: int | None = None
+    max_bytes: int | None = None
+    max_age: timedelta | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -521,10 +526,23 @@ class Stream:
                 storage_size=int(stats.get("storage_size", 0)),
                 one_message_per_key=bool(body.get("one_message_per_key", False)),
                 inserted_at=parse_time(body.get("inserted_at")),
+                retain_up_to=_optional_int(body.get("retain_up_to")),
+                max_storage_gb=_optional_int(body.get("max_storage_gb")),
+                retain_at_least=_optional_int(body.get("retain_at_least")),
+                max_bytes=_optional_int(body.get("max_bytes")),
+                max_age=_optional_ms(body.get("max_age_ms")),
                 raw=dict(body),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DecodeError(f"malformed stream object: {exc!r}") from exc
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _optional_ms(value: Any) -> timedelta | None:
+    return None if value is None else timedelta(milliseconds=int(value))
 
 
 @dataclass(frozen=True)
@@ -541,6 +559,7 @@ class Consumer:
     pending: int = 0
     in_flight: int = 0
     dead: int = 0
+    skipped: int = 0
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -560,6 +579,7 @@ class Consumer:
                 pending=int(stats.get("pending", 0)),
                 in_flight=int(stats.get("in_flight", 0)),
                 dead=int(stats.get("dead", 0)),
+                skipped=int(stats.get("skipped", 0)),
                 raw=dict(body),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

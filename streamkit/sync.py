@@ -117,6 +117,10 @@ class Client:
         """See `AsyncClient.create_stream`."""
         return self._run(self._async.create_stream(name, **options))
 
+    def update_stream(self, stream: str, **limits: Any) -> Stream:
+        """See `AsyncClient.update_stream`."""
+        return self._run(self._async.update_stream(stream, **limits))
+
     def get_stream(self, stream: str) -> Stream:
         """See `AsyncClient.get_stream`."""
         return self._run(self._async.get_stream(stream))

@@ -80,6 +80,14 @@ class API:
         body = await self._call(routes.GET_STREAM, retry=True, stream=stream)
         return Stream.from_wire(_object(body))
 
+    async def update_stream(self, stream: str, changes: Mapping[str, Any]) -> Stream:
+        """``PATCH /api/streams/{stream}``."""
+        route = routes.UPDATE_STREAM
+        body = await self.transport.request(
+            route.method, route.url(stream=stream), json=dict(changes), retry=True
+        )
+        return Stream.from_wire(_object(body))
+
     async def list_streams(self) -> list[Stream]:
         """``GET /api/streams``."""
         body = await self._call(routes.LIST_STREAMS, retry=True)

@@ -2,6 +2,7 @@
 
 ```console
 $ streamkit serve                                   # the server (no extra needed)
+$ streamkit compact --db streamkit.db               # shrink a stopped server's file
 $ streamkit streams create orders
 $ seq 1000 | streamkit publish orders --key orders.eu
 $ streamkit tail orders --follow
@@ -147,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     # The server parses its own options (`streamkit serve --help` lists them): the
     # other commands never import it.
     commands.add_parser("serve", help="run the streamkit server", add_help=False)
+    commands.add_parser(
+        "compact", help="shrink a stopped server's database file (--db PATH)", add_help=False
+    )
 
     p = commands.add_parser(
         "publish",
@@ -267,6 +271,12 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
     return serve.main(argv, prog="streamkit serve", api_key=args.client_api_key)
 
 
+def _compact(argv: list[str]) -> int:
+    from streamkit.cli import files  # works on the file, offline: no client, no rich
+
+    return files.compact(argv)
+
+
 def _run_command(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("rich") is None:
         return _error(f"`streamkit {args.command}` needs rich: {RICH_HINT}")
@@ -295,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, rest = parser.parse_known_args(argv)
         if args.command == "serve":
             return _serve(args, rest)
+        if args.command == "compact":
+            return _compact(rest)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
     except SystemExit as exc:  # --help, --version, or a usage error already reported

@@ -35,6 +35,7 @@ OPENAPI = Route("openapi", "GET", "/api/openapi.json")
 CREATE_STREAM = Route("createStream", "POST", "/api/streams")
 LIST_STREAMS = Route("listStreams", "GET", "/api/streams")
 GET_STREAM = Route("getStream", "GET", _STREAM)
+UPDATE_STREAM = Route("updateStream", "PATCH", _STREAM)
 DELETE_STREAM = Route("deleteStream", "DELETE", _STREAM)
 PUBLISH = Route("publish", "POST", _STREAM + "/messages")
 READ_MESSAGES = Route("readMessages", "GET", _STREAM + "/messages")
@@ -59,6 +60,7 @@ ROUTES: tuple[Route, ...] = (
     CREATE_STREAM,
     LIST_STREAMS,
     GET_STREAM,
+    UPDATE_STREAM,
     DELETE_STREAM,
     PUBLISH,
     READ_MESSAGES,

@@ -124,6 +124,7 @@ def _handlers() -> dict[Route, Handler]:
         routes.CREATE_STREAM: create_stream,
         routes.LIST_STREAMS: list_streams,
         routes.GET_STREAM: get_stream,
+        routes.UPDATE_STREAM: update_stream,
         routes.DELETE_STREAM: delete_stream,
         routes.PUBLISH: publish,
         routes.READ_MESSAGES: read_messages,
@@ -322,6 +323,13 @@ async def list_streams(request: web.Request) -> web.Response:
 async def get_stream(request: web.Request) -> web.Response:
     """One stream with stats."""
     record = await _store(request).get_stream(request.match_info["stream"])
+    return json_response(stream_json(record))
+
+
+async def update_stream(request: web.Request) -> web.Response:
+    """Change a stream's retention limits; the stream with its new options."""
+    changes = validation.stream_update_body(await _json_body(request))
+    record = await _store(request).update_stream(request.match_info["stream"], changes)
     return json_response(stream_json(record))
 
 

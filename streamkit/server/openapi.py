@@ -97,6 +97,20 @@ SCHEMAS: dict[str, Schema] = {
             "max_storage_gb": _nullable(_int(1)),
             "retain_up_to": _nullable(_int(1)),
             "retain_at_least": _nullable(_int(1)),
+            "max_bytes": _nullable(_int(1)),
+            "max_age_ms": _nullable(_int(1)),
+        },
+    },
+    "StreamUpdate": {
+        "type": "object",
+        "description": "Retention limits to change; absent fields keep their value, "
+        "null lifts a limit. name, one_message_per_key and process_unmodified cannot change.",
+        "properties": {
+            "max_storage_gb": _nullable(_int(1)),
+            "retain_up_to": _nullable(_int(1)),
+            "retain_at_least": _nullable(_int(1)),
+            "max_bytes": _nullable(_int(1)),
+            "max_age_ms": _nullable(_int(1)),
         },
     },
     "Stream": {
@@ -111,6 +125,8 @@ SCHEMAS: dict[str, Schema] = {
             "max_storage_gb": _nullable({"type": "integer"}),
             "retain_up_to": _nullable({"type": "integer"}),
             "retain_at_least": _nullable({"type": "integer"}),
+            "max_bytes": _nullable({"type": "integer"}),
+            "max_age_ms": _nullable({"type": "integer"}),
             "inserted_at": _TIME,
             "updated_at": _TIME,
             "stats": {
@@ -264,6 +280,11 @@ SCHEMAS: dict[str, Schema] = {
                     "pending": {"type": "integer", "minimum": 0},
                     "in_flight": {"type": "integer", "minimum": 0},
                     "dead": {"type": "integer", "minimum": 0},
+                    "skipped": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "messages retention trimmed before this consumer acked them",
+                    },
                 },
             },
         },
@@ -404,6 +425,13 @@ OPERATIONS: tuple[Operation, ...] = (
         ok_schema=_data_list("Stream"),
     ),
     Operation(routes.GET_STREAM, "A stream with stats", ok_schema=_ref("Stream"), errors=(404,)),
+    Operation(
+        routes.UPDATE_STREAM,
+        "Change a stream's retention limits",
+        body="StreamUpdate",
+        ok_schema=_ref("Stream"),
+        errors=(400, 404, 413, 422),
+    ),
     Operation(
         routes.DELETE_STREAM,
         "Delete a stream, its messages and consumers",

@@ -75,6 +75,8 @@ def stream_json(s: StreamRecord) -> dict[str, Any]:
         "max_storage_gb": o.max_storage_gb,
         "retain_up_to": o.retain_up_to,
         "retain_at_least": o.retain_at_least,
+        "max_bytes": o.max_bytes,
+        "max_age_ms": o.max_age_ms,
         "inserted_at": s.inserted_at,
         "updated_at": s.updated_at,
         "stats": {
@@ -110,5 +112,6 @@ def consumer_json(c: ConsumerRecord, max_waiting: int = 20) -> dict[str, Any]:
             "pending": c.stats.pending,
             "in_flight": c.stats.in_flight,
             "dead": c.stats.dead,
+            "skipped": c.stats.skipped,
         }
     return body

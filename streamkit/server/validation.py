@@ -21,7 +21,14 @@ from streamkit.protocol.wire import (
     MAX_ACK_IDS,
     MAX_BATCH,
 )
-from streamkit.server.store.base import ConsumerSpec, MessageQuery, NewMessage, StreamOptions
+from streamkit.server.store.base import (
+    RETENTION_FIELDS,
+    ConsumerSpec,
+    MessageQuery,
+    NewMessage,
+    StreamChanges,
+    StreamOptions,
+)
 
 MAX_ID_LENGTH = 255
 MAX_DELAY_MS = 7 * 24 * 3600 * 1000
@@ -119,10 +126,36 @@ def stream_body(body: object) -> tuple[str, StreamOptions]:
         max_storage_gb=_int(errors, obj, "max_storage_gb", None, minimum=1, nullable=True),
         retain_up_to=_int(errors, obj, "retain_up_to", None, minimum=1, nullable=True),
         retain_at_least=_int(errors, obj, "retain_at_least", None, minimum=1, nullable=True),
+        max_bytes=_int(errors, obj, "max_bytes", None, minimum=1, nullable=True),
+        max_age_ms=_int(errors, obj, "max_age_ms", None, minimum=1, nullable=True),
     )
     errors.raise_if_any()
     assert isinstance(name, str)
     return name, options
+
+
+_FIXED_FIELDS = ("name", "one_message_per_key", "process_unmodified")
+
+
+def stream_update_body(body: object) -> StreamChanges:
+    """``PATCH /api/streams/{s}`` -> the retention fields to change (``None`` lifts a limit).
+
+    Fields are validated as on create; absent ones keep their value (an empty body
+    changes nothing). The name and the compaction options cannot change on an
+    existing stream.
+    """
+    obj = _object(body)
+    errors = _Errors()
+    for field in _FIXED_FIELDS:
+        if field in obj:
+            errors.add(field, "cannot be changed on an existing stream")
+    changes = {
+        field: _int(errors, obj, field, None, minimum=1, nullable=True)
+        for field in RETENTION_FIELDS
+        if field in obj
+    }
+    errors.raise_if_any()
+    return changes
 
 
 def consumer_body(body: object) -> ConsumerSpec:

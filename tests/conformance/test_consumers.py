@@ -48,7 +48,7 @@ async def test_list_get_delete(api: Api) -> None:
     assert [c["name"] for c in listed] == ["a", "b"]
     got = await api.ok("GET", f"/api/streams/{stream['id']}/consumers/{b['id']}")
     assert got["name"] == "b" and got["filter_key_pattern"] == "x.*"
-    assert got["stats"] == {"pending": 0, "in_flight": 0, "dead": 0}
+    assert got["stats"] == {"pending": 0, "in_flight": 0, "dead": 0, "skipped": 0}
     deleted = await api.ok("DELETE", f"/api/streams/orders/consumers/{a['id']}")
     assert deleted == {"id": a["id"], "deleted": True}
     assert (await api.call("GET", "/api/streams/orders/consumers/a"))[0] == 404
@@ -139,11 +139,11 @@ async def test_stats_pending_and_in_flight(api: Api) -> None:
     await api.stream("orders")
     await api.consumer(pattern="a.*")
     await api.publish("orders", msgs("a.1", "b.1", "a.2", "a.3"))
-    assert await api.stats() == {"pending": 3, "in_flight": 0, "dead": 0}
+    assert await api.stats() == {"pending": 3, "in_flight": 0, "dead": 0, "skipped": 0}
     got = await api.receive(batch_size=2)
-    assert await api.stats() == {"pending": 1, "in_flight": 2, "dead": 0}
+    assert await api.stats() == {"pending": 1, "in_flight": 2, "dead": 0, "skipped": 0}
     await api.ack([got[0]["ack_id"]])
-    assert await api.stats() == {"pending": 1, "in_flight": 1, "dead": 0}
+    assert await api.stats() == {"pending": 1, "in_flight": 1, "dead": 0, "skipped": 0}
 
 
 async def test_stats_count_nacked_messages_as_pending(
@@ -161,7 +161,7 @@ async def test_stats_count_nacked_messages_as_pending(
     await api.publish("orders", msgs("a", "b"))
     got = await api.receive()
     await api.nack([got[0]["ack_id"]], delay_ms=60_000)
-    assert await api.stats() == {"pending": 1, "in_flight": 1, "dead": 0}
+    assert await api.stats() == {"pending": 1, "in_flight": 1, "dead": 0, "skipped": 0}
 
 
 async def test_ephemeral_consumer_is_reaped_when_idle(api: Api) -> None:

@@ -34,7 +34,7 @@ async def test_receive_shape_and_ack(api: Api) -> None:
     assert message == (await api.read())[0]
     assert await api.receive() == []  # in flight: not handed out again
     await api.ack([item["ack_id"]])
-    assert await api.stats() == {"pending": 0, "in_flight": 0, "dead": 0}
+    assert await api.stats() == {"pending": 0, "in_flight": 0, "dead": 0, "skipped": 0}
     await api.ack([item["ack_id"]])  # acking twice is harmless
 
 
@@ -185,7 +185,7 @@ async def test_extend_resets_deadline(api: Api) -> None:
     # 800 ms after delivery, still in flight thanks to the extensions
     assert await api.receive() == []
     await api.ack([item["ack_id"]])
-    assert await api.stats() == {"pending": 0, "in_flight": 0, "dead": 0}
+    assert await api.stats() == {"pending": 0, "in_flight": 0, "dead": 0, "skipped": 0}
 
 
 async def test_max_deliver_dead_letters(api: Api) -> None:
@@ -199,7 +199,7 @@ async def test_max_deliver_dead_letters(api: Api) -> None:
     await asyncio.sleep(0.3)  # the last ack deadline passes
     assert await api.receive(wait_for=300) == []  # never delivered a third time
     stats = await eventually(api.stats, lambda s: s["dead"] == 1)
-    assert stats == {"pending": 0, "in_flight": 0, "dead": 1}
+    assert stats == {"pending": 0, "in_flight": 0, "dead": 1, "skipped": 0}
     dead = await api.ok("GET", "/api/streams/orders/consumers/billing/dead")
     assert [m["key"] for m in dead["data"]] == ["a"]
     assert dead["data"][0] == (await api.read())[0]
@@ -212,7 +212,7 @@ async def test_nack_past_max_deliver_dead_letters(api: Api) -> None:
     await api.nack([d["ack_id"] for d in got])
     assert await api.receive(wait_for=200) == []
     stats = await eventually(api.stats, lambda s: s["dead"] == 2)
-    assert stats == {"pending": 0, "in_flight": 0, "dead": 2}
+    assert stats == {"pending": 0, "in_flight": 0, "dead": 2, "skipped": 0}
     dead = await api.ok("GET", "/api/streams/orders/consumers/billing/dead", params={"limit": 1})
     assert [m["seq"] for m in dead["data"]] == [1]
 
@@ -280,7 +280,7 @@ async def test_competing_receivers_never_share_a_message(api: Api) -> None:
 
     await asyncio.gather(*(worker() for _ in range(8)))
     assert sorted(seen) == list(range(1, total + 1))
-    assert await api.stats() == {"pending": 0, "in_flight": 0, "dead": 0}
+    assert await api.stats() == {"pending": 0, "in_flight": 0, "dead": 0, "skipped": 0}
 
 
 async def test_concurrent_long_polls_split_a_publish(api: Api) -> None:

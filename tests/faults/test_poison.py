@@ -47,6 +47,7 @@ async def test_a_subscription_hands_out_the_poison_flagged_and_the_rest_decoded(
                     return
 
         await asyncio.wait_for(consume(), 10)
+        await subscription.aclose()  # sends the acks still queued
         consumer = await client.get_consumer("orders", "billing")
     assert [e.seq for e in received] == list(range(1, 21))
     poison = received[BAD_AT]

@@ -49,7 +49,7 @@ async def test_list_get_delete(api: Api) -> None:
     assert all("stats" not in c for c in listed)
     got = await api.ok("GET", "/api/streams/orders/consumers/a")
     assert (got["ack_wait_ms"], got["max_ack_pending"], got["max_deliver"]) == (1000, 5, 3)
-    assert got["stats"] == {"pending": 0, "in_flight": 0, "dead": 0}
+    assert got["stats"] == {"pending": 0, "in_flight": 0, "dead": 0, "skipped": 0}
     assert (await api.ok("GET", f"/api/streams/orders/consumers/{b['id']}"))["name"] == "b"
 
     deleted = await api.ok("DELETE", f"/api/streams/orders/consumers/{a['id']}")
@@ -157,7 +157,7 @@ async def test_filter_key_pattern(api: Api) -> None:
     assert await keys("exact") == ["orders.us.2"]
     assert await keys("mid") == ["orders.eu.3"]
     stats = (await api.ok("GET", "/api/streams/orders/consumers/eu"))["stats"]
-    assert stats == {"pending": 0, "in_flight": 2, "dead": 0}
+    assert stats == {"pending": 0, "in_flight": 2, "dead": 0, "skipped": 0}
 
 
 async def test_sparse_filter_over_long_backlog(api: Api) -> None:
@@ -175,13 +175,13 @@ async def test_stats_pending(api: Api) -> None:
     await api.consumer(pattern="a.>")
     await api.publish("orders", msgs("a.1", "a.2", "b.1", "a.3"))
     stats = (await api.ok("GET", "/api/streams/orders/consumers/billing"))["stats"]
-    assert stats == {"pending": 3, "in_flight": 0, "dead": 0}
+    assert stats == {"pending": 3, "in_flight": 0, "dead": 0, "skipped": 0}
     got = await api.receive(batch_size=2)
     stats = (await api.ok("GET", "/api/streams/orders/consumers/billing"))["stats"]
-    assert stats == {"pending": 1, "in_flight": 2, "dead": 0}
+    assert stats == {"pending": 1, "in_flight": 2, "dead": 0, "skipped": 0}
     await api.nack([got[0]["ack_id"]], delay_ms=60_000)
     stats = (await api.ok("GET", "/api/streams/orders/consumers/billing"))["stats"]
-    assert stats == {"pending": 2, "in_flight": 1, "dead": 0}
+    assert stats == {"pending": 2, "in_flight": 1, "dead": 0, "skipped": 0}
 
 
 async def test_ephemeral_consumer_is_reaped_when_idle(api: Api) -> None:

@@ -105,7 +105,7 @@ async def test_redelivery_after_ack_wait(api: Api) -> None:
     await api.ack([first["ack_id"]])
     assert (await _stats(api))["in_flight"] == 1
     await api.ack([second["ack_id"]])
-    assert await _stats(api) == {"pending": 0, "in_flight": 0, "dead": 0}
+    assert await _stats(api) == {"pending": 0, "in_flight": 0, "dead": 0, "skipped": 0}
 
 
 async def test_nack_redelivers_immediately(api: Api) -> None:
@@ -116,7 +116,7 @@ async def test_nack_redelivers_immediately(api: Api) -> None:
     again = await api.receive()
     assert [(d["message"]["key"], d["delivery_count"]) for d in again] == [("b", 2)]
     await api.ack([first[0]["ack_id"], again[0]["ack_id"]])
-    assert await _stats(api) == {"pending": 0, "in_flight": 0, "dead": 0}
+    assert await _stats(api) == {"pending": 0, "in_flight": 0, "dead": 0, "skipped": 0}
 
 
 async def test_nack_with_delay(api: Api) -> None:
@@ -171,7 +171,7 @@ async def test_extend_resets_deadline(api: Api) -> None:
     # 450 ms after delivery, still in flight thanks to the extensions
     assert await api.receive() == []
     await api.ack([item["ack_id"]])
-    assert await _stats(api) == {"pending": 0, "in_flight": 0, "dead": 0}
+    assert await _stats(api) == {"pending": 0, "in_flight": 0, "dead": 0, "skipped": 0}
 
 
 async def test_max_deliver_dead_letters(api: Api) -> None:
@@ -184,7 +184,7 @@ async def test_max_deliver_dead_letters(api: Api) -> None:
     assert again["delivery_count"] == 2
     # second attempt times out instead: now it is dead
     assert await api.receive(wait_for=300) == []
-    assert await _stats(api) == {"pending": 0, "in_flight": 0, "dead": 1}
+    assert await _stats(api) == {"pending": 0, "in_flight": 0, "dead": 1, "skipped": 0}
     dead = (await api.ok("GET", "/api/streams/orders/consumers/billing/dead"))["data"]
     assert [m["key"] for m in dead] == ["poison"]
     assert dead[0]["seq"] == 1
@@ -199,7 +199,7 @@ async def test_nack_past_max_deliver_is_dead_at_once(api: Api) -> None:
     await api.publish("orders", msgs("a"))
     (item,) = await api.receive()
     await api.nack([item["ack_id"]])
-    assert await _stats(api) == {"pending": 0, "in_flight": 0, "dead": 1}
+    assert await _stats(api) == {"pending": 0, "in_flight": 0, "dead": 1, "skipped": 0}
     status, body = await api.call(
         "GET", "/api/streams/orders/consumers/billing/dead", params={"limit": 0}
     )

@@ -145,7 +145,7 @@ async def test_compacted_stream_redelivers_latest_only(api: Api) -> None:
     assert [d["message"]["data"] for d in got] == ["2"]
     await api.ack([first["ack_id"], got[0]["ack_id"]], "kv", "c")
     stats = (await api.ok("GET", "/api/streams/kv/consumers/c"))["stats"]
-    assert stats == {"pending": 0, "in_flight": 0, "dead": 0}
+    assert stats == {"pending": 0, "in_flight": 0, "dead": 0, "skipped": 0}
 
 
 async def test_rejected_batch_stores_nothing(api: Api) -> None:

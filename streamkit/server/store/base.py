@@ -13,8 +13,8 @@ absent, never null. Timestamps are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 from binascii import b2a_base64
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from hashlib import sha256
 from typing import Literal, Protocol, TypedDict
@@ -81,13 +81,53 @@ class NewMessage(_NewMessageRequired, total=False):
 
 @dataclass(frozen=True)
 class StreamOptions:
-    """Options a stream is created with. Retention limits are stored, not enforced."""
+    """Options a stream is created with; the retention limits (see `RETENTION_FIELDS`)
+    can be changed later with `Store.update_stream`.
+
+    Retention trims the oldest messages first: past ``retain_up_to`` messages,
+    past the byte limit (the smaller of ``max_bytes`` and ``max_storage_gb``
+    GiB, counted as key + data bytes) but never below ``retain_at_least``
+    messages, and once older than ``max_age_ms``.
+    """
 
     one_message_per_key: bool = False
     process_unmodified: bool = False
     max_storage_gb: int | None = None
     retain_up_to: int | None = None
     retain_at_least: int | None = None
+    max_bytes: int | None = None
+    max_age_ms: int | None = None
+
+    @property
+    def byte_limit(self) -> int | None:
+        """The byte limit in force: the smaller of ``max_bytes`` and ``max_storage_gb``."""
+        limits = [n for n in (self.max_bytes, _gib(self.max_storage_gb)) if n is not None]
+        return min(limits) if limits else None
+
+    def changed(self, changes: StreamChanges) -> StreamOptions:
+        """These options with the retention fields in ``changes`` replaced."""
+        return replace(
+            self,
+            retain_up_to=changes.get("retain_up_to", self.retain_up_to),
+            max_storage_gb=changes.get("max_storage_gb", self.max_storage_gb),
+            retain_at_least=changes.get("retain_at_least", self.retain_at_least),
+            max_bytes=changes.get("max_bytes", self.max_bytes),
+            max_age_ms=changes.get("max_age_ms", self.max_age_ms),
+        )
+
+
+RETENTION_FIELDS = ("retain_up_to", "max_storage_gb", "retain_at_least", "max_bytes", "max_age_ms")
+"""The `StreamOptions` fields ``PATCH /api/streams/{s}`` may change (``None`` lifts a limit)."""
+
+StreamChanges = Mapping[str, int | None]
+"""New values of some `RETENTION_FIELDS`, as validated by the app."""
+
+GIB = 1024**3
+"""Bytes per ``max_storage_gb`` unit."""
+
+
+def _gib(gb: int | None) -> int | None:
+    return None if gb is None else gb * GIB
 
 
 
@@ -145,11 +185,13 @@ class StreamRecord:
 
 @dataclass(frozen=True)
 class ConsumerStats:
-    """Where a consumer's messages are: waiting, delivered-unacked, dead-lettered."""
+    """Where a consumer's messages are: waiting, delivered-unacked, dead-lettered;
+    ``skipped`` counts the ones retention trimmed before the consumer acked them."""
 
     pending: int
     in_flight: int
     dead: int
+    skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -247,6 +289,10 @@ class Store(Protocol):
 
     async def list_streams(self) -> list[StreamRecord]:
         """All streams, oldest first."""
+        ...
+
+    async def update_stream(self, stream: str, changes: StreamChanges) -> StreamRecord:
+        """Change a stream's retention limits (keys of `RETENTION_FIELDS`); enforced from now on."""
         ...
 
     async def get_stream(self, stream: str) -> StreamRecord:

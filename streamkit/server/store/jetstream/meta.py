@@ -25,6 +25,7 @@ from streamkit.server.store.base import (
     ConsumerRecord,
     ConsumerSpec,
     ConsumerStats,
+    StoreInvalid,
     StoreNotFound,
     StreamOptions,
     StreamRecord,
@@ -54,6 +55,8 @@ MAX_WAITING = 512
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MS = 1_000_000
+_INT64_MAX = 2**63 - 1
+"""JetStream's limits are int64: a larger byte limit or age is as good as none."""
 
 
 def is_id(ref: str) -> bool:
@@ -101,7 +104,7 @@ def stream_config(
         "storage": "file",
         "discard": "old",
         "max_msgs_per_subject": 1 if options.one_message_per_key else -1,
-        "duplicate_window": dedupe_window_ms * _MS,
+        **retention_config(options, dedupe_window_ms),
         "num_replicas": replicas,
         "allow_direct": True,
         "allow_atomic": True,
@@ -112,6 +115,43 @@ def stream_config(
             META_OPTIONS: orjson.dumps(dataclasses.asdict(options)).decode(),
         },
     }
+
+
+def retention_config(options: StreamOptions, dedupe_window_ms: int) -> dict[str, Any]:
+    """The JetStream limits for ``options``: ``max_msgs``, ``max_bytes``, ``max_age``.
+
+    JetStream has no floor like ``retain_at_least``: it is stored, not enforced.
+    Its ``duplicate_window`` may not exceed ``max_age``, so it is capped by it.
+    """
+    byte_limit = options.byte_limit
+    window = dedupe_window_ms
+    if options.max_age_ms is not None:
+        window = min(window, options.max_age_ms)
+    return {
+        "max_msgs": options.retain_up_to if options.retain_up_to is not None else -1,
+        "max_bytes": min(byte_limit, _INT64_MAX) if byte_limit is not None else -1,
+        "max_age": min(options.max_age_ms * _MS, _INT64_MAX) if options.max_age_ms else 0,
+        "duplicate_window": window * _MS,
+    }
+
+
+ERR_INSUFFICIENT_STORAGE = 10047
+"""JetStream's answer to a ``max_bytes`` above what its account or server can store."""
+
+
+def storage_refused(options: StreamOptions) -> StoreInvalid:
+    """The 422 for a byte limit JetStream refused (`ERR_INSUFFICIENT_STORAGE`)."""
+    field_name = "max_bytes" if options.byte_limit == options.max_bytes else "max_storage_gb"
+    return StoreInvalid({field_name: ["is more than the JetStream server can store"]})
+
+
+def updated_stream_config(
+    config: dict[str, Any], options: StreamOptions, dedupe_window_ms: int
+) -> dict[str, Any]:
+    """``config`` (of a stream's info) with the limits and metadata of new ``options``."""
+    metadata = dict(config.get("metadata") or {})
+    metadata[META_OPTIONS] = orjson.dumps(dataclasses.asdict(options)).decode()
+    return {**config, **retention_config(options, dedupe_window_ms), "metadata": metadata}
 
 
 def dead_stream_config(naming: Naming, handle: StreamHandle, *, replicas: int) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from streamkit.server.store.base import (
     StoreError,
     StoreNotFound,
     StoreUnavailable,
+    StreamChanges,
     StreamOptions,
     StreamRecord,
 )
@@ -73,6 +74,7 @@ from streamkit.server.store.jetstream.conn import (
 )
 from streamkit.server.store.jetstream.dead import DeadLetters
 from streamkit.server.store.jetstream.meta import (
+    ERR_INSUFFICIENT_STORAGE,
     META_ID,
     Catalog,
     StreamHandle,
@@ -82,8 +84,10 @@ from streamkit.server.store.jetstream.meta import (
     handle_from_info,
     is_id,
     new_id,
+    storage_refused,
     stream_config,
     stream_record,
+    updated_stream_config,
 )
 from streamkit.server.store.jetstream.publish import BatchWriter
 from streamkit.server.store.jetstream.reads import Reader
@@ -241,6 +245,8 @@ class JetStreamStore:
         except JsApiError as exc:
             if exc.err_code == ERR_STREAM_NAME_IN_USE:
                 raise StoreConflict("name") from None
+            if exc.err_code == ERR_INSUFFICIENT_STORAGE:
+                raise storage_refused(options) from None
             raise
         handle = handle_from_info(self.naming, info)
         assert handle is not None
@@ -257,6 +263,25 @@ class JetStreamStore:
         """One stream with fresh stats."""
         handle, info = await self._stream_info(stream)
         return stream_record(handle, info, self.account_id)
+
+    async def update_stream(self, stream: str, changes: StreamChanges) -> StreamRecord:
+        """Change retention limits: the stream's ``max_msgs``/``max_bytes``/``max_age``."""
+        handle, info = await self._stream_info(stream)
+        options = handle.options.changed(changes)
+        config = updated_stream_config(info["config"], options, self.dedupe_window_ms)
+        try:
+            updated = await self.conn.api(f"STREAM.UPDATE.{handle.js_name}", config)
+        except JsApiError as exc:
+            if exc.err_code == ERR_STREAM_NOT_FOUND:
+                self._cat.forget(handle)
+                raise StoreNotFound("stream") from None
+            if exc.err_code == ERR_INSUFFICIENT_STORAGE:
+                raise storage_refused(options) from None
+            raise
+        new_handle = handle_from_info(self.naming, updated)
+        assert new_handle is not None
+        self._cat.remember(new_handle)
+        return stream_record(new_handle, updated, self.account_id)
 
     async def _stream_info(self, ref: str) -> tuple[StreamHandle, dict[str, Any]]:
         if not is_id(ref):

@@ -77,14 +77,14 @@ def _dead_condition(alias: str) -> str:
 
 
 def get_consumer(conn: sqlite3.Connection, cid: int, account_id: str) -> ConsumerRecord:
-    """One consumer with stats (pending, in flight, dead)."""
+    """One consumer with stats (pending, in flight, dead, skipped)."""
     row = conn.execute(
-        f"SELECT {CONSUMER_COLUMNS}, c.cursor{CONSUMER_FROM} WHERE c.cid = ?", (cid,)
+        f"SELECT {CONSUMER_COLUMNS}, c.cursor, c.skipped{CONSUMER_FROM} WHERE c.cid = ?", (cid,)
     ).fetchone()
     if row is None:
         raise StoreNotFound("consumer")
     meta = consumer_meta(row)
-    cursor = row[13]
+    cursor, skipped = row[13], row[14]
     now = now_us() // 1000
     params = {"cid": cid, "now": now, "max_deliver": meta.max_deliver, "sid": meta.sid}
     in_flight, dead, waiting = conn.execute(
@@ -102,7 +102,9 @@ def get_consumer(conn: sqlite3.Connection, cid: int, account_id: str) -> Consume
         f"SELECT COUNT(*) FROM messages WHERE stream = ? AND seq > ?{clause}",
         (meta.sid, cursor, *args),
     ).fetchone()
-    stats = ConsumerStats(pending=fresh + waiting, in_flight=in_flight, dead=dead)
+    stats = ConsumerStats(
+        pending=fresh + waiting, in_flight=in_flight, dead=dead, skipped=skipped
+    )
     return consumer_record(row, account_id, stats)
 
 

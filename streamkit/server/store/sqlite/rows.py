@@ -96,13 +96,15 @@ def messages_from_rows(rows: Sequence[Sequence[Any]], stream_id: str) -> list[Me
 
 STREAM_COLUMNS = (
     "sid, id, name, one_message_per_key, process_unmodified, max_storage_gb, retain_up_to,"
-    " retain_at_least, message_count, storage_size, inserted_at, updated_at,"
+    " retain_at_least, max_bytes, max_age_ms, message_count, storage_size, inserted_at,"
+    " updated_at,"
     " (SELECT COUNT(*) FROM consumers c WHERE c.stream = streams.sid)"
 )
 
 
 def stream_record(row: Sequence[Any], account_id: str) -> StreamRecord:
-    (_, id_, name, per_key, unmodified, gb, up_to, at_least, count, size, ins, upd, ncons) = row
+    (_, id_, name, per_key, unmodified, gb, up_to, at_least, max_bytes, max_age_ms) = row[:10]
+    count, size, ins, upd, ncons = row[10:]
     return StreamRecord(
         id=id_,
         name=name,
@@ -113,6 +115,8 @@ def stream_record(row: Sequence[Any], account_id: str) -> StreamRecord:
             max_storage_gb=gb,
             retain_up_to=up_to,
             retain_at_least=at_least,
+            max_bytes=max_bytes,
+            max_age_ms=max_age_ms,
         ),
         inserted_at=to_datetime(ins),
         updated_at=to_datetime(upd),

@@ -18,6 +18,13 @@ Layout, and why:
 - ``latest_by_key`` exists only for ``one_message_per_key`` streams.
 - ids are AUTOINCREMENT so a deleted stream's or consumer's number is never
   reused (in-memory state keyed by it can never alias a new one).
+- New files use ``auto_vacuum = INCREMENTAL``: pages retention frees go to the
+  freelist and are reused by later writes (the file stops growing), and
+  ``PRAGMA incremental_vacuum`` (``streamkit compact``) can hand them back to
+  the filesystem without rewriting the file. Older files keep their mode;
+  ``streamkit compact`` converts them with one VACUUM.
+- ``journal_size_limit`` truncates the WAL back to `WAL_SIZE_LIMIT` whenever
+  it restarts after a checkpoint, so one burst does not leave a large WAL behind.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ Synchronous = Literal["normal", "full"]
 SCHEMA_VERSION = "1"
 PAGE_SIZE = 16 * 1024
 """Bytes per page of a new database file (see the module docstring)."""
+WAL_SIZE_LIMIT = 8 * 1024 * 1024
+"""Bytes the WAL is truncated back to when it restarts (``journal_size_limit``)."""
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -48,6 +57,8 @@ CREATE TABLE IF NOT EXISTS streams (
     max_storage_gb INTEGER,
     retain_up_to INTEGER,
     retain_at_least INTEGER,
+    max_bytes INTEGER,
+    max_age_ms INTEGER,
     last_seq INTEGER NOT NULL DEFAULT 0,
     message_count INTEGER NOT NULL DEFAULT 0,
     storage_size INTEGER NOT NULL DEFAULT 0,
@@ -86,6 +97,7 @@ CREATE TABLE IF NOT EXISTS consumers (
     inactive_threshold_ms INTEGER,
     cursor INTEGER NOT NULL,
     outstanding INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
     inserted_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     UNIQUE (stream, name)
@@ -105,6 +117,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
 
 IN_FLIGHT, WAITING, DEAD = 0, 1, 2
 
+ADDED_COLUMNS = (
+    ("streams", "max_bytes", "INTEGER"),
+    ("streams", "max_age_ms", "INTEGER"),
+    ("consumers", "skipped", "INTEGER NOT NULL DEFAULT 0"),
+)
+"""Columns added after schema version 1 shipped: files created before get them at open."""
+
 
 def connect(
     path: Path,
@@ -120,8 +139,11 @@ def connect(
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
     conn.execute("PRAGMA busy_timeout = 10000")
     if not readonly:
-        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes on a new, empty file
+        # page_size and auto_vacuum only take on a new, empty file.
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     if wal_autocheckpoint is not None:
         conn.execute(f"PRAGMA wal_autocheckpoint = {int(wal_autocheckpoint)}")
     conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
@@ -143,6 +165,10 @@ def create_schema(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO meta (k, v) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
     elif row[0] != SCHEMA_VERSION:
         raise RuntimeError(f"unsupported database schema version {row[0]!r}")
+    for table, column, decl in ADDED_COLUMNS:
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
 
 def key_filter_sql(pattern: str | None, column: str = "key") -> tuple[str, tuple[str, ...]]:

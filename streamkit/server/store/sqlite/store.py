@@ -7,6 +7,10 @@ reader connection. The loop keeps a small cache of stream and consumer
 identities (they never change after creation) so refs resolve without a
 query and long-polls know what to wait on.
 
+Retention is enforced on the writer: publishes trim what they push past the
+limits, and a trimmer task (see ``retention``) trims the rest in small steps:
+after a limit is lowered, and every `TRIM_INTERVAL` for messages aging out.
+
 Waiting is notification-driven: a publish wakes the waiters of its stream and
 of its consumers, an ack/nack wakes its consumer's waiters when it makes
 something deliverable, and a waiting receive also sleeps no longer than the
@@ -36,10 +40,12 @@ from streamkit.server.store.base import (
     PublishResult,
     StoreConflict,
     StoreNotFound,
+    StreamChanges,
     StreamOptions,
     StreamRecord,
 )
 from streamkit.server.store.sqlite import reads as reads
+from streamkit.server.store.sqlite import retention
 from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES, Checkpointer
 from streamkit.server.store.sqlite.rows import ConsumerMeta, StreamMeta
 from streamkit.server.store.sqlite.schema import Synchronous, connect
@@ -50,6 +56,9 @@ log = logging.getLogger(__name__)
 
 _REAP_INTERVAL_MAX = 1.0
 _REAP_INTERVAL_MIN = 0.02
+
+TRIM_INTERVAL = 1.0
+"""Seconds between the trimmer's passes over streams with limits (``max_age_ms`` resolution)."""
 
 
 class _Signals:
@@ -151,6 +160,8 @@ class SqliteStore:
         self._last_active: dict[int, float] = {}
         self._busy: dict[int, int] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._trimmer: asyncio.Task[None] | None = None
+        self._trim_now = asyncio.Event()
         self._opened = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -178,6 +189,8 @@ class SqliteStore:
             self._last_active[c.cid] = now
         self._signals = _Signals()
         self._reaper = asyncio.create_task(self._reap(), name="streamkit-sqlite-reaper")
+        self._trim_now = asyncio.Event()
+        self._trimmer = asyncio.create_task(self._trim(), name="streamkit-sqlite-trimmer")
         self._opened = True
 
     async def close(self) -> None:
@@ -188,6 +201,11 @@ class SqliteStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._trimmer
+            self._trimmer = None
         await asyncio.to_thread(self._checkpointer.stop)
         await self._reader.stop()
         await self._writer.stop()
@@ -252,6 +270,16 @@ class SqliteStore:
         return await self._reader.run(
             partial(reads.get_stream, sid=entry.meta.sid, account_id=self._account_id)
         )
+
+    async def update_stream(self, stream: str, changes: StreamChanges) -> StreamRecord:
+        """Change retention limits; a lowered limit is trimmed down to in small steps."""
+        entry = self._stream(stream)
+        record = await self._writer.run(
+            partial(self._ops.update_stream, sid=entry.meta.sid, changes=changes)
+        )
+        self._wake_stream(entry)  # a first trim step may have freed max_ack_pending room
+        self._trim_now.set()
+        return record
 
     async def delete_stream(self, stream: str) -> str:
         """Delete a stream, its messages and its consumers; returns its id."""
@@ -439,6 +467,39 @@ class SqliteStore:
         """The consumer's dead-lettered messages, by seq."""
         c = self._consumer(stream, consumer)
         return await self._reader.run(partial(reads.dead_letters, consumer=c, limit=limit))
+
+    # -- retention -------------------------------------------------------------
+
+    async def _trim(self) -> None:
+        """Enforce retention limits in steps of `retention.TRIM_BATCH`, one writer job each."""
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._trim_now.wait(), TRIM_INTERVAL)
+            self._trim_now.clear()
+            try:
+                await self._trim_pass()
+            except Exception:  # keep trimming; the next pass retries
+                log.exception("retention pass failed")
+
+    async def _trim_pass(self) -> None:
+        pending = await self._reader.run(retention.streams_with_limits)
+        while pending:
+            still = []
+            for sid in pending:
+                step = await self._writer.run(
+                    partial(self._ops.trim, sid=sid, budget=retention.TRIM_BATCH)
+                )
+                if step.removed:
+                    self._wake_consumers(sid)
+                if step.more:
+                    still.append(sid)
+            pending = still
+
+    def _wake_consumers(self, sid: int) -> None:
+        for entry in list(self._by_id.values()):
+            if entry.meta.sid == sid:
+                for c in entry.consumers_by_id.values():
+                    self._signals.fire(("c", c.cid))
 
     # -- ephemeral consumers ---------------------------------------------------
 

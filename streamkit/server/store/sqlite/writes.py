@@ -16,6 +16,7 @@ from itertools import chain
 import orjson
 
 from streamkit.server.store.base import (
+    RETENTION_FIELDS,
     ConsumerRecord,
     ConsumerSpec,
     Delivery,
@@ -23,12 +24,15 @@ from streamkit.server.store.base import (
     PublishAck,
     StoreConflict,
     StoreNotFound,
+    StreamChanges,
     StreamOptions,
     StreamRecord,
     data_hash,
 )
+from streamkit.server.store.sqlite import retention
 from streamkit.server.store.sqlite.dedupe import DedupeWindow, pack, unpack
 from streamkit.server.store.sqlite.reads import get_stream
+from streamkit.server.store.sqlite.retention import TrimResult
 from streamkit.server.store.sqlite.rows import (
     CONSUMER_COLUMNS,
     CONSUMER_FROM,
@@ -170,8 +174,8 @@ class WriteOps:
         try:
             cur = conn.execute(
                 "INSERT INTO streams (id, name, one_message_per_key, process_unmodified,"
-                " max_storage_gb, retain_up_to, retain_at_least, inserted_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " max_storage_gb, retain_up_to, retain_at_least, max_bytes, max_age_ms,"
+                " inserted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     str(uuid.uuid4()),
                     name,
@@ -180,6 +184,8 @@ class WriteOps:
                     options.max_storage_gb,
                     options.retain_up_to,
                     options.retain_at_least,
+                    options.max_bytes,
+                    options.max_age_ms,
                     now,
                     now,
                 ),
@@ -190,6 +196,27 @@ class WriteOps:
         assert sid is not None
         record = get_stream(conn, sid, self.account_id)
         return StreamMeta(sid=sid, id=record.id, name=name), record
+
+    def update_stream(
+        self, conn: sqlite3.Connection, sid: int, changes: StreamChanges
+    ) -> StreamRecord:
+        """Set retention limits and take the first trim step; the store's trimmer does the rest."""
+        fields = [f for f in RETENTION_FIELDS if f in changes]
+        now = now_us()
+        if fields:
+            assignments = ", ".join(f"{f} = ?" for f in fields)
+            updated = conn.execute(
+                f"UPDATE streams SET {assignments}, updated_at = ? WHERE sid = ?",
+                (*(changes[f] for f in fields), now, sid),
+            ).rowcount
+            if not updated:
+                raise StoreNotFound("stream")
+        retention.trim(conn, sid, retention.TRIM_BATCH, now)
+        return get_stream(conn, sid, self.account_id)
+
+    def trim(self, conn: sqlite3.Connection, sid: int, budget: int) -> TrimResult:
+        """One bounded retention step on a stream (see the ``retention`` module)."""
+        return retention.trim(conn, sid, budget, now_us())
 
     def delete_stream(self, conn: sqlite3.Connection, sid: int) -> None:
         """Delete a stream and everything in it."""
@@ -210,16 +237,33 @@ class WriteOps:
     ) -> tuple[int, list[PublishAck]]:
         """Store a batch atomically; returns (newly stored count, acks in request order)."""
         row = conn.execute(
-            "SELECT last_seq, one_message_per_key, process_unmodified FROM streams WHERE sid = ?",
+            "SELECT last_seq, one_message_per_key, process_unmodified,"
+            f" {retention.HAS_LIMITS} FROM streams WHERE sid = ?",
             (sid,),
         ).fetchone()
         if row is None:
             raise StoreNotFound("stream")
-        last_seq, per_key, unmodified = row
+        last_seq, per_key, unmodified, limited = row
         now = now_us()
         self._window.expire(now)
         if per_key:
-            return self._publish_per_key(conn, sid, messages, last_seq, bool(unmodified), now)
+            result = self._publish_per_key(conn, sid, messages, last_seq, bool(unmodified), now)
+        else:
+            result = self._publish(conn, sid, messages, last_seq, now)
+        if limited and result[0]:
+            # Trim as much as was stored (and a little more): a stream at its limit stays there.
+            retention.trim(conn, sid, result[0] + retention.INLINE_SLACK, now)
+        return result
+
+    def _publish(
+        self,
+        conn: sqlite3.Connection,
+        sid: int,
+        messages: Sequence[NewMessage],
+        last_seq: int,
+        now: int,
+    ) -> tuple[int, list[PublishAck]]:
+        """Publish into a stream without ``one_message_per_key``."""
         committed = to_datetime(now)
         staged: dict[str, int] = {}  # id -> pack(seq, committed_us), for the window
         plain: list[tuple[object, ...]] = []  # _INSERT_PLAIN rows
@@ -369,6 +413,10 @@ class WriteOps:
             cursor = row[0]
         else:
             cursor = max(spec.start - 1, 0)
+        # Start no earlier than the first message retention kept: receive need not
+        # scan the gap the trimmed ones left, window by window.
+        (first,) = conn.execute("SELECT MIN(seq) FROM messages WHERE stream = ?", (sid,)).fetchone()
+        cursor = max(cursor, row[0] if first is None else first - 1)
         now = now_us()
         try:
             cur = conn.execute(
