@@ -41,6 +41,7 @@ from streamkit.server.store.base import (
 )
 from streamkit.server.store.sqlite import reads as reads
 from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES, Checkpointer
+from streamkit.server.store.sqlite.lock import DatabaseLock
 from streamkit.server.store.sqlite.rows import ConsumerMeta, StreamMeta
 from streamkit.server.store.sqlite.schema import Synchronous, connect
 from streamkit.server.store.sqlite.thread import SqliteThread
@@ -127,6 +128,7 @@ class SqliteStore:
     ) -> None:
         self.path = Path(path)
         self.synchronous: Synchronous = synchronous
+        self._lock = DatabaseLock(self.path)
         self._ops = WriteOps(dedupe_window_ms)
         self._writer = SqliteThread(
             "streamkit-sqlite-writer",
@@ -160,14 +162,16 @@ class SqliteStore:
         if self._opened:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        await self._writer.start()
+        await asyncio.to_thread(self._lock.acquire)  # DatabaseLocked: another server owns it
         try:
+            await self._writer.start()
             self._account_id = await self._writer.run(self._ops.setup)
             await self._reader.start()
             _, streams, consumers = await self._reader.run(reads.load_catalog)
         except BaseException:
             await self._reader.stop()
             await self._writer.stop()
+            self._lock.release()
             raise
         self._checkpointer.start()
         for s in streams:
@@ -191,6 +195,7 @@ class SqliteStore:
         await asyncio.to_thread(self._checkpointer.stop)
         await self._reader.stop()
         await self._writer.stop()
+        self._lock.release()
 
     def _committed(self) -> None:
         """The writer committed a transaction (runs on the writer's thread)."""
