@@ -13,6 +13,7 @@ StreamkitError
 │   ├── PayloadTooLarge       413
 │   ├── ValidationError       422
 │   ├── Overloaded            429 / 503, with retry_after
+│   │   └── StorageFull       507: the server's disk is full
 │   └── ServerError           other 5xx
 ├── DecodeError               a body that is not what the protocol says
 ├── QueueFull                 publish(block=False) on a full buffer
@@ -109,6 +110,10 @@ class Overloaded(APIError):
     """429 or 503: the server is shedding load; retry after ``retry_after`` seconds."""
 
 
+class StorageFull(Overloaded):
+    """507: the server's disk is full; nothing was stored; retry after ``retry_after`` seconds."""
+
+
 class ServerError(APIError):
     """Any other 5xx: the server failed."""
 
@@ -122,6 +127,7 @@ _STATUS_ERRORS: dict[int, type[APIError]] = {
     422: ValidationError,
     429: Overloaded,
     503: Overloaded,
+    507: StorageFull,
 }
 
 

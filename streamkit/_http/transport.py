@@ -22,7 +22,7 @@ from streamkit.models import dumps, loads
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504, 507})
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 

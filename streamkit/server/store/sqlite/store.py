@@ -39,6 +39,7 @@ from streamkit.server.store.base import (
     StreamOptions,
     StreamRecord,
 )
+from streamkit.server.store.sqlite import disk
 from streamkit.server.store.sqlite import reads as reads
 from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES, Checkpointer
 from streamkit.server.store.sqlite.lock import DatabaseLock
@@ -136,6 +137,7 @@ class SqliteStore:
             transactional=True,
             on_commit=self._committed,
             on_rollback=self._ops.rollback,
+            on_disk_fault=self._disk_failed,
         )
         self._reader = SqliteThread(
             "streamkit-sqlite-reader",
@@ -153,6 +155,8 @@ class SqliteStore:
         self._last_active: dict[int, float] = {}
         self._busy: dict[int, int] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._fault: str | None = None  # written by the writer thread, read by the loop
+        self._recovery: asyncio.Task[None] | None = None
         self._opened = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -183,15 +187,23 @@ class SqliteStore:
         self._signals = _Signals()
         self._reaper = asyncio.create_task(self._reap(), name="streamkit-sqlite-reaper")
         self._opened = True
+        if self._fault is not None:  # the disk failed us while opening
+            self._start_recovery()
 
     async def close(self) -> None:
         """End waits, stop the reaper, finish queued writes and close the database."""
+        self._opened = False
         self._signals.fire_all()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
+            self._recovery = None
         await asyncio.to_thread(self._checkpointer.stop)
         await self._reader.stop()
         await self._writer.stop()
@@ -201,6 +213,37 @@ class SqliteStore:
         """The writer committed a transaction (runs on the writer's thread)."""
         self._ops.commit()
         self._checkpointer.committed()
+        if self._fault is not None:
+            log.warning("storage recovered: writes are accepted again")
+            self._fault = None
+
+    def _disk_failed(self, reason: str) -> None:
+        """A transaction failed on the disk (runs on the writer's thread)."""
+        if self._fault is None:
+            log.error("storage full or failing (%s): refusing writes until it recovers", reason)
+        self._fault = reason
+        loop = self._writer.loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody to recover for
+                loop.call_soon_threadsafe(self._start_recovery)
+
+    def _start_recovery(self) -> None:
+        if self._opened and (self._recovery is None or self._recovery.done()):
+            self._recovery = asyncio.create_task(self._recover(), name="streamkit-sqlite-recovery")
+
+    async def _recover(self) -> None:
+        """While the disk is faulted: truncate the WAL, then try one write; repeat."""
+        while self._fault is not None:
+            await asyncio.sleep(disk.RECOVERY_INTERVAL)
+            try:
+                await self._reader.run(disk.checkpoint_truncate)
+                await self._writer.run(disk.probe)  # a commit clears the fault
+            except Exception as exc:  # still full: try again next round
+                log.debug("storage still failing: %r", exc)
+
+    def fault(self) -> str | None:
+        """Why writes are refused right now (the disk is full or failing), or None."""
+        return None if self._fault is None else f"storage_full: {self._fault}"
 
     def stop_waiting(self) -> None:
         """End every current and future wait at once (the server is shutting down)."""
