@@ -42,6 +42,7 @@ from streamkit.server.store.base import (
 from streamkit.server.store.sqlite import disk
 from streamkit.server.store.sqlite import reads as reads
 from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES, Checkpointer
+from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS
 from streamkit.server.store.sqlite.lock import DatabaseLock
 from streamkit.server.store.sqlite.rows import ConsumerMeta, StreamMeta
 from streamkit.server.store.sqlite.schema import Synchronous, connect
@@ -117,7 +118,9 @@ class SqliteStore:
     """The embedded SQLite `Store`.
 
     ``synchronous="normal"`` survives a killed process (WAL); ``"full"`` also
-    survives power loss at the cost of an fsync per group commit.
+    survives power loss at the cost of an fsync per group commit. Message ids
+    are remembered ``dedupe_window_ms``, at most ``dedupe_max_ids`` of them
+    (see `dedupe`).
     """
 
     def __init__(
@@ -126,11 +129,12 @@ class SqliteStore:
         *,
         synchronous: Synchronous = "normal",
         dedupe_window_ms: int = DEFAULT_DEDUPE_WINDOW_MS,
+        dedupe_max_ids: int = DEFAULT_MAX_IDS,
     ) -> None:
         self.path = Path(path)
         self.synchronous: Synchronous = synchronous
         self._lock = DatabaseLock(self.path)
-        self._ops = WriteOps(dedupe_window_ms)
+        self._ops = WriteOps(dedupe_window_ms, dedupe_max_ids)
         self._writer = SqliteThread(
             "streamkit-sqlite-writer",
             partial(connect, self.path, synchronous, wal_autocheckpoint=BACKSTOP_PAGES),
