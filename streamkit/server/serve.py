@@ -78,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="sqlite: the most ids remembered (up to about 250 bytes each); past it the "
-        "oldest are forgotten before the window ends (default 500000)",
+        help="sqlite: the most ids remembered, about 130 bytes each; past it the oldest "
+        "quarter is forgotten before the window ends (default 1000000)",
     )
     parser.add_argument(
         "--log-level", default="INFO", help="logging level (%(default)s)", type=str.upper

@@ -6,23 +6,29 @@ thread owns the window. Entries of a transaction are visible to its later
 jobs at once (`stage`), and to everybody only after COMMIT (`commit`); a
 rollback forgets them, so an id never points at a message that is not there.
 
-Memory is set by ``max_ids``, not by the publish rate: past it the oldest id
-is forgotten before its window ends (counted in `evicted`, logged once a
-minute), so a retry older than what the window still covers is stored again.
-An id is kept as a 96-bit int, its stream's and text's 64-bit hash beside
-a CRC-32 of its text, whatever its length: about 150 bytes per id with the
-dict entry, the packed (seq, commit time) and its place in the expiry ring,
-and up to about 250 once ids come and go (a dict keeps the size it grew to).
-Two different ids of one stream collide with a probability of about n/2**96
-(n the ids remembered): nil for any n this holds. Ids expire in commit order,
-oldest first, from a ring of their keys.
+Memory is set by ``max_ids``, not by the publish rate. Committed ids live in
+a few generations (`GENERATIONS`), each a dict filled with at most
+``max_ids / GENERATIONS`` ids and for at most a third of the window, then
+closed; at a low rate the oldest has thus left the window before another
+opens. Dicts that are only ever added to stay compact, and expiry drops a
+whole generation once its newest id has left the window (one deallocation,
+no per-id work). When a new generation would exceed ``max_ids``, the oldest
+is dropped before its window ends: its ids are forgotten early (counted in
+`evicted`, logged once a minute), so a retry older than what the window then
+covers is stored again.
+
+An id is kept as a 96-bit int, its stream's and text's 64-bit hash beside a
+CRC-32 of its text, whatever its length (about 130 bytes per id with the
+dict entry and the packed seq and commit time, where a dict of str took
+about 220). Two different ids of one stream collide with a probability of
+about n/2**96 (n the ids remembered): nil for any n this holds.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from array import array
+from collections import deque
 from zlib import crc32
 
 log = logging.getLogger(__name__)
@@ -31,10 +37,14 @@ _SEQ_BITS = 64
 _SEQ_MASK = (1 << _SEQ_BITS) - 1
 _EMPTY: dict[str, int] = {}
 
-DEFAULT_MAX_IDS = 500_000
-"""Ids remembered at most, all streams together (about 125 MB once ids churn)."""
+DEFAULT_MAX_IDS = 1_000_000
+"""Ids remembered at most, all streams together (about 130 MB when all are used)."""
+
+GENERATIONS = 4
+"""Dicts the window is split into: a lookup that misses costs one probe per generation."""
 
 _EVICTION_LOG_INTERVAL = 60.0
+_SID_MIX = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads stream numbers over 64 bits
 
 
 def pack(seq: int, committed_us: int) -> int:
@@ -47,13 +57,21 @@ def unpack(hit: int) -> tuple[int, int]:
     return hit & _SEQ_MASK, hit >> _SEQ_BITS
 
 
-_SID_MIX = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads stream numbers over 64 bits
-
-
 def _key(sid: int, msg_id: str) -> int:
-    """The 96-bit key of an id in a stream (``hash`` is per process: the window is rebuilt
-    at start-up; it is also cached in the str)."""
+    """The 96-bit key of an id in a stream (``hash`` is per process, and cached in the str:
+    the window is rebuilt at start-up)."""
     return ((hash(msg_id) ^ sid * _SID_MIX) & _SEQ_MASK) << 32 | crc32(msg_id.encode())
+
+
+class _Generation:
+    """Ids committed from ``first_us`` on, up to ``last_us`` (µs), key -> `pack` ed."""
+
+    __slots__ = ("first_us", "ids", "last_us")
+
+    def __init__(self, first_us: int) -> None:
+        self.ids: dict[int, int] = {}
+        self.first_us = first_us
+        self.last_us = first_us
 
 
 class DedupeWindow:
@@ -68,23 +86,28 @@ class DedupeWindow:
         self.max_ids = max_ids
         self.evicted = 0
         """Ids forgotten before their window ended because ``max_ids`` were remembered."""
-        self._committed: dict[int, int] = {}  # _key -> pack(seq, committed_us)
+        self._per_generation = -(-max_ids // GENERATIONS)
+        # A generation spans a third of the window, so the oldest of four has left the
+        # window by the time a fifth opens: at a low rate, no id is forgotten early.
+        self._span_us = max(1, self.window_us // (GENERATIONS - 1))
+        self._generations: deque[_Generation] = deque()  # oldest first
         self._uncommitted: dict[int, dict[str, int]] = {}
-        # The ring: keys and commit times in commit order, oldest at _head. A key stored
-        # again has a newer slot too; the older slot then only counts against max_ids.
-        self._keys: list[int] = []
-        self._times = array("q")
-        self._head = 0
         self._next_eviction_log = 0.0
 
     def __len__(self) -> int:
-        return len(self._committed) + sum(len(ids) for ids in self._uncommitted.values())
+        """Ids held (one stored again in a later generation counts twice)."""
+        held = sum(len(g.ids) for g in self._generations)
+        return held + sum(len(ids) for ids in self._uncommitted.values())
 
     def find(self, sid: int, msg_id: str, now_us: int) -> int | None:
         """The `pack` ed entry of ``msg_id`` if stream ``sid`` stored it within the window."""
         hit = self._uncommitted.get(sid, _EMPTY).get(msg_id)
-        if hit is None and self._committed:
-            hit = self._committed.get(_key(sid, msg_id))
+        if hit is None and self._generations:
+            key = _key(sid, msg_id)
+            for generation in reversed(self._generations):  # the newest entry wins
+                hit = generation.ids.get(key)
+                if hit is not None:
+                    break
         if hit is not None and (hit >> _SEQ_BITS) + self.window_us > now_us:
             return hit
         return None
@@ -96,73 +119,66 @@ class DedupeWindow:
 
     def commit(self, now_us: int) -> None:
         """The transaction committed: its entries join the window."""
-        if not self._uncommitted:
-            return
-        committed, keys, times = self._committed, self._keys, self._times
         for sid, entries in self._uncommitted.items():
-            mix = sid * _SID_MIX
-            for msg_id, packed in entries.items():
-                key = ((hash(msg_id) ^ mix) & _SEQ_MASK) << 32 | crc32(msg_id.encode())  # _key
-                committed[key] = packed
-                keys.append(key)
-                times.append(packed >> _SEQ_BITS)
+            self._add(sid, entries, now_us)
         self._uncommitted = {}
-        over = len(keys) - self._head - self.max_ids
-        if over > 0:
-            self._evict(over, now_us)
-        self._compact()
+
+    def load(self, sid: int, entries: dict[str, int], now_us: int) -> None:
+        """Add committed entries at once (rebuilding the window; oldest first, please)."""
+        self._add(sid, entries, now_us)
+
+    def _add(self, sid: int, entries: dict[str, int], now_us: int) -> None:
+        generations = self._generations
+        current = generations[-1] if generations else self._open(now_us)
+        ids, full, ends = current.ids, self._per_generation, current.first_us + self._span_us
+        mix = sid * _SID_MIX
+        added = False
+        for msg_id, packed in entries.items():
+            at = packed >> _SEQ_BITS
+            if len(ids) >= full or at >= ends:
+                if added:  # now_us bounds what this call put in it: it expires no sooner
+                    current.last_us = max(current.last_us, now_us)
+                current = self._open(at)
+                ids, ends = current.ids, at + self._span_us
+            ids[((hash(msg_id) ^ mix) & _SEQ_MASK) << 32 | crc32(msg_id.encode())] = packed  # _key
+            added = True
+        if added:
+            current.last_us = max(current.last_us, now_us)
 
     def rollback(self) -> None:
         """The transaction rolled back: forget its entries."""
         self._uncommitted = {}
 
     def expire(self, now_us: int) -> None:
-        """Drop the entries that left the window."""
-        limit = now_us - self.window_us
-        times, end = self._times, len(self._keys)
-        head = self._head
-        while head < end and times[head] <= limit:
-            head += 1
-        self._drop(head - self._head)
-        self._compact()
+        """Drop the generations whose every id has left the window."""
+        generations, limit = self._generations, now_us - self.window_us
+        while generations and generations[0].last_us <= limit:
+            generations.popleft()
 
-    def _drop(self, count: int) -> None:
-        """Pop the ``count`` oldest ring slots."""
-        keys, times, committed = self._keys, self._times, self._committed
-        head = self._head
-        for slot in range(head, head + count):
-            key = keys[slot]
-            hit = committed.get(key)
-            if hit is not None and hit >> _SEQ_BITS <= times[slot]:  # not stored again since
-                del committed[key]
-        self._head = head + count
+    def _open(self, first_us: int) -> _Generation:
+        """Start a generation, dropping the oldest first when it would exceed ``max_ids``."""
+        generations = self._generations
+        if len(generations) >= GENERATIONS:
+            oldest = generations.popleft()
+            self._evicted(oldest, first_us)
+        generation = _Generation(first_us)
+        generations.append(generation)
+        return generation
 
-    def _evict(self, count: int, now_us: int) -> None:
-        """Make room for ``count`` ids: drop the oldest, noting those still in their window."""
-        early = count
-        limit = now_us - self.window_us
-        times, head = self._times, self._head
-        while early and times[head + early - 1] <= limit:  # the oldest may have expired
-            early -= 1
-        self._drop(count)
-        if early:
-            self.evicted += early
-            clock = time.monotonic()
-            if clock >= self._next_eviction_log:
-                self._next_eviction_log = clock + _EVICTION_LOG_INTERVAL
-                log.warning(
-                    "dedupe window full (%d ids): ids are remembered %.1fs instead of %.1fs;"
-                    " raise --dedupe-max-ids to cover the whole window (%d forgotten early)",
-                    self.max_ids,
-                    (now_us - times[self._head]) / 1e6 if self._head < len(times) else 0.0,
-                    self.window_us / 1e6,
-                    self.evicted,
-                )
-
-    def _compact(self) -> None:
-        """Drop the ring's popped front once it is most of the ring (amortized O(1))."""
-        head = self._head
-        if head > 4096 and head * 2 > len(self._keys):
-            del self._keys[:head]
-            del self._times[:head]
-            self._head = 0
+    def _evicted(self, generation: _Generation, now_us: int) -> None:
+        limit = (now_us - self.window_us) << _SEQ_BITS | _SEQ_MASK
+        early = sum(1 for hit in generation.ids.values() if hit > limit)
+        if not early:
+            return
+        self.evicted += early
+        clock = time.monotonic()
+        if clock >= self._next_eviction_log:
+            self._next_eviction_log = clock + _EVICTION_LOG_INTERVAL
+            log.warning(
+                "dedupe window full (%d ids): ids are remembered %.1fs instead of %.1fs;"
+                " raise --dedupe-max-ids to cover the whole window (%d forgotten early)",
+                self.max_ids,
+                (now_us - generation.last_us) / 1e6,
+                self.window_us / 1e6,
+                self.evicted,
+            )

@@ -160,8 +160,9 @@ class WriteOps:
                     seen.add(msg_id)
                     newest.append((upd, sid, msg_id, seq))
         newest.sort()  # oldest first, as the window keeps them; the newest max_ids fit
+        now = now_us()
         for upd, sid, msg_id, seq in newest[-self._window.max_ids :]:
-            self._window.stage(sid, {msg_id: pack(seq, upd)})
+            self._window.load(sid, {msg_id: pack(seq, upd)}, now)
         return self.account_id
 
     # streams
