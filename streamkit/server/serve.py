@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="sqlite: the most ids remembered, about 130 bytes each; past it the oldest "
+        help="sqlite: the most ids remembered, about 150 bytes each; past it the oldest "
         "quarter is forgotten before the window ends (default 1000000)",
     )
     parser.add_argument(

@@ -38,7 +38,7 @@ _SEQ_MASK = (1 << _SEQ_BITS) - 1
 _EMPTY: dict[str, int] = {}
 
 DEFAULT_MAX_IDS = 1_000_000
-"""Ids remembered at most, all streams together (about 130 MB when all are used)."""
+"""Ids remembered at most, all streams together (about 150 MB resident when all used)."""
 
 GENERATIONS = 4
 """Dicts the window is split into: a lookup that misses costs one probe per generation."""
