@@ -134,6 +134,13 @@ async def serve(args: argparse.Namespace) -> None:
     )
     if args.key and not args.cert:
         raise ValueError("--key needs --cert")
+    # Handled from here on, so a SIGTERM while the store opens (which can take a
+    # while) still ends in a clean shutdown once it is open, not in a killed process.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows
+            loop.add_signal_handler(sig, stop.set)
     running = await start_server(
         store,
         host=args.host,
@@ -143,11 +150,6 @@ async def serve(args: argparse.Namespace) -> None:
         max_waiting=args.max_waiting,
         max_long_polls=args.max_long_polls,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # Windows
-            loop.add_signal_handler(sig, stop.set)
     auth = "on" if args.api_key else "off"
     where = f"db {args.db}" if args.engine == "sqlite" else f"jetstream, prefix {args.nats_prefix}"
     log.info("streamkit listening on %s (%s, auth %s)", running.url, where, auth)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import threading
 import time
 import urllib.request
@@ -88,3 +89,28 @@ def test_sigterm_drains_and_exits_zero_with_every_acked_event_kept(tmp_path: Pat
     finally:
         publisher.stopping.set()
         server.stop()
+
+
+def test_sigterm_while_the_store_opens_still_exits_zero(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    server = ServerProcess(db)
+    server.start()  # create the database
+    assert server.stop() == 0
+    # Hold SQLite's write lock: the next server's store waits in its open (busy timeout).
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        server.spawn()
+        assert server.proc is not None
+        lock = tmp_path / "s.db.lock"
+        deadline = time.monotonic() + 15
+        while lock.read_text().strip() != str(server.proc.pid):  # it is opening the store
+            assert time.monotonic() < deadline and server.proc.poll() is None
+            time.sleep(0.005)
+        time.sleep(0.2)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert server.proc.wait(timeout=30) == 0, server.log_text()
