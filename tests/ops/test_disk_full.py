@@ -232,3 +232,15 @@ def test_507_is_a_retryable_storage_full_error() -> None:
     assert isinstance(error, streamkit.StorageFull) and isinstance(error, streamkit.Overloaded)
     assert error.code == "storage_full" and error.retry_after == 2.0
     assert is_retryable(error)
+
+
+def test_jetstream_insufficient_resources_are_storage_full() -> None:
+    pytest.importorskip("nats")
+    from streamkit.server.store.base import StoreFull
+    from streamkit.server.store.jetstream.conn import api_error as js_api_error
+
+    for err_code in (10023, 10028, 10047):
+        body = {"error": {"code": 500, "err_code": err_code, "description": "insufficient"}}
+        assert isinstance(js_api_error(body), StoreFull), err_code
+    other = js_api_error({"error": {"code": 404, "err_code": 10059, "description": "not found"}})
+    assert other is not None and not isinstance(other, StoreFull)
