@@ -128,6 +128,8 @@ class DedupeWindow:
         self._add(sid, entries, now_us)
 
     def _add(self, sid: int, entries: dict[str, int], now_us: int) -> None:
+        if not entries:
+            return
         generations = self._generations
         current = generations[-1] if generations else self._open(now_us)
         ids, full, ends = current.ids, self._per_generation, current.first_us + self._span_us

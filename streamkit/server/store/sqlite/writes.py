@@ -160,9 +160,15 @@ class WriteOps:
                     seen.add(msg_id)
                     newest.append((upd, sid, msg_id, seq))
         newest.sort()  # oldest first, as the window keeps them; the newest max_ids fit
-        now = now_us()
+        now, run_sid = now_us(), 0
+        run: dict[str, int] = {}
         for upd, sid, msg_id, seq in newest[-self._window.max_ids :]:
-            self._window.load(sid, {msg_id: pack(seq, upd)}, now)
+            if sid != run_sid and run:  # runs of one stream, in time order
+                self._window.load(run_sid, run, now)
+                run = {}
+            run_sid = sid
+            run[msg_id] = pack(seq, upd)
+        self._window.load(run_sid, run, now)
         return self.account_id
 
     # streams
