@@ -18,7 +18,8 @@ is dropped before its window ends: its ids are forgotten early (counted in
 covers is stored again.
 
 An id is kept as a 96-bit int, its stream's and text's 64-bit hash beside a
-CRC-32 of its text, whatever its length (about 130 bytes per id with the
+CRC-32 of its text, whatever its length (``hash`` is per process, and cached
+in the str: the window is rebuilt at start-up) (about 130 bytes per id with the
 dict entry and the packed seq and commit time, where a dict of str took
 about 220). Two different ids of one stream collide with a probability of
 about n/2**96 (n the ids remembered): nil for any n this holds.
@@ -55,12 +56,6 @@ def pack(seq: int, committed_us: int) -> int:
 def unpack(hit: int) -> tuple[int, int]:
     """(seq, committed_us) of a `pack` ed entry."""
     return hit & _SEQ_MASK, hit >> _SEQ_BITS
-
-
-def _key(sid: int, msg_id: str) -> int:
-    """The 96-bit key of an id in a stream (``hash`` is per process, and cached in the str:
-    the window is rebuilt at start-up)."""
-    return ((hash(msg_id) ^ sid * _SID_MIX) & _SEQ_MASK) << 32 | crc32(msg_id.encode())
 
 
 class _Generation:
@@ -103,7 +98,7 @@ class DedupeWindow:
         """The `pack` ed entry of ``msg_id`` if stream ``sid`` stored it within the window."""
         hit = self._uncommitted.get(sid, _EMPTY).get(msg_id)
         if hit is None and self._generations:
-            key = _key(sid, msg_id)
+            key = ((hash(msg_id) ^ sid * _SID_MIX) & _SEQ_MASK) << 32 | crc32(msg_id.encode())
             for generation in reversed(self._generations):  # the newest entry wins
                 hit = generation.ids.get(key)
                 if hit is not None:
@@ -128,23 +123,24 @@ class DedupeWindow:
         self._add(sid, entries, now_us)
 
     def _add(self, sid: int, entries: dict[str, int], now_us: int) -> None:
-        if not entries:
-            return
         generations = self._generations
-        current = generations[-1] if generations else self._open(now_us)
-        ids, full, ends = current.ids, self._per_generation, current.first_us + self._span_us
+        current = generations[-1] if generations else None
+        ids: dict[int, int] = current.ids if current else {}
+        full = self._per_generation
+        ends = current.first_us + self._span_us if current else 0
         mix = sid * _SID_MIX
         added = False
         for msg_id, packed in entries.items():
             at = packed >> _SEQ_BITS
-            if len(ids) >= full or at >= ends:
-                if added:  # now_us bounds what this call put in it: it expires no sooner
+            if current is None or len(ids) >= full or at >= ends:
+                if current is not None and added:  # now_us bounds what this call put in it
                     current.last_us = max(current.last_us, now_us)
                 current = self._open(at)
                 ids, ends = current.ids, at + self._span_us
-            ids[((hash(msg_id) ^ mix) & _SEQ_MASK) << 32 | crc32(msg_id.encode())] = packed  # _key
+            key = ((hash(msg_id) ^ mix) & _SEQ_MASK) << 32 | crc32(msg_id.encode())  # as in find
+            ids[key] = packed
             added = True
-        if added:
+        if current is not None and added:
             current.last_us = max(current.last_us, now_us)
 
     def rollback(self) -> None:
