@@ -303,6 +303,7 @@ async def health(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; the consumer gauges are read from the store now."""
     server_metrics = request.app[METRICS]
+    server_metrics.storage_degraded.set(0.0 if _store(request).fault() is None else 1.0)
     await refresh_store_gauges(_store(request), server_metrics)
     body = server_metrics.render().encode()
     return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})

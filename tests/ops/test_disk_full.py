@@ -140,9 +140,10 @@ def test_a_full_disk_refuses_writes_cleanly_and_recovers_by_itself(
         ack = "/api/streams/orders/consumers/billing/ack"
         status, _, reply = call(server.url, "POST", ack, {"ack_ids": ack_ids})
         assert status in (200, 507), reply
-        with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
-            assert response.status == 200 and b"streamkit_" in response.read()
         assert_storage_full(*publisher.batch())
+        with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+            assert response.status == 200
+            assert b"\nstreamkit_storage_degraded 1" in response.read()
         code, _, health = call(server.url, "GET", "/health")
         assert code == 200 and health["status"] == "degraded", health
         assert health["reason"].startswith("storage_full"), health
@@ -150,6 +151,8 @@ def test_a_full_disk_refuses_writes_cleanly_and_recovers_by_itself(
         spare.unlink()
         recovered, _ = wait_health(server, "ok")  # no client write needed
         print(f"health ok {recovered:.2f}s after space came back")
+        with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+            assert b"\nstreamkit_storage_degraded 0" in response.read()
         assert publisher.until_accepted() < RECOVERY_BOUND
         second = {"name": "audit", "filter_key_pattern": ">"}
         assert call(server.url, "POST", "/api/streams/orders/consumers", second)[0] == 201
