@@ -147,6 +147,8 @@ def test_a_full_disk_refuses_writes_cleanly_and_recovers_by_itself(
         code, _, health = call(server.url, "GET", "/health")
         assert code == 200 and health["status"] == "degraded", health
         assert health["reason"].startswith("storage_full"), health
+        time.sleep(2.5)  # recovery rounds pass: still degraded, as the disk is still full
+        assert call(server.url, "GET", "/health")[2]["status"] == "degraded"
 
         spare.unlink()
         recovered, _ = wait_health(server, "ok")  # no client write needed

@@ -3,18 +3,23 @@
 A write that hits ``SQLITE_FULL`` or ``SQLITE_IOERR`` fails as a whole: the
 writer rolls its transaction back and answers every job of it with
 `StoreFull` (507 on the wire), so a batch is never stored in part. While the
-store is degraded a recovery loop (`SqliteStore`) repeats two steps every
+store is degraded a recovery loop (`SqliteStore`) repeats, every
 `RECOVERY_INTERVAL` seconds: `checkpoint_truncate` copies the WAL into the
 database and truncates it (when the WAL holds most of the data, that is what
-gives the space back), then `probe` writes one page; the first commit that
-succeeds ends the fault, so the server recovers without a restart and
-without waiting for a client to write.
+gives the space back); once the filesystem has `headroom` free again,
+`probe` writes one page, and when that commits the fault is over. So the
+server recovers without a restart and without waiting for a client to
+write, and a small write squeezed into the last free pages does not make a
+full disk look healthy.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
+import time
+from pathlib import Path
 
 from streamkit.server.store.base import StoreFull
 
@@ -25,6 +30,8 @@ _SQLITE_IOERR = 10
 _SQLITE_FULL = 13
 _OS_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EROFS})
 
+_MIN_HEADROOM = 1 << 20
+_MAX_HEADROOM = 64 << 20
 _CHECKPOINT_BUSY_MS = 200
 _BUSY_MS = 10_000
 
@@ -47,6 +54,19 @@ def store_full(reason: str) -> StoreFull:
     return StoreFull(f"storage full: {reason}; writes resume once there is space")
 
 
+def headroom(path: Path) -> int:
+    """Free bytes the filesystem of ``path`` needs before writes count as healthy again:
+    1% of its size, at least 1 MiB and at most 64 MiB."""
+    stat = os.statvfs(path.parent)
+    return min(max(stat.f_blocks * stat.f_frsize // 100, _MIN_HEADROOM), _MAX_HEADROOM)
+
+
+def has_room(path: Path) -> bool:
+    """Whether the filesystem holding ``path`` has `headroom` free (blocking: a syscall)."""
+    stat = os.statvfs(path.parent)
+    return stat.f_bavail * stat.f_frsize >= headroom(path)
+
+
 def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
     """Checkpoint the whole WAL and truncate it to zero bytes; True when it did.
 
@@ -64,5 +84,10 @@ def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
 
 
 def probe(conn: sqlite3.Connection) -> None:
-    """Write one page (inside the writer's transaction): commits only when the disk takes it."""
-    conn.execute("UPDATE meta SET v = v WHERE k = 'schema_version'")
+    """Write one page (inside the writer's transaction): commits only when the disk takes it.
+
+    The value changes every time: SQLite skips writing a row rewritten as it was.
+    """
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (k, v) VALUES ('disk_probed_at', ?)", (str(time.time()),)
+    )

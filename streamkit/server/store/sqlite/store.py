@@ -159,7 +159,8 @@ class SqliteStore:
         self._last_active: dict[int, float] = {}
         self._busy: dict[int, int] = {}
         self._reaper: asyncio.Task[None] | None = None
-        self._fault: str | None = None  # written by the writer thread, read by the loop
+        self._fault: str | None = None  # set by the writer thread, cleared by _recover
+        self._faults = 0  # disk faults so far (writer thread)
         self._recovery: asyncio.Task[None] | None = None
         self._opened = False
 
@@ -217,15 +218,13 @@ class SqliteStore:
         """The writer committed a transaction (runs on the writer's thread)."""
         self._ops.commit()
         self._checkpointer.committed()
-        if self._fault is not None:
-            log.warning("storage recovered: writes are accepted again")
-            self._fault = None
 
     def _disk_failed(self, reason: str) -> None:
         """A transaction failed on the disk (runs on the writer's thread)."""
         if self._fault is None:
             log.error("storage full or failing (%s): refusing writes until it recovers", reason)
         self._fault = reason
+        self._faults += 1
         loop = self._writer.loop
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed: nobody to recover for
@@ -236,14 +235,21 @@ class SqliteStore:
             self._recovery = asyncio.create_task(self._recover(), name="streamkit-sqlite-recovery")
 
     async def _recover(self) -> None:
-        """While the disk is faulted: truncate the WAL, then try one write; repeat."""
+        """While the disk is faulted: truncate the WAL and, once there is room, try a write."""
         while self._fault is not None:
             await asyncio.sleep(disk.RECOVERY_INTERVAL)
+            faults = self._faults
             try:
                 await self._reader.run(disk.checkpoint_truncate)
-                await self._writer.run(disk.probe)  # a commit clears the fault
-            except Exception as exc:  # still full: try again next round
+                if not await asyncio.to_thread(disk.has_room, self.path):
+                    continue
+                await self._writer.run(disk.probe)
+            except Exception as exc:  # still failing: try again next round
                 log.debug("storage still failing: %r", exc)
+                continue
+            if self._faults == faults:  # no write failed meanwhile
+                log.warning("storage recovered: writes are accepted again")
+                self._fault = None
 
     def fault(self) -> str | None:
         """Why writes are refused right now (the disk is full or failing), or None."""
