@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.ops.http import all_messages, call
-from tests.ops.test_backup import Publisher
+from tests.ops.publishing import Publisher
 from tests.server_process import ServerProcess
 
 LONG_POLL_MS = 30_000
