@@ -13,6 +13,7 @@ StreamkitError
 │   ├── PayloadTooLarge       413
 │   ├── ValidationError       422
 │   ├── Overloaded            429 / 503, with retry_after
+│   │   └── StorageFull       507: the server's disk is full
 │   └── ServerError           other 5xx
 │       └── GatewayError      502 / 504: a proxy in front of the server failed
 ├── DecodeError               a body that is not what the protocol says
@@ -123,6 +124,10 @@ class Overloaded(APIError):
     retriable = True
 
 
+class StorageFull(Overloaded):
+    """507: the server's disk is full; nothing was stored; retry after ``retry_after`` seconds."""
+
+
 class ServerError(APIError):
     """Any other 5xx: the server failed."""
 
@@ -144,6 +149,7 @@ _STATUS_ERRORS: dict[int, type[APIError]] = {
     502: GatewayError,
     503: Overloaded,
     504: GatewayError,
+    507: StorageFull,
 }
 
 

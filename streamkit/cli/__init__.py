@@ -9,6 +9,7 @@ $ streamkit tail orders --follow
 $ streamkit consumers create orders billing --filter 'orders.>'
 $ streamkit consume orders billing --max 10
 $ streamkit stats
+$ streamkit backup --db streamkit.db backup.db        # a live database, consistently
 ```
 
 Every command but ``serve`` needs the ``[cli]`` extra (rich) and talks to the
@@ -153,6 +154,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = commands.add_parser(
+        "backup",
+        help="copy a SQLite database consistently, even while its server runs",
+        description="Copy the database at --db to OUT with SQLite's online backup: the copy "
+        "is the database as it was when the backup began, taken a few pages at a time "
+        "without stopping the server. To restore: stop the server, delete DB-wal and DB-shm, "
+        "copy OUT to DB, start the server.",
+    )
+    p.add_argument("--db", default="streamkit.db", help="the server's database (streamkit.db)")
+    p.add_argument("out", metavar="OUT", help="the backup file to write (replaced if it exists)")
+    p.add_argument(
+        "--pages", type=_count, default=256, metavar="N", help="pages copied per step (256)"
+    )
+    p.set_defaults(handler="backup")
+
+    p = commands.add_parser(
         "publish",
         parents=client,
         help="publish one event per input line",
@@ -277,6 +293,15 @@ def _compact(argv: list[str]) -> int:
     return files.compact(argv)
 
 
+def _backup(args: argparse.Namespace) -> int:
+    from streamkit.cli import files  # works on the file, offline: no client, no rich
+
+    try:
+        return files.backup(args.db, args.out, pages=args.pages)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
 def _run_command(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("rich") is None:
         return _error(f"`streamkit {args.command}` needs rich: {RICH_HINT}")
@@ -311,4 +336,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
     except SystemExit as exc:  # --help, --version, or a usage error already reported
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command == "backup":
+        return _backup(args)
     return _run_command(args)

@@ -1,4 +1,5 @@
-"""The commands that work on a stopped server's database file: ``streamkit compact``.
+"""The commands that work on a database file, not through a server: ``streamkit
+compact`` (the server stopped) and ``streamkit backup`` (while it runs).
 
 They need neither a server nor rich; the SQLite engine's modules are loaded
 only when one of them runs.
@@ -10,6 +11,7 @@ import argparse
 import sqlite3
 import sys
 from pathlib import Path
+
 
 def compact(argv: list[str]) -> int:
     """``streamkit compact --db PATH``: give free pages back; 0 done, 1 missing, in use
@@ -33,4 +35,22 @@ def compact(argv: list[str]) -> int:
         return 1
     how = "rewrote the file (now incremental auto-vacuum)" if done.rewrote else "freed pages"
     print(f"{args.db}: {done.before:,} -> {done.after:,} bytes ({how})")
+    return 0
+
+
+def backup(db: str, out: str, *, pages: int) -> int:
+    """``streamkit backup --db PATH OUT``: a consistent copy of a live database; 0 done,
+    1 it could not be made (the reason on one line)."""
+    from streamkit.server.store.sqlite.backup import BackupError
+    from streamkit.server.store.sqlite.backup import backup as backup_file
+
+    try:
+        done = backup_file(Path(db), Path(out), pages=pages)
+    except BackupError as exc:
+        print(f"streamkit: error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"backed up {db} to {done.path}: {done.pages:,} pages, "
+        f"{done.bytes / 2**20:.1f} MiB in {done.seconds:.2f}s"
+    )
     return 0

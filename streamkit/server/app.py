@@ -40,6 +40,7 @@ from streamkit.server.state import CLOSING, CONFIG, LONG_POLLS, METRICS, STORE
 from streamkit.server.store.base import (
     Store,
     StoreConflict,
+    StoreFull,
     StoreInvalid,
     StoreNotFound,
     StoreUnavailable,
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_SSE_HEARTBEAT = 15.0
 """Seconds between ``: keepalive`` comments on an idle live tail."""
+STORAGE_FULL_RETRY_AFTER = 2
+"""Seconds a write refused for lack of storage (507) is told to wait."""
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -186,6 +189,13 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
         return validation_failed({exc.field: ["has already been taken"]}).response()
     except StoreInvalid as exc:
         return validation_failed(exc.errors).response()
+    except StoreFull as exc:
+        return ApiError(
+            507,
+            f"Insufficient storage: {exc}",
+            "storage_full",
+            headers={"Retry-After": str(STORAGE_FULL_RETRY_AFTER)},
+        ).response()
     except StoreUnavailable as exc:
         return ApiError(
             503,
@@ -279,13 +289,18 @@ def _max_wait(request: web.Request) -> int:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Liveness: no auth, no store access."""
-    return json_response({"ok": True})
+    """Liveness, no auth: 200 ``{"ok": true, "status": "ok"}``, or ``"status": "degraded"``
+    with the ``reason`` while the store refuses writes (its disk is full, say)."""
+    fault = _store(request).fault()
+    if fault is None:
+        return json_response({"ok": True, "status": "ok"})
+    return json_response({"ok": True, "status": "degraded", "reason": fault})
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; the consumer gauges are read from the store now."""
     server_metrics = request.app[METRICS]
+    server_metrics.storage_degraded.set(0.0 if _store(request).fault() is None else 1.0)
     await refresh_store_gauges(_store(request), server_metrics)
     body = server_metrics.render().encode()
     return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})

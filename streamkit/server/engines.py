@@ -44,6 +44,7 @@ def create_store(
     nats_prefix: str = "streamkit",
     replicas: int = 1,
     dedupe_window_ms: int = DEFAULT_DEDUPE_WINDOW_MS,
+    dedupe_max_ids: int | None = None,
 ) -> Store:
     """Build (not open) the store for ``engine``.
 
@@ -51,13 +52,20 @@ def create_store(
     string with comma-separated URLs; default ``$STREAMKIT_NATS_URL``),
     ``nats_prefix`` and ``replicas`` to ``jetstream``. Raises
     `EngineError` for an unknown engine, bad options, or a missing
-    ``[jetstream]`` extra.
+    ``[jetstream]`` extra. ``dedupe_window_ms`` applies to both engines;
+    ``dedupe_max_ids`` (the most ids the SQLite engine remembers) to ``sqlite``.
     """
     name = engine.strip().lower()
     if name == "sqlite":
+        from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS
         from streamkit.server.store.sqlite.store import SqliteStore
 
-        return SqliteStore(db, synchronous=synchronous, dedupe_window_ms=dedupe_window_ms)
+        return SqliteStore(
+            db,
+            synchronous=synchronous,
+            dedupe_window_ms=dedupe_window_ms,
+            dedupe_max_ids=DEFAULT_MAX_IDS if dedupe_max_ids is None else dedupe_max_ids,
+        )
     if name == "jetstream":
         try:
             from streamkit.server.store.jetstream.store import JetStreamStore

@@ -256,6 +256,10 @@ class ServerMetrics:
         self.sse_connections = Gauge(
             "streamkit_sse_connections", "Open live-tail (server-sent events) connections."
         )
+        self.storage_degraded = Gauge(
+            "streamkit_storage_degraded",
+            "1 while the store refuses writes because its disk is full or failing (507), else 0.",
+        )
         self.in_flight = Gauge(
             "streamkit_messages_in_flight",
             "Deliveries handed out and not yet acked, nacked or expired, per stream.",
@@ -301,6 +305,7 @@ class ServerMetrics:
             self.nacked,
             self.sse_events,
             self.sse_connections,
+            self.storage_degraded,
             self.in_flight,
             self.pending,
             self.dead_lettered,

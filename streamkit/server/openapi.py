@@ -385,7 +385,15 @@ OPERATIONS: tuple[Operation, ...] = (
         routes.HEALTH,
         "Liveness (no auth)",
         errors=(),
-        ok_schema={"type": "object", "required": ["ok"], "properties": {"ok": {"const": True}}},
+        ok_schema={
+            "type": "object",
+            "required": ["ok"],
+            "properties": {
+                "ok": {"const": True},
+                "status": {"enum": ["ok", "degraded"]},
+                "reason": {"type": "string", "description": "why degraded (storage_full: ...)"},
+            },
+        },
     ),
     Operation(
         routes.PING,
@@ -550,6 +558,7 @@ _ERROR_TEXT = {
     422: "Validation failed (validation_errors names each field)",
     429: "Too many long-polls waiting; retry after Retry-After seconds",
     503: "Shutting down; retry after Retry-After seconds",
+    507: "Storage full (code storage_full): nothing was stored; retry after Retry-After seconds",
 }
 
 
@@ -585,7 +594,9 @@ def _operation(op: Operation, auth: bool) -> Schema:
         }
     }
     secured = auth and op.path != "/health"
-    for status in sorted({*op.errors, 503, *((401,) if secured else ())}):
+    writes = op.method != "get" or op.path.endswith("/receive")
+    extra = (*((401,) if secured else ()), *((507,) if writes else ()))
+    for status in sorted({*op.errors, 503, *extra}):
         responses[str(status)] = {**error, "description": _ERROR_TEXT[status]}
     spec: Schema = {
         "operationId": op.operation_id,

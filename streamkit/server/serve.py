@@ -14,7 +14,7 @@ from streamkit.server.engines import ENGINES, create_store, default_engine
 from streamkit.server.limits import DEFAULT_MAX_LONG_POLLS, DEFAULT_MAX_WAITING
 from streamkit.server.logs import quiet_malformed_requests
 from streamkit.server.runner import start_server, tls_context
-from streamkit.server.store.base import StoreUnavailable
+from streamkit.server.store.base import DEFAULT_DEDUPE_WINDOW_MS, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "full also survives power loss (%(default)s)",
     )
     parser.add_argument(
+        "--dedupe-window",
+        type=_positive_seconds,
+        default=DEFAULT_DEDUPE_WINDOW_MS / 1000,
+        metavar="SECONDS",
+        help="how long a message id is remembered, so a retry is not stored twice "
+        "(%(default)s)",
+    )
+    parser.add_argument(
+        "--dedupe-max-ids",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="sqlite: the most ids remembered, about 150 bytes each; past it the oldest "
+        "quarter is forgotten before the window ends (default 1000000)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", help="logging level (%(default)s)", type=str.upper
     )
     parser.add_argument("--cert", help="PEM certificate (chain) file: serve HTTPS")
@@ -84,6 +100,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value, 10)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value!r}")
+    return number
+
+
 async def serve(args: argparse.Namespace) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     store = create_store(
@@ -93,9 +129,18 @@ async def serve(args: argparse.Namespace) -> None:
         nats_urls=args.nats,
         nats_prefix=args.nats_prefix,
         replicas=args.replicas,
+        dedupe_window_ms=max(1, round(args.dedupe_window * 1000)),
+        dedupe_max_ids=args.dedupe_max_ids,
     )
     if args.key and not args.cert:
         raise ValueError("--key needs --cert")
+    # Handled from here on, so a SIGTERM while the store opens (which can take a
+    # while) still ends in a clean shutdown once it is open, not in a killed process.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows
+            loop.add_signal_handler(sig, stop.set)
     running = await start_server(
         store,
         host=args.host,
@@ -105,11 +150,6 @@ async def serve(args: argparse.Namespace) -> None:
         max_waiting=args.max_waiting,
         max_long_polls=args.max_long_polls,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # Windows
-            loop.add_signal_handler(sig, stop.set)
     auth = "on" if args.api_key else "off"
     where = f"db {args.db}" if args.engine == "sqlite" else f"jetstream, prefix {args.nats_prefix}"
     log.info("streamkit listening on %s (%s, auth %s)", running.url, where, auth)

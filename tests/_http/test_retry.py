@@ -18,6 +18,7 @@ from streamkit._http.transport import api_error
         (api_error(503, b"", None), True, True),
         (api_error(502, b"<html>", None), True, True),
         (api_error(504, b"", None), True, True),
+        (api_error(507, b"", "2"), True, True),
         (api_error(500, b"", None), False, True),
         (errors.DecodeError("a proxy's page"), False, True),
         (api_error(400, b"", None), False, False),

@@ -10,7 +10,7 @@ from tests.http_api import Api
 
 
 async def test_health_and_ping(api: Api) -> None:
-    assert await api.ok("GET", "/health") == {"ok": True}
+    assert await api.ok("GET", "/health") == {"ok": True, "status": "ok"}
     ping = await api.ok("GET", "/api/ping")
     assert ping["ok"] is True
     assert isinstance(ping["version"], str)
@@ -53,7 +53,7 @@ async def test_body_must_be_an_object(api: Api) -> None:
 async def test_auth_required_everywhere_but_health() -> None:
     async with run_server(api_key="s3cret") as server, aiohttp.ClientSession() as session:
         api = Api(session, server.url)
-        assert await api.ok("GET", "/health") == {"ok": True}
+        assert await api.ok("GET", "/health") == {"ok": True, "status": "ok"}
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
             status, body = await api.call("GET", "/api/ping", headers=headers)
             assert status == 401

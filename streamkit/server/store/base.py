@@ -47,6 +47,11 @@ class StoreUnavailable(StoreError):
     """The store cannot serve requests right now (closing, or not open yet)."""
 
 
+class StoreFull(StoreUnavailable):
+    """The disk is full or failing: writes are refused, and nothing of them is stored,
+    until it recovers; reads keep working."""
+
+
 class StoreInvalid(StoreError):
     """The engine cannot store what the app accepted; ``errors`` name the fields."""
 
@@ -281,6 +286,10 @@ class Store(Protocol):
 
     def stop_waiting(self) -> None:
         """End every current and future wait early: the server is shutting down."""
+        ...
+
+    def fault(self) -> str | None:
+        """Why the store is degraded right now (its disk is full, say), or None."""
         ...
 
     async def create_stream(self, name: str, options: StreamOptions) -> StreamRecord:

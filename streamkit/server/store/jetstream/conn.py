@@ -20,7 +20,7 @@ import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from streamkit.server.store.base import StoreError, StoreUnavailable
+from streamkit.server.store.base import StoreError, StoreFull, StoreUnavailable
 from streamkit.server.store.jetstream.codec import ACK_PREFIX
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,8 @@ ERR_NO_MESSAGE_FOUND = 10037
 ERR_BATCH_DUPLICATE_ID = 10201
 ERR_BATCH_TOO_MANY_INFLIGHT = 10210
 ERR_WRONG_LAST_MSG_ID = 10070
+ERR_STORAGE_FULL = frozenset({10023, 10028, 10047})
+"""Insufficient resources; memory, storage resources exceeded: 507 to the client."""
 
 _ERROR_LOG_INTERVAL = 10.0
 """Seconds between two logged NATS errors while reconnecting."""
@@ -70,12 +72,17 @@ class JsApiError(StoreError):
         self.description = description
 
 
+class JetStreamStorageFull(JsApiError, StoreFull):
+    """JetStream has no room left (its storage or its account's limit): a 507, retryable."""
+
+
 def api_error(body: Mapping[str, Any]) -> JsApiError | None:
     """The error carried by a JetStream API response or PubAck, if any."""
     err = body.get("error")
     if not isinstance(err, dict):
         return None
-    return JsApiError(
+    full = int(err.get("err_code", 0)) in ERR_STORAGE_FULL
+    return (JetStreamStorageFull if full else JsApiError)(
         int(err.get("code", 0)), int(err.get("err_code", 0)), str(err.get("description", ""))
     )
 

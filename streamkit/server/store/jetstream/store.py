@@ -207,6 +207,10 @@ class JetStreamStore:
         """End every current and future wait at once (the server is shutting down)."""
         self._stop.set()
 
+    def fault(self) -> str | None:
+        """Always None: JetStream's own faults are answered per request (507 when full)."""
+        return None
+
     @property
     def conn(self) -> JsConn:
         """The live connection; `StoreUnavailable` unless open."""

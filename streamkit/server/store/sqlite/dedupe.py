@@ -6,21 +6,46 @@ thread owns the window. Entries of a transaction are visible to its later
 jobs at once (`stage`), and to everybody only after COMMIT (`commit`); a
 rollback forgets them, so an id never points at a message that is not there.
 
-At full speed the window is large (100k ids/s kept 2 minutes is 12M entries),
-so it is laid out for memory and for the garbage collector: per stream one
-dict id -> int, the seq and the commit time packed into that one int. Dicts
-of only str and int are never tracked by the collector, where a dict of
-tuples would be scanned by every full collection. Expiry goes by commit:
-one list of ids per stream per transaction.
+Memory is set by ``max_ids``, not by the publish rate. Committed ids live in
+a few generations (`GENERATIONS`), each a dict filled with at most
+``max_ids / GENERATIONS`` ids and for at most a third of the window, then
+closed; at a low rate the oldest has thus left the window before another
+opens. Dicts that are only ever added to stay compact, and expiry drops a
+whole generation once its newest id has left the window (one deallocation,
+no per-id work). When a new generation would exceed ``max_ids``, the oldest
+is dropped before its window ends: its ids are forgotten early (counted in
+`evicted`, logged once a minute), so a retry older than what the window then
+covers is stored again.
+
+An id is kept as a 96-bit int, its stream's and text's 64-bit hash beside a
+CRC-32 of its text, whatever its length (``hash`` is per process, and cached
+in the str: the window is rebuilt at start-up) (about 130 bytes per id with the
+dict entry and the packed seq and commit time, where a dict of str took
+about 220). Two different ids of one stream collide with a probability of
+about n/2**96 (n the ids remembered): nil for any n this holds.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import deque
+from zlib import crc32
+
+log = logging.getLogger(__name__)
 
 _SEQ_BITS = 64
 _SEQ_MASK = (1 << _SEQ_BITS) - 1
 _EMPTY: dict[str, int] = {}
+
+DEFAULT_MAX_IDS = 1_000_000
+"""Ids remembered at most, all streams together (about 150 MB resident when all used)."""
+
+GENERATIONS = 4
+"""Dicts the window is split into: a lookup that misses costs one probe per generation."""
+
+_EVICTION_LOG_INTERVAL = 60.0
+_SID_MIX = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads stream numbers over 64 bits
 
 
 def pack(seq: int, committed_us: int) -> int:
@@ -33,25 +58,51 @@ def unpack(hit: int) -> tuple[int, int]:
     return hit & _SEQ_MASK, hit >> _SEQ_BITS
 
 
-class DedupeWindow:
-    """Ids stored in the last ``window_ms``, per stream (writer thread only)."""
+class _Generation:
+    """Ids committed from ``first_us`` on, up to ``last_us`` (µs), key -> `pack` ed."""
 
-    def __init__(self, window_ms: int) -> None:
+    __slots__ = ("first_us", "ids", "last_us")
+
+    def __init__(self, first_us: int) -> None:
+        self.ids: dict[int, int] = {}
+        self.first_us = first_us
+        self.last_us = first_us
+
+
+class DedupeWindow:
+    """Ids stored in the last ``window_ms``, per stream, at most ``max_ids`` in all.
+
+    Writer thread only."""
+
+    def __init__(self, window_ms: int, max_ids: int = DEFAULT_MAX_IDS) -> None:
+        if max_ids < 1:
+            raise ValueError("max_ids must be at least 1")
         self.window_us = window_ms * 1000
-        self._committed: dict[int, dict[str, int]] = {}
+        self.max_ids = max_ids
+        self.evicted = 0
+        """Ids forgotten before their window ended because ``max_ids`` were remembered."""
+        self._per_generation = -(-max_ids // GENERATIONS)
+        # A generation spans a third of the window, so the oldest of four has left the
+        # window by the time a fifth opens: at a low rate, no id is forgotten early.
+        self._span_us = max(1, self.window_us // (GENERATIONS - 1))
+        self._generations: deque[_Generation] = deque()  # oldest first
         self._uncommitted: dict[int, dict[str, int]] = {}
-        # (when, stream, ids) per stream per commit: by ``when`` each of those ids has
-        # expired, unless stored again since (then a later commit lists it again).
-        self._expiry: deque[tuple[int, int, list[str]]] = deque()
+        self._next_eviction_log = 0.0
 
     def __len__(self) -> int:
-        return sum(len(ids) for ids in self._committed.values())
+        """Ids held (one stored again in a later generation counts twice)."""
+        held = sum(len(g.ids) for g in self._generations)
+        return held + sum(len(ids) for ids in self._uncommitted.values())
 
     def find(self, sid: int, msg_id: str, now_us: int) -> int | None:
         """The `pack` ed entry of ``msg_id`` if stream ``sid`` stored it within the window."""
-        hit = self._uncommitted.get(sid, _EMPTY).get(msg_id) or self._committed.get(
-            sid, _EMPTY
-        ).get(msg_id)
+        hit = self._uncommitted.get(sid, _EMPTY).get(msg_id)
+        if hit is None and self._generations:
+            key = ((hash(msg_id) ^ sid * _SID_MIX) & _SEQ_MASK) << 32 | crc32(msg_id.encode())
+            for generation in reversed(self._generations):  # the newest entry wins
+                hit = generation.ids.get(key)
+                if hit is not None:
+                    break
         if hit is not None and (hit >> _SEQ_BITS) + self.window_us > now_us:
             return hit
         return None
@@ -64,26 +115,68 @@ class DedupeWindow:
     def commit(self, now_us: int) -> None:
         """The transaction committed: its entries join the window."""
         for sid, entries in self._uncommitted.items():
-            self._committed.setdefault(sid, {}).update(entries)
-            # Every entry is from before now, so all have expired by now + window.
-            self._expiry.append((now_us + self.window_us, sid, list(entries)))
+            self._add(sid, entries, now_us)
         self._uncommitted = {}
+
+    def load(self, sid: int, entries: dict[str, int], now_us: int) -> None:
+        """Add committed entries at once (rebuilding the window; oldest first, please)."""
+        self._add(sid, entries, now_us)
+
+    def _add(self, sid: int, entries: dict[str, int], now_us: int) -> None:
+        generations = self._generations
+        current = generations[-1] if generations else None
+        ids: dict[int, int] = current.ids if current else {}
+        full = self._per_generation
+        ends = current.first_us + self._span_us if current else 0
+        mix = sid * _SID_MIX
+        added = False
+        for msg_id, packed in entries.items():
+            at = packed >> _SEQ_BITS
+            if current is None or len(ids) >= full or at >= ends:
+                if current is not None and added:  # now_us bounds what this call put in it
+                    current.last_us = max(current.last_us, now_us)
+                current = self._open(at)
+                ids, ends = current.ids, at + self._span_us
+            key = ((hash(msg_id) ^ mix) & _SEQ_MASK) << 32 | crc32(msg_id.encode())  # as in find
+            ids[key] = packed
+            added = True
+        if current is not None and added:
+            current.last_us = max(current.last_us, now_us)
 
     def rollback(self) -> None:
         """The transaction rolled back: forget its entries."""
         self._uncommitted = {}
 
     def expire(self, now_us: int) -> None:
-        """Drop the entries that left the window."""
-        expiry = self._expiry
-        while expiry and expiry[0][0] <= now_us:
-            _, sid, ids = expiry.popleft()
-            entries = self._committed.get(sid)
-            if entries is None:
-                continue
-            for msg_id in ids:
-                hit = entries.get(msg_id)
-                if hit is not None and (hit >> _SEQ_BITS) + self.window_us <= now_us:
-                    del entries[msg_id]
-            if not entries:
-                del self._committed[sid]
+        """Drop the generations whose every id has left the window."""
+        generations, limit = self._generations, now_us - self.window_us
+        while generations and generations[0].last_us <= limit:
+            generations.popleft()
+
+    def _open(self, first_us: int) -> _Generation:
+        """Start a generation, dropping the oldest first when it would exceed ``max_ids``."""
+        generations = self._generations
+        if len(generations) >= GENERATIONS:
+            oldest = generations.popleft()
+            self._evicted(oldest, first_us)
+        generation = _Generation(first_us)
+        generations.append(generation)
+        return generation
+
+    def _evicted(self, generation: _Generation, now_us: int) -> None:
+        limit = (now_us - self.window_us) << _SEQ_BITS | _SEQ_MASK
+        early = sum(1 for hit in generation.ids.values() if hit > limit)
+        if not early:
+            return
+        self.evicted += early
+        clock = time.monotonic()
+        if clock >= self._next_eviction_log:
+            self._next_eviction_log = clock + _EVICTION_LOG_INTERVAL
+            log.warning(
+                "dedupe window full (%d ids): ids are remembered %.1fs instead of %.1fs;"
+                " raise --dedupe-max-ids to cover the whole window (%d forgotten early)",
+                self.max_ids,
+                (now_us - generation.last_us) / 1e6,
+                self.window_us / 1e6,
+                self.evicted,
+            )

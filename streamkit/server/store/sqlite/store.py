@@ -44,9 +44,11 @@ from streamkit.server.store.base import (
     StreamOptions,
     StreamRecord,
 )
+from streamkit.server.store.sqlite import disk, retention
 from streamkit.server.store.sqlite import reads as reads
-from streamkit.server.store.sqlite import retention
 from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES, Checkpointer
+from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS
+from streamkit.server.store.sqlite.lock import DatabaseLock
 from streamkit.server.store.sqlite.rows import ConsumerMeta, StreamMeta
 from streamkit.server.store.sqlite.schema import Synchronous, connect
 from streamkit.server.store.sqlite.thread import SqliteThread
@@ -124,7 +126,9 @@ class SqliteStore:
     """The embedded SQLite `Store`.
 
     ``synchronous="normal"`` survives a killed process (WAL); ``"full"`` also
-    survives power loss at the cost of an fsync per group commit.
+    survives power loss at the cost of an fsync per group commit. Message ids
+    are remembered ``dedupe_window_ms``, at most ``dedupe_max_ids`` of them
+    (see `dedupe`).
     """
 
     def __init__(
@@ -133,16 +137,19 @@ class SqliteStore:
         *,
         synchronous: Synchronous = "normal",
         dedupe_window_ms: int = DEFAULT_DEDUPE_WINDOW_MS,
+        dedupe_max_ids: int = DEFAULT_MAX_IDS,
     ) -> None:
         self.path = Path(path)
         self.synchronous: Synchronous = synchronous
-        self._ops = WriteOps(dedupe_window_ms)
+        self._lock = DatabaseLock(self.path)
+        self._ops = WriteOps(dedupe_window_ms, dedupe_max_ids)
         self._writer = SqliteThread(
             "streamkit-sqlite-writer",
             partial(connect, self.path, synchronous, wal_autocheckpoint=BACKSTOP_PAGES),
             transactional=True,
             on_commit=self._committed,
             on_rollback=self._ops.rollback,
+            on_disk_fault=self._disk_failed,
         )
         self._reader = SqliteThread(
             "streamkit-sqlite-reader",
@@ -162,6 +169,9 @@ class SqliteStore:
         self._reaper: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
         self._trim_now = asyncio.Event()
+        self._fault: str | None = None  # set by the writer thread, cleared by _recover
+        self._faults = 0  # disk faults so far (writer thread)
+        self._recovery: asyncio.Task[None] | None = None
         self._opened = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -171,14 +181,16 @@ class SqliteStore:
         if self._opened:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        await self._writer.start()
+        await asyncio.to_thread(self._lock.acquire)  # DatabaseLocked: another server owns it
         try:
+            await self._writer.start()
             self._account_id = await self._writer.run(self._ops.setup)
             await self._reader.start()
             _, streams, consumers = await self._reader.run(reads.load_catalog)
         except BaseException:
             await self._reader.stop()
             await self._writer.stop()
+            self._lock.release()
             raise
         self._checkpointer.start()
         for s in streams:
@@ -192,28 +204,61 @@ class SqliteStore:
         self._trim_now = asyncio.Event()
         self._trimmer = asyncio.create_task(self._trim(), name="streamkit-sqlite-trimmer")
         self._opened = True
+        if self._fault is not None:  # the disk failed us while opening
+            self._start_recovery()
 
     async def close(self) -> None:
         """End waits, stop the reaper, finish queued writes and close the database."""
+        self._opened = False
         self._signals.fire_all()
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
-            self._reaper = None
-        if self._trimmer is not None:
-            self._trimmer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._trimmer
-            self._trimmer = None
+        for task in (self._reaper, self._trimmer, self._recovery):
+            await _cancel(task)
+        self._reaper = self._trimmer = self._recovery = None
         await asyncio.to_thread(self._checkpointer.stop)
         await self._reader.stop()
         await self._writer.stop()
+        self._lock.release()
 
     def _committed(self) -> None:
         """The writer committed a transaction (runs on the writer's thread)."""
         self._ops.commit()
         self._checkpointer.committed()
+
+    def _disk_failed(self, reason: str) -> None:
+        """A transaction failed on the disk (runs on the writer's thread)."""
+        if self._fault is None:
+            log.error("storage full or failing (%s): refusing writes until it recovers", reason)
+        self._fault = reason
+        self._faults += 1
+        loop = self._writer.loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody to recover for
+                loop.call_soon_threadsafe(self._start_recovery)
+
+    def _start_recovery(self) -> None:
+        if self._opened and (self._recovery is None or self._recovery.done()):
+            self._recovery = asyncio.create_task(self._recover(), name="streamkit-sqlite-recovery")
+
+    async def _recover(self) -> None:
+        """While the disk is faulted: truncate the WAL and, once there is room, try a write."""
+        while self._fault is not None:
+            await asyncio.sleep(disk.RECOVERY_INTERVAL)
+            faults = self._faults
+            try:
+                await self._reader.run(disk.checkpoint_truncate)
+                if not await asyncio.to_thread(disk.has_room, self.path):
+                    continue
+                await self._writer.run(disk.probe)
+            except Exception as exc:  # still failing: try again next round
+                log.debug("storage still failing: %r", exc)
+                continue
+            if self._faults == faults:  # no write failed meanwhile
+                log.warning("storage recovered: writes are accepted again")
+                self._fault = None
+
+    def fault(self) -> str | None:
+        """Why writes are refused right now (the disk is full or failing), or None."""
+        return None if self._fault is None else f"storage_full: {self._fault}"
 
     def stop_waiting(self) -> None:
         """End every current and future wait at once (the server is shutting down)."""
@@ -539,3 +584,11 @@ class SqliteStore:
 
 def _with_threshold(spec: ConsumerSpec) -> ConsumerSpec:
     return dataclasses.replace(spec, inactive_threshold_ms=DEFAULT_INACTIVE_THRESHOLD_MS)
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` (when there is one) and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from streamkit.server.store.base import StoreUnavailable
+from streamkit.server.store.sqlite.disk import disk_fault, store_full
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -44,18 +45,25 @@ class SqliteThread:
         transactional: bool,
         on_commit: Callable[[], None] | None = None,
         on_rollback: Callable[[], None] | None = None,
+        on_disk_fault: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
         self._connect = connect
         self._transactional = transactional
         self._on_commit = on_commit
         self._on_rollback = on_rollback
+        self._on_disk_fault = on_disk_fault
         self._queue: queue.SimpleQueue[tuple[Job, asyncio.Future[Any]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._closed = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop whose futures this thread resolves (None before `start`)."""
+        return self._loop
 
     async def start(self) -> None:
         """Start the thread and open its connection (raises if that fails)."""
@@ -133,12 +141,18 @@ class SqliteThread:
     ) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         try:
+            if conn.in_transaction:  # a ROLLBACK after a disk fault failed too
+                conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
             for fn, _ in jobs:
                 conn.execute("SAVEPOINT job")
                 try:
                     value = fn(conn)
                 except BaseException as exc:
+                    if disk_fault(exc) is not None:
+                        # SQLite may already have rolled the whole transaction back:
+                        # fail the group as one, below.
+                        raise
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     outcomes.append((False, exc))
@@ -146,13 +160,20 @@ class SqliteThread:
                     conn.execute("RELEASE job")
                     outcomes.append((True, value))
             conn.execute("COMMIT")
-        except BaseException as exc:  # BEGIN/COMMIT failed (disk full, I/O error)
-            log.exception("%s: transaction failed", self.name)
+        except BaseException as exc:  # disk full or I/O error (in a job, or at COMMIT)
+            reason = disk_fault(exc)
+            if reason is None:
+                log.exception("%s: transaction failed", self.name)
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             if self._on_rollback is not None:
                 self._on_rollback()
-            return [(False, exc)] * len(jobs)
+            if reason is None:
+                return [(False, exc)] * len(jobs)
+            if self._on_disk_fault is not None:
+                self._on_disk_fault(reason)
+            return [(False, store_full(reason)) for _ in jobs]
         if self._on_commit is not None:
             self._on_commit()
         return outcomes

@@ -1,7 +1,7 @@
 """Write operations; they run on the writer thread, inside its group transaction.
 
-`WriteOps` also owns the in-memory dedupe window (`sqlite_dedupe`),
-rebuilt from ``messages`` at start-up, so it survives restarts.
+`WriteOps` also owns the in-memory dedupe window (`dedupe`), rebuilt from
+``messages`` at start-up (its newest ``max_ids``), so it survives restarts.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from streamkit.server.store.base import (
     data_hash,
 )
 from streamkit.server.store.sqlite import retention
-from streamkit.server.store.sqlite.dedupe import DedupeWindow, pack, unpack
+from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS, DedupeWindow, pack, unpack
 from streamkit.server.store.sqlite.reads import get_stream
 from streamkit.server.store.sqlite.retention import TrimResult
 from streamkit.server.store.sqlite.rows import (
@@ -122,8 +122,8 @@ class ReceiveResult:
 class WriteOps:
     """Write operations plus the dedupe window they share (writer thread only)."""
 
-    def __init__(self, dedupe_window_ms: int) -> None:
-        self._window = DedupeWindow(dedupe_window_ms)
+    def __init__(self, dedupe_window_ms: int, dedupe_max_ids: int = DEFAULT_MAX_IDS) -> None:
+        self._window = DedupeWindow(dedupe_window_ms, dedupe_max_ids)
         # cid -> no unacked delivery of that consumer is due before this wall-clock ms.
         # A lower bound (lowered on every change, made exact by each scan), so a
         # receive only looks for redeliveries when one can exist: no index needed.
@@ -150,18 +150,29 @@ class WriteOps:
         else:
             self.account_id = row[0]
         since = now_us() - self._window.window_us
+        newest: list[tuple[int, int, str, int]] = []  # (updated_at, sid, id, seq)
         for (sid,) in conn.execute("SELECT sid FROM streams").fetchall():
             # updated_at grows with seq, so walk back from the end until outside the window.
-            loaded: dict[str, int] = {}
+            seen: set[str] = set()
             for seq, msg_id, upd in conn.execute(
                 "SELECT seq, msg_id, updated_at FROM messages WHERE stream = ? ORDER BY seq DESC",
                 (sid,),
             ):
-                if upd < since:
+                if upd < since or len(seen) >= self._window.max_ids:
                     break
-                if msg_id is not None and msg_id not in loaded:
-                    loaded[msg_id] = pack(seq, upd)
-            self._window.stage(sid, loaded)
+                if msg_id is not None and msg_id not in seen:
+                    seen.add(msg_id)
+                    newest.append((upd, sid, msg_id, seq))
+        newest.sort()  # oldest first, as the window keeps them; the newest max_ids fit
+        now, run_sid = now_us(), 0
+        run: dict[str, int] = {}
+        for upd, sid, msg_id, seq in newest[-self._window.max_ids :]:
+            if sid != run_sid and run:  # runs of one stream, in time order
+                self._window.load(run_sid, run, now)
+                run = {}
+            run_sid = sid
+            run[msg_id] = pack(seq, upd)
+        self._window.load(run_sid, run, now)
         return self.account_id
 
     # streams
