@@ -10,11 +10,18 @@ import os
 import signal
 import sqlite3
 
+from streamkit.server.connections import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+)
 from streamkit.server.engines import ENGINES, create_store, default_engine
 from streamkit.server.limits import DEFAULT_MAX_LONG_POLLS, DEFAULT_MAX_WAITING
 from streamkit.server.logs import quiet_malformed_requests
+from streamkit.server.nofile import raise_open_file_limit
 from streamkit.server.runner import start_server, tls_context
 from streamkit.server.store.base import StoreUnavailable
+from streamkit.server.validation import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_LONG_POLLS,
         help="long-polls waiting at once on the server; more get 429 (%(default)s)",
     )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help="close a keep-alive connection idle this long between requests (%(default)s)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=_positive_float,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="close a new connection that has not sent a whole request head "
+        "(or finished its TLS handshake) this long after connecting (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="open connections served at once; more get 503 too_many_connections "
+        "(lowered to fit the open-file limit) (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-message-bytes",
+        type=_positive_int,
+        default=MAX_MESSAGE_BYTES,
+        metavar="BYTES",
+        help="largest `data` of one message; larger gets 413 and stores nothing "
+        "of its batch (%(default)s)",
+    )
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -104,6 +162,10 @@ async def serve(args: argparse.Namespace) -> None:
         ssl_context=tls_context(args.cert, args.key) if args.cert else None,
         max_waiting=args.max_waiting,
         max_long_polls=args.max_long_polls,
+        idle_timeout=args.idle_timeout,
+        header_timeout=args.header_timeout,
+        max_connections=args.max_connections,
+        max_message_bytes=args.max_message_bytes,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -124,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     """Configure logging and run `serve`; returns the exit code."""
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     quiet_malformed_requests()
+    raise_open_file_limit()
     try:
         asyncio.run(serve(args))
     except KeyboardInterrupt:  # signal handlers unavailable (Windows)

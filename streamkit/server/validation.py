@@ -24,6 +24,12 @@ MAX_DELAY_MS = 7 * 24 * 3600 * 1000
 DEFAULT_MAX_WAIT_MS = 60_000
 MAX_INT = 2**62
 """Upper bound for every integer we accept: fits SQLite's signed 64-bit with room to add."""
+# The wire contract's message size limit (the client checks MAX_DATA_BYTES in
+# models.py, the same number); it moves to streamkit/protocol/wire.py with the
+# other shared limits. Counted in UTF-8 bytes of `data` as sent (base64 text
+# for binary), so client and server measure the same thing.
+MAX_MESSAGE_BYTES = 1024 * 1024
+"""Default largest ``data`` of one message, in bytes; the server answers 413 past it."""
 
 # Fast path for the common case; anything it rejects gets key_problem's message.
 _KEY = re.compile(r"[a-zA-Z0-9_-]+(?:\.[a-zA-Z0-9_-]+){0,15}")
@@ -35,6 +41,15 @@ class Invalid(Exception):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("Validation failed")
         self.errors = errors
+
+
+class TooLarge(Exception):
+    """A message's ``data`` is over the size limit (413), keyed by field path."""
+
+    def __init__(self, errors: dict[str, list[str]], limit: int) -> None:
+        super().__init__("Payload too large")
+        self.errors = errors
+        self.limit = limit
 
 
 class BadParam(Exception):
@@ -187,8 +202,8 @@ def consumer_body(body: object) -> ConsumerSpec:
     )
 
 
-def publish_body(body: object) -> list[NewMessage]:
-    """``POST .../messages`` -> the messages, all valid or `Invalid`."""
+def publish_body(body: object, max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[NewMessage]:
+    """``POST .../messages`` -> the messages, all valid, else `Invalid` or `TooLarge`."""
     obj = _object(body)
     messages = obj.get("messages")
     if messages is None:
@@ -222,7 +237,23 @@ def publish_body(body: object) -> list[NewMessage]:
         _message_problems(errors, i, m)
     if errors is not None:
         errors.raise_if_any()
+    _check_sizes(messages, max_message_bytes)
     return messages  # each item is now known to be a valid NewMessage
+
+
+def _check_sizes(messages: list[Any], limit: int) -> None:
+    # A str's UTF-8 length is between len() and 4 * len(): encode only when it matters.
+    quarter = limit // 4
+    too_large: dict[str, list[str]] = {}
+    for i, m in enumerate(messages):
+        data: str = m["data"]
+        if len(data) <= quarter:
+            continue
+        size = len(data) if len(data) > limit else len(data.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            too_large[f"messages[{i}].data"] = [f"is over {limit} bytes"]
+    if too_large:
+        raise TooLarge(too_large, limit)
 
 
 def _string_map(value: object) -> bool:
