@@ -1,0 +1,84 @@
+"""Raw HTTP/1.1 over asyncio streams, for tests that send what no client library would."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import orjson
+
+EXCHANGE_TIMEOUT = 10.0
+"""Seconds any one raw exchange may take before the test fails (never a hang)."""
+
+
+@dataclass
+class RawResponse:
+    """A response read off a socket: status line, headers (lower-cased names) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> object:
+        """The body parsed as JSON."""
+        return orjson.loads(self.body)
+
+
+def request(path: str = "/api/ping", method: str = "GET", extra: bytes = b"") -> bytes:
+    """A minimal keep-alive HTTP/1.1 request for ``path``."""
+    return f"{method} {path} HTTP/1.1\r\nHost: streamkit\r\n".encode() + extra + b"\r\n"
+
+
+async def read_response(reader: asyncio.StreamReader) -> RawResponse:
+    """One response (``Content-Length`` framed, as every answer of the server is)."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), EXCHANGE_TIMEOUT)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    body = await asyncio.wait_for(reader.readexactly(length), EXCHANGE_TIMEOUT)
+    return RawResponse(status, headers, body)
+
+
+async def exchange(port: int, raw: bytes, *, until_closed: bool = True) -> tuple[RawResponse, bool]:
+    """Send ``raw`` on a new connection and read one response.
+
+    With ``until_closed`` also wait (bounded) for the server to close the
+    connection and say whether it did; else just hang up.
+    """
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection("127.0.0.1", port), EXCHANGE_TIMEOUT
+    )
+    try:
+        writer.write(raw)
+        response = await read_response(reader)
+        if not until_closed:
+            return response, False
+        try:
+            closed = await asyncio.wait_for(reader.read(1), EXCHANGE_TIMEOUT) == b""
+        except ConnectionError:
+            closed = True
+        return response, closed
+    finally:
+        writer.close()
+
+
+async def eof(reader: asyncio.StreamReader, timeout: float) -> bytes:
+    """Everything the server sends until it closes the connection (fails after ``timeout``)."""
+
+    async def until_closed() -> bytes:
+        received = b""
+        while True:
+            try:
+                chunk = await reader.read(65536)
+            except ConnectionError:
+                return received
+            if not chunk:
+                return received
+            received += chunk
+
+    return await asyncio.wait_for(until_closed(), timeout)
