@@ -109,6 +109,7 @@ class ConnectionServer(web.Server):
         self._protocol_loop = loop
         self._handler_options = handler_options
         self._refusals = ThrottledLog(log)
+        self._refusing: dict[asyncio.BaseTransport, asyncio.TimerHandle] = {}
         make_request = self.request_factory
 
         def request_factory_with_head(
@@ -128,14 +129,35 @@ class ConnectionServer(web.Server):
         """True when a new connection would be over the cap."""
         return self.open_connections >= self.limits.max_connections
 
-    def refused(self) -> None:
-        """Count (and now and then log) a connection refused for being over the cap."""
+    def refuse(self, transport: asyncio.Transport) -> None:
+        """Answer a connection over the cap with the 503, then close it after a brief drain."""
         self.refused_connections += 1
         self._refusals.warning(
             "refusing connections: %d open, the most is %d (--max-connections)",
             self.open_connections,
             self.limits.max_connections,
         )
+        transport.write(TOO_MANY_CONNECTIONS)
+        if transport.can_write_eof():
+            try:
+                transport.write_eof()
+            except OSError:  # the client is already gone
+                transport.abort()
+                return
+        # Closing with the client's request unread would reset the connection and
+        # could discard the 503 before the client reads it: drain briefly first.
+        self._refusing[transport] = self._protocol_loop.call_later(REFUSAL_LINGER, transport.close)
+
+    def refusal_over(self, transport: asyncio.BaseTransport) -> None:
+        """A refused connection is closed: forget it."""
+        timer = self._refusing.pop(transport, None)
+        if timer is not None:
+            timer.cancel()
+
+    def pre_shutdown(self) -> None:
+        for transport in list(self._refusing):
+            transport.close()
+        super().pre_shutdown()
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         self.open_connections += 1
@@ -154,42 +176,31 @@ class Connection(RequestHandler):
     ) -> None:
         super().__init__(manager, loop=loop, **options)
         self._connections = manager
+        self._timer_loop = loop
         self._head_deadline: asyncio.TimerHandle | None = None
-        self._refusal: asyncio.TimerHandle | None = None
+        self._refused: asyncio.BaseTransport | None = None
         self._bytes_seen = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._connections.full:
-            self._refuse(transport)
+            assert isinstance(transport, asyncio.Transport)
+            self._refused = transport
+            self._connections.refuse(transport)
             return
         super().connection_made(transport)
-        self._head_deadline = self._loop.call_later(
+        self._head_deadline = self._timer_loop.call_later(
             self._connections.limits.header_timeout, self._head_too_slow
         )
 
-    def _refuse(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._connections.refused()
-        transport.write(TOO_MANY_CONNECTIONS)
-        if transport.can_write_eof():
-            try:
-                transport.write_eof()
-            except OSError:  # the client is already gone
-                transport.abort()
-                return
-        # Closing with the client's request unread would reset the connection and
-        # could discard the 503 before the client reads it: drain briefly first.
-        self._refusal = self._loop.call_later(REFUSAL_LINGER, transport.close)
-
     def data_received(self, data: bytes) -> None:
-        if self._refusal is not None:
+        if self._refused is not None:
             return  # drained and dropped
         self._bytes_seen = True
         super().data_received(data)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._refusal is not None:
-            self._refusal.cancel()
+        if self._refused is not None:
+            self._connections.refusal_over(self._refused)
             return  # never counted, never served
         self._cancel_head_deadline()
         super().connection_lost(exc)
