@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -19,7 +20,7 @@ class RawResponse:
     headers: dict[str, str]
     body: bytes
 
-    def json(self) -> object:
+    def json(self) -> Any:
         """The body parsed as JSON."""
         return orjson.loads(self.body)
 
