@@ -69,6 +69,19 @@ async def test_idle_keep_alive_connections_are_closed_after_the_idle_timeout() -
         assert closed == [b""] * 20  # closed quietly: nothing was pending
 
 
+async def test_a_stalled_next_request_on_a_kept_alive_connection_is_closed_as_idle() -> None:
+    async def ping_then_stall(conn: Connection) -> None:
+        await ping(conn)
+        await half_a_request_line(conn)
+
+    async with (
+        run_server(idle_timeout=1.0, header_timeout=60.0) as server,
+        connections(port_of(server), 20, ping_then_stall) as stalled,
+    ):
+        closed = await asyncio.gather(*(eof(r, 1.0 + CLOSE_MARGIN) for r, _ in stalled))
+        assert closed == [b""] * 20
+
+
 async def test_silent_new_connections_are_closed_after_the_header_timeout() -> None:
     async with (
         run_server(idle_timeout=60.0, header_timeout=1.0) as server,

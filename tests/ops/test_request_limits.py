@@ -109,6 +109,7 @@ MALFORMED: list[tuple[str, bytes, int]] = [
     ),
     ("many-headers", request(extra=f"X-{MARKER}: v\r\n".encode() * 300), 431),
     ("garbage", f"{MARKER}\r\n\r\n".encode(), 400),
+    ("tls-hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + MARKER.encode() * 8, 400),
     ("bad-version", f"GET /{MARKER} HTTP/9.9\r\nHost: x\r\n\r\n".encode(), 400),
     ("bad-header", request(extra=f"Bad {MARKER}: 1\r\n".encode()), 400),
     (
