@@ -144,10 +144,13 @@ class Listener(asyncio.AbstractServer):
         except asyncio.CancelledError:
             conn.close()
             raise
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+        except (OSError, asyncio.TimeoutError) as exc:
             # A client that vanished or failed its TLS handshake: its own problem.
             conn.close()
             log.debug("connection dropped before it was served: %r", exc)
+        except Exception:
+            conn.close()
+            log.exception("could not serve an accepted connection")
 
 
 class ListenerSite(web.BaseSite):

@@ -8,16 +8,19 @@ names the problem, never quoting the input.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 
+from streamkit.server.engines import create_store
 from streamkit.server.http_errors import MAX_HEADER_BYTES, MAX_URL_BYTES
+from streamkit.server.runner import start_server
 from streamkit.server.validation import MAX_MESSAGE_BYTES
 from streamkit.testing import ServerHandle, run_server
 from tests.http_api import Api
+from tests.nats_server import NatsServer, require_binary
 from tests.ops.raw_http import exchange, request
 
 MARKER = "ECHOCANARY"
@@ -147,3 +150,31 @@ async def test_the_server_keeps_serving_after_parser_errors(server: ServerHandle
         await exchange(port_of(server), raw)
     response, _ = await exchange(port_of(server), request("/api/ping"), until_closed=False)
     assert response.status == 200
+
+
+@pytest.fixture(scope="module")
+def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(binary=require_binary(), store_dir=tmp_path_factory.mktemp("nats"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_the_size_limit_holds_on_the_jetstream_engine_too(nats: NatsServer) -> None:
+    store = create_store("jetstream", nats_urls=nats.url, nats_prefix="limits")
+    running = await start_server(store, max_message_bytes=1000)
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Api(session, running.url, "jetstream")
+            await api.stream("orders")
+            status, body = await api.call(
+                "POST", "/api/streams/orders/messages", batch("a", "b", "y" * 1001)
+            )
+            assert status == 413, body
+            assert list(body["validation_errors"]) == ["messages[2].data"]
+            assert await stored(api) == 0
+            assert (await api.publish("orders", batch("y" * 1000)["messages"]))["published"] == 1
+    finally:
+        await running.close()
