@@ -188,8 +188,18 @@ class ListenerSite(web.BaseSite):
             ssl_context=self._ssl_context,
             handshake_timeout=self._handshake_timeout,
         )
+        try:
+            await self.listener.start_serving()
+        except NotImplementedError:  # Windows' proactor loop cannot watch a socket
+            self.listener = None
+            self._server = await asyncio.get_running_loop().create_server(
+                server,
+                sock=self._sock,
+                ssl=self._ssl_context,
+                ssl_handshake_timeout=self._handshake_timeout if self._ssl_context else None,
+            )
+            return
         self._server = self.listener
-        await self.listener.start_serving()
 
     async def stop(self) -> None:
         """Stop accepting (aiohttp closes the open connections afterwards)."""
