@@ -1,12 +1,21 @@
-"""Raw HTTP/1.1 over asyncio streams, for tests that send what no client library would."""
+"""Raw HTTP/1.1 over asyncio streams, for tests that send what no client library would.
+
+Also many connections at once (`connections`), each opened with a first
+step: a whole request (`ping`), half a request line (`half_a_request_line`)
+or nothing.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from streamkit.testing import ServerHandle
 
 EXCHANGE_TIMEOUT = 10.0
 """Seconds any one raw exchange may take before the test fails (never a hang)."""
@@ -83,3 +92,46 @@ async def eof(reader: asyncio.StreamReader, timeout: float) -> bytes:
             received += chunk
 
     return await asyncio.wait_for(until_closed(), timeout)
+
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+CLOSE_MARGIN = 10.0
+"""Seconds past a timeout a connection may take to be closed before the test fails."""
+
+
+def port_of(server: ServerHandle) -> int:
+    """The port of an in-process server."""
+    return int(server.url.rsplit(":", 1)[1])
+
+
+@asynccontextmanager
+async def connections(
+    port: int, count: int, first: Callable[[Connection], Awaitable[Any]] | None = None
+) -> AsyncIterator[list[Connection]]:
+    """``count`` open connections (each given ``first`` to do), all closed on exit."""
+    opened: list[Connection] = []
+    try:
+        for _ in range(count):
+            conn = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", port), EXCHANGE_TIMEOUT
+            )
+            opened.append(conn)
+            if first is not None:
+                await first(conn)
+        yield opened
+    finally:
+        for _, writer in opened:
+            writer.close()
+
+
+async def ping(conn: Connection) -> None:
+    reader, writer = conn
+    writer.write(request("/api/ping"))
+    response = await read_response(reader)
+    assert response.status == 200, response
+
+
+async def half_a_request_line(conn: Connection) -> None:
+    conn[1].write(b"GET /api/pi")
+    await conn[1].drain()

@@ -19,8 +19,16 @@ from pathlib import Path
 import pytest
 
 from tests.ops.open_files import need_open_files
-from tests.ops.raw_http import EXCHANGE_TIMEOUT, eof, exchange, request
-from tests.ops.test_connections import CLOSE_MARGIN, connections, half_a_request_line, ping
+from tests.ops.raw_http import (
+    CLOSE_MARGIN,
+    EXCHANGE_TIMEOUT,
+    connections,
+    eof,
+    exchange,
+    half_a_request_line,
+    ping,
+    request,
+)
 from tests.server_process import ServerProcess
 
 IDLE = 2000

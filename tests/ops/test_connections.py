@@ -7,57 +7,23 @@ the clients no library would be: silent ones, slow ones, too many of them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
 
 import aiohttp
 import orjson
 
-from streamkit.testing import ServerHandle, run_server
+from streamkit.testing import run_server
 from tests.http_api import Api
-from tests.ops.raw_http import EXCHANGE_TIMEOUT, eof, exchange, read_response, request
-
-Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-CLOSE_MARGIN = 10.0
-"""Seconds past a timeout a connection may take to be closed before the test fails."""
-
-
-def port_of(server: ServerHandle) -> int:
-    return int(server.url.rsplit(":", 1)[1])
-
-
-@asynccontextmanager
-async def connections(
-    port: int, count: int, first: Callable[[Connection], Awaitable[Any]] | None = None
-) -> AsyncIterator[list[Connection]]:
-    """``count`` open connections (each given ``first`` to do), all closed on exit."""
-    opened: list[Connection] = []
-    try:
-        for _ in range(count):
-            conn = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", port), EXCHANGE_TIMEOUT
-            )
-            opened.append(conn)
-            if first is not None:
-                await first(conn)
-        yield opened
-    finally:
-        for _, writer in opened:
-            writer.close()
-
-
-async def ping(conn: Connection) -> None:
-    reader, writer = conn
-    writer.write(request("/api/ping"))
-    response = await read_response(reader)
-    assert response.status == 200, response
-
-
-async def half_a_request_line(conn: Connection) -> None:
-    conn[1].write(b"GET /api/pi")
-    await conn[1].drain()
+from tests.ops.raw_http import (
+    CLOSE_MARGIN,
+    Connection,
+    connections,
+    eof,
+    exchange,
+    half_a_request_line,
+    ping,
+    port_of,
+    request,
+)
 
 
 async def test_idle_keep_alive_connections_are_closed_after_the_idle_timeout() -> None:

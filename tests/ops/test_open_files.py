@@ -20,8 +20,7 @@ import pytest
 
 from tests.ops.limited_server import LimitedServerProcess
 from tests.ops.open_files import need_open_files
-from tests.ops.raw_http import exchange, request
-from tests.ops.test_connections import connections, ping
+from tests.ops.raw_http import connections, exchange, ping, request
 
 
 def flood(port: int, count: int, stack: ExitStack) -> None:

@@ -21,7 +21,7 @@ from streamkit.server.validation import MAX_MESSAGE_BYTES
 from streamkit.testing import ServerHandle, run_server
 from tests.http_api import Api
 from tests.nats_server import NatsServer, require_binary
-from tests.ops.raw_http import exchange, request
+from tests.ops.raw_http import exchange, port_of, request
 
 MARKER = "ECHOCANARY"
 """Planted in every malformed request: it must never come back in an answer."""
@@ -37,10 +37,6 @@ async def server() -> AsyncIterator[ServerHandle]:
 async def api(server: ServerHandle) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as session:
         yield Api(session, server.url)
-
-
-def port_of(server: ServerHandle) -> int:
-    return int(server.url.rsplit(":", 1)[1])
 
 
 def batch(*datas: str) -> dict[str, Any]:

@@ -10,8 +10,7 @@ import pytest
 
 from streamkit.server.serve import main
 from tests.http_api import Api
-from tests.ops.raw_http import exchange, request
-from tests.ops.test_connections import connections, ping
+from tests.ops.raw_http import connections, exchange, ping, request
 from tests.server_process import ServerProcess
 
 

@@ -11,8 +11,7 @@ import pytest
 from streamkit.server.runner import tls_context
 from streamkit.testing import run_server
 from tests.faults.test_security import _self_signed
-from tests.ops.raw_http import EXCHANGE_TIMEOUT, eof, read_response, request
-from tests.ops.test_connections import CLOSE_MARGIN, port_of
+from tests.ops.raw_http import CLOSE_MARGIN, EXCHANGE_TIMEOUT, eof, port_of, read_response, request
 
 
 @pytest.fixture
