@@ -15,7 +15,9 @@ MAX_ACK_IDS = 1000
 """The most ack ids in one ack, nack or extend request (a receive's worth)."""
 
 MAX_MESSAGE_BYTES = 1024 * 1024
-"""The largest ``data`` one message may carry, in bytes of its wire text."""
+"""The largest ``data`` one message may carry, in UTF-8 bytes of its wire text (base64
+text for binary payloads). The server's default limit (``--max-message-bytes``) and
+the client's check on `Event`."""
 
 DEFAULT_RECEIVE_BATCH = 10
 """``batch_size`` of a receive that does not say."""

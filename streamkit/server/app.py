@@ -24,6 +24,7 @@ from aiohttp import web
 
 from streamkit.protocol import routes
 from streamkit.protocol.routes import Route
+from streamkit.protocol.wire import MAX_MESSAGE_BYTES
 from streamkit.server import openapi, sse, validation
 from streamkit.server.limits import DEFAULT_MAX_LONG_POLLS, DEFAULT_MAX_WAITING, LongPolls
 from streamkit.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -73,6 +74,7 @@ def create_app(
     max_waiting: int = DEFAULT_MAX_WAITING,
     max_long_polls: int = DEFAULT_MAX_LONG_POLLS,
     sse_heartbeat: float = DEFAULT_SSE_HEARTBEAT,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
 ) -> web.Application:
     """Build the app. The store is opened on startup and closed on cleanup.
 
@@ -80,10 +82,13 @@ def create_app(
     ``max_wait_ms`` caps ``wait_for`` on receive and reads; ``max_waiting``
     (per consumer) and ``max_long_polls`` (in all) cap the long-polls waiting
     at once, answering 429 past them; ``sse_heartbeat`` is the seconds between
-    keepalive comments on an idle live tail.
+    keepalive comments on an idle live tail; a message whose ``data`` is over
+    ``max_message_bytes`` gets 413 and nothing of its batch is stored.
     """
     if sse_heartbeat <= 0:
         raise ValueError("sse_heartbeat must be positive")
+    if max_message_bytes < 1:
+        raise ValueError("max_message_bytes must be at least 1")
     middlewares = [_metrics_middleware, _error_middleware]
     if api_key:
         middlewares.append(_auth_middleware(api_key))
@@ -94,6 +99,7 @@ def create_app(
     app[CONFIG] = {
         "max_wait_ms": max_wait_ms,
         "max_body_bytes": max_body_bytes,
+        "max_message_bytes": max_message_bytes,
         "auth": bool(api_key),
         "sse_heartbeat_ms": max(1, round(sse_heartbeat * 1000)),
     }
@@ -205,6 +211,13 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
         ).response()
     except validation.Invalid as exc:
         return validation_failed(exc.errors).response()
+    except validation.TooLarge as exc:
+        return ApiError(
+            413,
+            f"Payload too large: a message's data is over {exc.limit} bytes; nothing was stored",
+            "message_too_large",
+            extra={"validation_errors": exc.errors},
+        ).response()
     except validation.BadParam as exc:
         return ApiError(400, str(exc), "bad_param", extra={"param": exc.param}).response()
     except web.HTTPRequestEntityTooLarge:
@@ -357,7 +370,8 @@ async def delete_stream(request: web.Request) -> web.Response:
 async def publish(request: web.Request) -> web.Response:
     """Store 1..1000 messages atomically; acks in request order."""
     stream = request.match_info["stream"]
-    messages = validation.publish_body(await _json_body(request))
+    limit: int = request.app[CONFIG]["max_message_bytes"]
+    messages = validation.publish_body(await _json_body(request), limit)
     result = await _store(request).publish(stream, messages)
     request.app[METRICS].published.inc(result.published)
     return json_response({"data": {"published": result.published, "acks": result.acks}})

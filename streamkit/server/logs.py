@@ -10,6 +10,7 @@ Real errors (5xx, unhandled exceptions) are left alone.
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -35,3 +36,34 @@ def quiet_malformed_requests() -> None:
     logger = logging.getLogger(AIOHTTP_SERVER_LOGGER)
     if not any(isinstance(f, MalformedRequestFilter) for f in logger.filters):
         logger.addFilter(MalformedRequestFilter())
+
+
+class ThrottledLog:
+    """Logs a recurring event at most once per ``interval`` seconds, with how often it happened.
+
+    For events a client can cause at any rate (a refused connection, a failed
+    accept): the first is logged at once, the rest of the interval are counted
+    and the count is appended to the next line logged.
+    """
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0) -> None:
+        self.logger = logger
+        self.interval = interval
+        self.count = 0
+        """Events since the start."""
+        self._unlogged = 0
+        self._last: float | None = None
+
+    def warning(self, msg: str, *args: object) -> None:
+        """Record one event; log ``msg % args`` if the last line is over ``interval`` old."""
+        self.count += 1
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.interval:
+            self._unlogged += 1
+            return
+        if self._unlogged:
+            msg += " (and %d more like it in the last %.0fs)"
+            args = (*args, self._unlogged, now - self._last if self._last is not None else 0.0)
+        self.logger.warning(msg, *args)
+        self._last = now
+        self._unlogged = 0

@@ -554,7 +554,7 @@ _ERROR_TEXT = {
     400: "Malformed JSON or query parameter",
     401: "Missing or invalid API key",
     404: "No such stream, consumer or route",
-    413: "Request body too large",
+    413: "Request body, or a message's data, too large (validation_errors names it)",
     422: "Validation failed (validation_errors names each field)",
     429: "Too many long-polls waiting; retry after Retry-After seconds",
     503: "Shutting down; retry after Retry-After seconds",

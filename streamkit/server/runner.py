@@ -10,6 +10,15 @@ from typing import Any
 from aiohttp import web
 
 from streamkit.server.app import create_app
+from streamkit.server.connections import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    ConnectionLimits,
+    ConnectionRunner,
+)
+from streamkit.server.listener import ListenerSite
+from streamkit.server.nofile import connections_allowed
 from streamkit.server.store.base import Store
 
 
@@ -41,18 +50,34 @@ async def start_server(
     port: int = 0,
     shutdown_timeout: float = 5.0,
     ssl_context: ssl.SSLContext | None = None,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
     **app_options: Any,
 ) -> RunningServer:
     """Open ``store``, build the app and listen; ``port=0`` picks a free port.
 
     With ``ssl_context`` (see `tls_context`) the server speaks HTTPS.
-    ``app_options`` are passed to `create_app`.
+    ``idle_timeout`` closes a keep-alive connection idle that many seconds;
+    ``header_timeout`` is how long a new connection has to send its first
+    request head (and finish its TLS handshake); past ``max_connections``
+    (lowered to fit the open-file limit) a new connection gets a 503 (see
+    `streamkit.server.connections`). ``app_options`` are passed to `create_app`.
     """
+    limits = ConnectionLimits(
+        idle_timeout=idle_timeout,
+        header_timeout=header_timeout,
+        max_connections=connections_allowed(max_connections),
+    )
     app = create_app(store, **app_options)
     # A client that hangs up cancels its handler: an abandoned long-poll stops
     # waiting (and takes nothing) instead of holding its slot until wait_for ends.
-    runner = web.AppRunner(
-        app, access_log=None, shutdown_timeout=shutdown_timeout, handler_cancellation=True
+    runner = ConnectionRunner(
+        app,
+        limits=limits,
+        access_log=None,
+        shutdown_timeout=shutdown_timeout,
+        handler_cancellation=True,
     )
     await runner.setup()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -62,7 +87,7 @@ async def start_server(
         sock.bind((host, port))
         sock.listen(1024)
         sock.setblocking(False)
-        site = web.SockSite(runner, sock, ssl_context=ssl_context)
+        site = ListenerSite(runner, sock, ssl_context=ssl_context, handshake_timeout=header_timeout)
         await site.start()
     except BaseException:
         sock.close()

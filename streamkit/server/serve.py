@@ -10,9 +10,16 @@ import os
 import signal
 import sqlite3
 
+from streamkit.protocol.wire import MAX_MESSAGE_BYTES
+from streamkit.server.connections import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+)
 from streamkit.server.engines import ENGINES, create_store, default_engine
 from streamkit.server.limits import DEFAULT_MAX_LONG_POLLS, DEFAULT_MAX_WAITING
 from streamkit.server.logs import quiet_malformed_requests
+from streamkit.server.nofile import raise_open_file_limit
 from streamkit.server.runner import start_server, tls_context
 from streamkit.server.store.base import DEFAULT_DEDUPE_WINDOW_MS, StoreUnavailable
 
@@ -98,26 +105,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_LONG_POLLS,
         help="long-polls waiting at once on the server; more get 429 (%(default)s)",
     )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help="close a keep-alive connection idle this long between requests (%(default)s)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="close a new connection that has not sent a whole request head "
+        "(or finished its TLS handshake) this long after connecting (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="open connections served at once; more get 503 too_many_connections "
+        "(lowered to fit the open-file limit) (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-message-bytes",
+        type=_positive_int,
+        default=MAX_MESSAGE_BYTES,
+        metavar="BYTES",
+        help="largest `data` of one message; larger gets 413 and stores nothing "
+        "of its batch (%(default)s)",
+    )
 
 
-def _positive_seconds(value: str) -> float:
+def _positive_seconds(text: str) -> float:
     try:
-        seconds = float(value)
+        value = float(text)
     except ValueError:
-        seconds = 0.0
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {value!r}")
-    return seconds
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
 
 
-def _positive_int(value: str) -> int:
+def _positive_int(text: str) -> int:
     try:
-        number = int(value, 10)
+        value = int(text, 10)
     except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value!r}")
-    return number
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -149,6 +187,10 @@ async def serve(args: argparse.Namespace) -> None:
         ssl_context=tls_context(args.cert, args.key) if args.cert else None,
         max_waiting=args.max_waiting,
         max_long_polls=args.max_long_polls,
+        idle_timeout=args.idle_timeout,
+        header_timeout=args.header_timeout,
+        max_connections=args.max_connections,
+        max_message_bytes=args.max_message_bytes,
     )
     auth = "on" if args.api_key else "off"
     where = f"db {args.db}" if args.engine == "sqlite" else f"jetstream, prefix {args.nats_prefix}"
@@ -164,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
     """Configure logging and run `serve`; returns the exit code."""
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     quiet_malformed_requests()
+    raise_open_file_limit()
     try:
         asyncio.run(serve(args))
     except KeyboardInterrupt:  # signal handlers unavailable (Windows)

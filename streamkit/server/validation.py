@@ -20,6 +20,7 @@ from streamkit.protocol.wire import (
     DEFAULT_RECEIVE_BATCH,
     MAX_ACK_IDS,
     MAX_BATCH,
+    MAX_MESSAGE_BYTES,
 )
 from streamkit.server.store.base import (
     RETENTION_FIELDS,
@@ -35,7 +36,6 @@ MAX_DELAY_MS = 7 * 24 * 3600 * 1000
 DEFAULT_MAX_WAIT_MS = 60_000
 MAX_INT = 2**62
 """Upper bound for every integer we accept: fits SQLite's signed 64-bit with room to add."""
-
 # Fast path for the common case; anything it rejects gets key_problem's message.
 _KEY = re.compile(r"[a-zA-Z0-9_-]+(?:\.[a-zA-Z0-9_-]+){0,15}")
 
@@ -46,6 +46,15 @@ class Invalid(Exception):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("Validation failed")
         self.errors = errors
+
+
+class TooLarge(Exception):
+    """A message's ``data`` is over the size limit (413), keyed by field path."""
+
+    def __init__(self, errors: dict[str, list[str]], limit: int) -> None:
+        super().__init__("Payload too large")
+        self.errors = errors
+        self.limit = limit
 
 
 class BadParam(Exception):
@@ -205,8 +214,8 @@ def consumer_body(body: object) -> ConsumerSpec:
     )
 
 
-def publish_body(body: object) -> list[NewMessage]:
-    """``POST .../messages`` -> the messages, all valid or `Invalid`."""
+def publish_body(body: object, max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[NewMessage]:
+    """``POST .../messages`` -> the messages, all valid, else `Invalid` or `TooLarge`."""
     obj = _object(body)
     messages = obj.get("messages")
     if messages is None:
@@ -240,7 +249,23 @@ def publish_body(body: object) -> list[NewMessage]:
         _message_problems(errors, i, m)
     if errors is not None:
         errors.raise_if_any()
+    _check_sizes(messages, max_message_bytes)
     return messages  # each item is now known to be a valid NewMessage
+
+
+def _check_sizes(messages: list[Any], limit: int) -> None:
+    # A str's UTF-8 length is between len() and 4 * len(): encode only when it matters.
+    quarter = limit // 4
+    too_large: dict[str, list[str]] = {}
+    for i, m in enumerate(messages):
+        data: str = m["data"]
+        if len(data) <= quarter:
+            continue
+        size = len(data) if len(data) > limit else len(data.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            too_large[f"messages[{i}].data"] = [f"is over {limit} bytes"]
+    if too_large:
+        raise TooLarge(too_large, limit)
 
 
 def _string_map(value: object) -> bool:
