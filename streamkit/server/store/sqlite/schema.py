@@ -139,9 +139,11 @@ def connect(
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
     conn.execute("PRAGMA busy_timeout = 10000")
     if not readonly:
-        # page_size and auto_vacuum only take on a new, empty file.
-        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+            # Only a new, empty file takes these; on an existing one the auto_vacuum
+            # pragma is a write, which must not stop a server starting on a full disk.
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     if wal_autocheckpoint is not None:
