@@ -30,7 +30,7 @@ from streamkit.server.limits import DEFAULT_MAX_LONG_POLLS, DEFAULT_MAX_WAITING,
 from streamkit.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from streamkit.server.metrics import ServerMetrics, refresh_store_gauges
 from streamkit.server.responses import (
-    ApiError,
+    ErrorResponse,
     consumer_json,
     json_response,
     not_found,
@@ -187,7 +187,7 @@ async def _metrics_middleware(request: web.Request, handler: Handler) -> web.Str
 async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
+    except ErrorResponse as exc:
         return exc.response()
     except StoreNotFound as exc:
         return not_found(exc.kind).response()
@@ -196,14 +196,14 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
     except StoreInvalid as exc:
         return validation_failed(exc.errors).response()
     except StoreFull as exc:
-        return ApiError(
+        return ErrorResponse(
             507,
             f"Insufficient storage: {exc}",
             "storage_full",
             headers={"Retry-After": str(STORAGE_FULL_RETRY_AFTER)},
         ).response()
     except StoreUnavailable as exc:
-        return ApiError(
+        return ErrorResponse(
             503,
             f"Service unavailable: {str(exc) or 'the server is shutting down'}",
             "unavailable",
@@ -212,17 +212,17 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
     except validation.Invalid as exc:
         return validation_failed(exc.errors).response()
     except validation.TooLarge as exc:
-        return ApiError(
+        return ErrorResponse(
             413,
             f"Payload too large: a message's data is over {exc.limit} bytes; nothing was stored",
             "message_too_large",
             extra={"validation_errors": exc.errors},
         ).response()
     except validation.BadParam as exc:
-        return ApiError(400, str(exc), "bad_param", extra={"param": exc.param}).response()
+        return ErrorResponse(400, str(exc), "bad_param", extra={"param": exc.param}).response()
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[CONFIG]["max_body_bytes"]
-        return ApiError(
+        return ErrorResponse(
             413,
             f"Payload too large: the request body exceeds {limit} bytes",
             "payload_too_large",
@@ -233,22 +233,22 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
         return _http_error(request, exc).response()
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return ApiError(500, "Internal server error", "internal_error").response()
+        return ErrorResponse(500, "Internal server error", "internal_error").response()
 
 
-def _http_error(request: web.Request, exc: web.HTTPException) -> ApiError:
+def _http_error(request: web.Request, exc: web.HTTPException) -> ErrorResponse:
     if exc.status == 404:
         summary = f"Not found: no route for {request.method} {request.path}"
-        return ApiError(404, summary, "not_found")
+        return ErrorResponse(404, summary, "not_found")
     if exc.status == 405:
         allow = exc.headers.get("Allow", "")
-        return ApiError(
+        return ErrorResponse(
             405,
             f"Method not allowed: {request.method} {request.path}",
             "method_not_allowed",
             headers={"Allow": allow},
         )
-    return ApiError(exc.status, exc.reason, "http_error")
+    return ErrorResponse(exc.status, exc.reason, "http_error")
 
 
 def _auth_middleware(api_key: str) -> Any:
@@ -259,7 +259,7 @@ def _auth_middleware(api_key: str) -> Any:
         if request.path != routes.HEALTH.path:
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
-                raise ApiError(
+                raise ErrorResponse(
                     401,
                     "Unauthorized: missing or invalid API key",
                     "unauthorized",
@@ -278,11 +278,11 @@ async def _json_body(request: web.Request, *, optional: bool = False) -> Any:
     if not raw.strip():
         if optional:
             return {}
-        raise ApiError(400, "Malformed request: a JSON body is required", "malformed_json")
+        raise ErrorResponse(400, "Malformed request: a JSON body is required", "malformed_json")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"Malformed JSON body: {exc}", "malformed_json") from None
+        raise ErrorResponse(400, f"Malformed JSON body: {exc}", "malformed_json") from None
 
 
 def _store(request: web.Request) -> Store:

@@ -35,7 +35,7 @@ from streamkit.server.http_errors import (
     raw_response,
 )
 from streamkit.server.logs import ThrottledLog
-from streamkit.server.responses import ApiError
+from streamkit.server.responses import ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ REFUSAL_LINGER = 1.0
 RETRY_AFTER_S = 1
 
 TOO_MANY_CONNECTIONS = raw_response(
-    ApiError(
+    ErrorResponse(
         503,
         "Service unavailable: too many open connections; retry later",
         "too_many_connections",
@@ -62,7 +62,9 @@ TOO_MANY_CONNECTIONS = raw_response(
     )
 )
 HEAD_TIMEOUT = raw_response(
-    ApiError(408, "Request timeout: the request head took too long to arrive", "request_timeout")
+    ErrorResponse(
+        408, "Request timeout: the request head took too long to arrive", "request_timeout"
+    )
 )
 
 
@@ -236,9 +238,9 @@ class Connection(RequestHandler):
         if isinstance(exc, HttpProcessingError):
             error = parse_error(exc)
         elif status == 504:
-            error = ApiError(504, "Gateway timeout: the request took too long", "timeout")
+            error = ErrorResponse(504, "Gateway timeout: the request took too long", "timeout")
         else:
-            error = ApiError(status, "Internal server error", "internal_error")
+            error = ErrorResponse(status, "Internal server error", "internal_error")
         response = error.response()
         response.force_close()
         return response

@@ -16,7 +16,7 @@ from http import HTTPStatus
 import orjson
 from aiohttp import http_exceptions
 
-from streamkit.server.responses import ApiError
+from streamkit.server.responses import ErrorResponse
 
 MAX_URL_BYTES = 8192
 """Longest request target (path and query) the parser accepts; longer is 414."""
@@ -32,26 +32,26 @@ BAD_REQUEST = "bad_request"
 """The ``code`` of every error answered for HTTP that does not parse."""
 
 
-def parse_error(exc: BaseException | None) -> ApiError:
+def parse_error(exc: BaseException | None) -> ErrorResponse:
     """The JSON error for a request aiohttp's parser rejected; nothing of the input is quoted."""
     if isinstance(exc, http_exceptions.LineTooLong):
         limit = exc.args[1] if len(exc.args) > 1 else None
         if limit == MAX_URL_BYTES:
-            return ApiError(
+            return ErrorResponse(
                 414, f"URI too long: the request target is over {MAX_URL_BYTES} bytes", BAD_REQUEST
             )
-        return ApiError(
+        return ErrorResponse(
             431,
             f"Request header fields too large: a header is over {MAX_HEADER_BYTES} bytes",
             BAD_REQUEST,
         )
     if isinstance(exc, http_exceptions.BadHttpMessage) and "Too many headers" in str(exc):
-        return ApiError(
+        return ErrorResponse(
             431,
             "Request header fields too large: too many headers",
             BAD_REQUEST,
         )
-    return ApiError(400, f"Bad request: {_what(exc)}", BAD_REQUEST)
+    return ErrorResponse(400, f"Bad request: {_what(exc)}", BAD_REQUEST)
 
 
 def _what(exc: BaseException | None) -> str:
@@ -68,7 +68,7 @@ def _what(exc: BaseException | None) -> str:
     return "the request is not valid HTTP/1.1"
 
 
-def raw_response(error: ApiError) -> bytes:
+def raw_response(error: ErrorResponse) -> bytes:
     """``error`` as a complete HTTP/1.1 response that closes the connection."""
     body = orjson.dumps({"summary": error.summary, "code": error.code, **error.extra})
     lines = [

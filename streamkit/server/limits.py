@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
-from streamkit.server.responses import ApiError
+from streamkit.server.responses import ErrorResponse
 
 DEFAULT_MAX_WAITING = 20
 """Long-polls allowed to wait on one consumer at once (``max_waiting``)."""
@@ -44,7 +44,7 @@ class LongPolls:
 
     @contextmanager
     def hold(self, key: Hashable, wait_ms: int, *, per_key: bool = True) -> Iterator[None]:
-        """Hold a slot for the duration of the block, or raise a 429 `ApiError`.
+        """Hold a slot for the duration of the block, or raise a 429 `ErrorResponse`.
 
         ``per_key=False`` applies only the server-wide cap (reads of a stream).
         """
@@ -71,8 +71,8 @@ class LongPolls:
                 del self._by_key[key]
 
 
-def _too_many(why: str) -> ApiError:
-    return ApiError(
+def _too_many(why: str) -> ErrorResponse:
+    return ErrorResponse(
         429,
         f"Too many requests: {why}; retry later",
         "too_many_waiting",

@@ -24,7 +24,7 @@ def json_response(
     )
 
 
-class ApiError(Exception):
+class ErrorResponse(Exception):
     """Raised by handlers and middlewares; rendered as ``{"summary", "code", ...}``."""
 
     def __init__(
@@ -49,16 +49,16 @@ class ApiError(Exception):
         return json_response(body, self.status, self.headers)
 
 
-def not_found(kind: str) -> ApiError:
+def not_found(kind: str) -> ErrorResponse:
     """The Sequin-compatible 404 for a stream or consumer ref that does not resolve."""
-    return ApiError(
+    return ErrorResponse(
         404, f"Not found: No `{kind}` found matching the provided ID or name", "not_found"
     )
 
 
-def validation_failed(errors: dict[str, list[str]]) -> ApiError:
+def validation_failed(errors: dict[str, list[str]]) -> ErrorResponse:
     """422 with every problem keyed by field path."""
-    return ApiError(
+    return ErrorResponse(
         422, "Validation failed", "validation_failed", extra={"validation_errors": errors}
     )
 
