@@ -45,7 +45,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
-RICH_HINT = "pip install 'streamkit[cli]'"
+RICH_HINT = "pip install 'aiostreamkit[cli]'"
 
 
 # Argument types: a bad value is a usage error (exit 2) with a clear message.
