@@ -49,7 +49,7 @@ from streamkit.server.store.sqlite.store import SqliteStore
 if TYPE_CHECKING:
     from streamkit.client import AsyncClient
 
-try:  # pytest-asyncio is a dev dependency; without it the fixtures are plain async ones
+try:  # the [testing] extra; without it `pytest_fixture_setup` below says what to install
     from pytest_asyncio import fixture as _async_fixture
 except ImportError:  # pragma: no cover
     _async_fixture = pytest.fixture  # type: ignore[assignment]

@@ -41,6 +41,12 @@ def _env(url: str) -> dict[str, str]:
     return {**env, "STREAMKIT_URL": url, "PATH": f"{BIN}:{env.get('PATH', '')}"}
 
 
+def _start(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A command that runs until interrupted, in the background (``exec``: the signal
+    reaches it, not the shell)."""
+    return subprocess.Popen(["bash", "-c", f"exec {command}"], stdout=subprocess.PIPE, env=env)
+
+
 async def test_the_readme_example_then_its_shell_block(
     streamkit_server: ServerHandle, streamkit_client: AsyncClient
 ) -> None:
@@ -60,9 +66,7 @@ async def test_the_readme_example_then_its_shell_block(
     assert any(command.endswith("--follow") for command in commands)
     for command in commands:
         if command.endswith("--follow"):  # runs until Ctrl-C: read the history, then press it
-            proc = subprocess.Popen(
-                ["bash", "-c", f"exec {command}"], stdout=subprocess.PIPE, env=env
-            )
+            proc = _start(command, env)
             try:
                 assert proc.stdout is not None
                 lines = [
