@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ["make test", "make test-newest-aiohttp", "pytest -q -m slow tests/server/store/jetstream"]
+STEPS = [
+    "make test",
+    "make test-newest-aiohttp",
+    "pytest -q -m slow tests/server/store/jetstream tests/plugin",
+]
 
 STAND_IN = """#!/bin/sh
 echo "{name} $*" >> "$CI_LOG"
