@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Loaded here rather than first inside an in-process run: pytester unloads what a run
+# imported, and the next run would then publish Events of a second `Event` class.
+import streamkit.client  # noqa: F401
 from streamkit.testing import MISSING_PYTEST_ASYNCIO
 
 pytest_plugins = ["pytester"]
@@ -124,3 +127,26 @@ def test_with_pytest_asyncio_not_importable_the_fixtures_say_what_to_install(
     assert "1 error" in done.stdout, done.stdout
     assert f"\n{MISSING_PYTEST_ASYNCIO}\n" in done.stdout, done.stdout
     assert "pytest_asyncio" not in done.stdout  # it never loaded: the fallback was taken
+
+
+def test_in_strict_mode_a_test_using_the_fixtures_through_its_own_fixture_runs_too(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_service="""
+import pytest
+import streamkit
+
+
+@pytest.fixture
+def streamkit_env(streamkit_server, monkeypatch):
+    monkeypatch.setenv("STREAMKIT_URL", streamkit_server.url)
+
+
+async def test_the_service_talks_to_the_test_server(streamkit_env):
+    async with streamkit.connect() as client:
+        assert (await client.ping())["ok"] is True
+"""
+    )
+    result = pytester.runpytest(*QUICK, "-W", "ignore::pytest.PytestDeprecationWarning")
+    result.assert_outcomes(passed=1)
