@@ -217,7 +217,6 @@ async def consume(client: AsyncClient, args: argparse.Namespace) -> int:
 # stats, streams, consumers
 
 
-
 def _kind(consumer: Consumer) -> str:
     return "ephemeral" if consumer.raw.get("ephemeral") else "durable"
 
@@ -250,7 +249,6 @@ def _consumer_json(consumer: Consumer) -> dict[str, Any]:
 
 def _dumps(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode("utf-8")
-
 
 
 async def _consumers_with_stats(client: AsyncClient, stream: str) -> list[Consumer]:
