@@ -264,7 +264,8 @@ class Report:
 def versions() -> dict[str, str]:
     """Versions of what the numbers depend on: SQLite and the Python packages measured."""
     found = {"sqlite": sqlite3.sqlite_version}
-    for package in ("streamkit", "aiohttp", "orjson", "nats-py", "redis", "hiredis", "sequin-py"):
+    packages = ("aiostreamkit", "aiohttp", "orjson", "nats-py", "redis", "hiredis", "sequin-py")
+    for package in packages:
         with contextlib.suppress(PackageNotFoundError):
             found[package] = version(package)
     return found

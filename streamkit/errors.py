@@ -19,6 +19,7 @@ StreamkitError
 ├── DecodeError               a body that is not what the protocol says
 ├── QueueFull                 publish(block=False) on a full buffer
 ├── ClientClosed              the client was used after close()
+├── InvalidURL                a server URL without http(s):// or a host (also a ValueError)
 └── Nack                      a published event the server did not store
 ```
 
@@ -173,6 +174,10 @@ class QueueFull(StreamkitError):
 
 class ClientClosed(StreamkitError):
     """The client (or the publisher or subscription) was used after it closed."""
+
+
+class InvalidURL(StreamkitError, ValueError):
+    """A server URL that cannot be used: not ``http://`` or ``https://``, or no host."""
 
 
 class Nack(StreamkitError):

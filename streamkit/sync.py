@@ -11,6 +11,11 @@ background thread and exposes the same method names as plain functions::
             event.ack()
 
 The async API is the product; this one is for code that cannot await.
+
+Ctrl-C (or a ``timeout``) while a call blocks cancels the coroutine on the
+loop and waits for it to stop before the ``KeyboardInterrupt`` goes on, so
+leaving a ``for event in client.subscribe(...)`` loop that way closes the
+iterator cleanly (events handed out but not acked are given back).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Coroutine, Generator, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from streamkit.client import AsyncClient, connect
 from streamkit.models import Ack, Consumer, Event, Stream
@@ -29,9 +34,36 @@ from streamkit.reads.catchup import FORWARD, Direction
 
 T = TypeVar("T")
 
+STOP_TIMEOUT = 10.0
+"""How long an interrupted call may take to stop on the loop."""
+
 
 async def _next(aiter: AsyncIterator[T]) -> T:
     return await aiter.__anext__()
+
+
+class _Call(Generic[T]):
+    """One coroutine run on the facade's loop, which the calling thread can stop."""
+
+    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
+        self._coro = coro
+        self._task: asyncio.Task[Any] | None = None
+        self._abandoned = False
+
+    async def run(self) -> T:
+        if self._abandoned:  # cancelled before it started
+            self._coro.close()
+            raise asyncio.CancelledError
+        self._task = asyncio.current_task()
+        return await self._coro
+
+    async def stopped(self) -> None:
+        """Wait until the cancelled call has ended (or make sure it never starts)."""
+        if self._task is None:
+            self._abandoned = True
+            self._coro.close()
+        else:
+            await asyncio.wait([self._task])
 
 
 class SyncEvent:
@@ -64,12 +96,12 @@ class Client:
     """A blocking streamkit client; takes the same arguments as `streamkit.connect`."""
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
+        self._async: AsyncClient = connect(url, **options)  # a bad URL raises before the thread
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="streamkit-sync-loop", daemon=True
         )
         self._thread.start()
-        self._async: AsyncClient = connect(url, **options)
 
     def __enter__(self) -> Client:
         return self
@@ -83,7 +115,15 @@ class Client:
         self.close()
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        call = _Call(coro)
+        future = asyncio.run_coroutine_threadsafe(call.run(), self._loop)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            if future.cancel():  # Ctrl-C or the timeout, while the call still runs: stop it first
+                stopping = asyncio.run_coroutine_threadsafe(call.stopped(), self._loop)
+                stopping.result(STOP_TIMEOUT)
+            raise
 
     def _iterate(self, aiter: AsyncIterator[Any], wrap: bool = False) -> Generator[Any, None, None]:
         try:

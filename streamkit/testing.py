@@ -20,15 +20,20 @@ async def test_billing_sees_orders(streamkit_client):
     assert event.json() == {"id": 7}
 ```
 
-Both are function-scoped async fixtures (pytest-asyncio). For custom set-ups
-(auth, a given database file, a server shared by several tests) use
-`run_server` directly.
+Both are function-scoped async fixtures: they need pytest-asyncio
+(``pip install 'aiostreamkit[testing]'``), in either of its modes. In strict
+mode (its default) an ``async def`` test that uses them is marked
+``@pytest.mark.asyncio`` by this plugin, so the test above runs as written
+with no configuration. Without pytest-asyncio they fail with one message
+saying what to install. For custom set-ups (auth, a given database file, a
+server shared by several tests) use `run_server` directly.
 """
 
 from __future__ import annotations
 
+import inspect
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,12 +49,20 @@ from streamkit.server.store.sqlite.store import SqliteStore
 if TYPE_CHECKING:
     from streamkit.client import AsyncClient
 
-try:  # pytest-asyncio is a dev dependency; without it the fixtures are plain async ones
+try:  # the [testing] extra; without it `pytest_fixture_setup` below says what to install
     from pytest_asyncio import fixture as _async_fixture
 except ImportError:  # pragma: no cover
     _async_fixture = pytest.fixture  # type: ignore[assignment]
 
 __all__ = ["ServerHandle", "run_server", "streamkit_client", "streamkit_server"]
+
+FIXTURES = ("streamkit_server", "streamkit_client")
+"""The plugin's async fixtures."""
+
+MISSING_PYTEST_ASYNCIO = (
+    "streamkit's fixtures (streamkit_server, streamkit_client) need pytest-asyncio: "
+    "pip install 'aiostreamkit[testing]'"
+)
 
 
 @dataclass
@@ -111,3 +124,41 @@ async def streamkit_client(streamkit_server: ServerHandle) -> AsyncIterator[Asyn
 
     async with connect(streamkit_server.url, api_key=streamkit_server.api_key) as client:
         yield client
+
+
+# -- Hooks: the fixtures work in a project with no configuration ----------------
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> Generator[None, Any, None]:
+    """Mark ``async def`` tests that use the fixtures ``@pytest.mark.asyncio``.
+
+    In pytest-asyncio's strict mode an unmarked coroutine test is not run by it;
+    one that asks for an asyncio fixture of ours can only mean asyncio. This
+    wrapper is the innermost (``trylast``), so pytest-asyncio's own wrapper sees
+    the mark when it turns the test into one it runs. Auto mode marks them anyway.
+    """
+    outcome = yield
+    collected = outcome.get_result()
+    if not collected or not inspect.iscoroutinefunction(obj):
+        return
+    for item in collected if isinstance(collected, list) else [collected]:
+        if (
+            isinstance(item, pytest.Function)
+            and item.get_closest_marker("asyncio") is None
+            and any(name in item.fixturenames for name in FIXTURES)
+        ):
+            item.add_marker(pytest.mark.asyncio)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> None:
+    """Fail the fixtures with one line saying what to install when pytest-asyncio
+    is missing (or disabled with ``-p no:asyncio``), instead of pytest's own
+    complaint about an async fixture."""
+    if fixturedef.argname in FIXTURES and not request.config.pluginmanager.has_plugin("asyncio"):
+        pytest.fail(MISSING_PYTEST_ASYNCIO, pytrace=False)

@@ -18,6 +18,7 @@ import aiohttp
 
 from streamkit import errors
 from streamkit._http.retry import Backoff, retriable
+from streamkit._http.urls import server_url
 from streamkit.models import dumps, loads
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Transport:
     ) -> None:
         if not endpoints:
             raise ValueError("at least one endpoint is required")
-        self.endpoints = [url.rstrip("/") for url in endpoints]
+        self.endpoints = [server_url(url) for url in endpoints]
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.retries = retries

@@ -12,13 +12,16 @@ $ streamkit stats
 $ streamkit backup --db streamkit.db backup.db        # a live database, consistently
 ```
 
-Every command but ``serve`` needs the ``[cli]`` extra (rich) and talks to the
-server at ``--url`` (default ``$STREAMKIT_URL``, else ``http://localhost:7376``)
-with ``--api-key`` (default ``$STREAMKIT_API_KEY``). Exit codes: 0 done, 1 the
-server refused, the network failed or the input was bad (one line on stderr, no
-traceback), 2 bad usage, 130 interrupted (Ctrl-C), 141 stdout closed early
-(``streamkit tail s | head``). The commands themselves are in
-`streamkit.cli.commands`.
+Every command but ``serve``, ``compact`` and ``backup`` talks to the server at
+``--url`` (default ``$STREAMKIT_URL``, else ``http://localhost:7376``; an
+``http://`` or ``https://`` URL) with ``--api-key`` (default
+``$STREAMKIT_API_KEY``). What draws (the tables of ``stats``, ``streams list``,
+``consumers list`` and ``publish``'s progress bar) needs the ``[cli]`` extra
+(rich); ``tail``, ``consume``, the ``--json`` outputs and the rest do not.
+Exit codes: 0 done, 1 the server refused, the network failed or the input was
+bad (one line on stderr, no traceback), 2 bad usage (a bad ``--url`` too), 130
+interrupted (Ctrl-C), 141 stdout closed early (``streamkit tail s | head``). The
+commands themselves are in `streamkit.cli.commands`.
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from streamkit import __version__
+from streamkit._http.urls import server_url
 from streamkit.cli.formats import FORMATS, InputError
 from streamkit.client import DEFAULT_URL
-from streamkit.errors import StreamkitError, TransportError
+from streamkit.errors import InvalidURL, StreamkitError, TransportError
 from streamkit.protocol.keys import filter_problem, key_problem, name_problem
+from streamkit.publisher import PublisherConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -45,7 +50,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
-RICH_HINT = "pip install 'streamkit[cli]'"
+RICH_HINT = "pip install 'aiostreamkit[cli]'"
 
 
 # Argument types: a bad value is a usage error (exit 2) with a clear message.
@@ -189,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format", choices=FORMATS, default="auto", help="how lines become events (auto)"
     )
+    retry_deadline = PublisherConfig.retry_deadline
+    p.add_argument(
+        "--retry-deadline",
+        type=_seconds,
+        default=retry_deadline,
+        metavar="SECONDS",
+        help="how long a batch is retried through network errors and an overloaded server "
+        f"before its events count as not stored ({retry_deadline:g})",
+    )
     p.set_defaults(handler="publish")
 
     p = commands.add_parser(
@@ -226,31 +240,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=_count, metavar="N", help="stop after N events")
     p.set_defaults(handler="consume")
 
-    p = commands.add_parser("stats", parents=client, help="streams and consumers with their counts")
+    p = commands.add_parser(
+        "stats",
+        parents=client,
+        help="streams and consumers with their counts",
+        description="Print every stream (or the STREAMs given) with its message count, "
+        "consumers and storage, and each consumer with its pending, in-flight and dead "
+        "events: as tables (needs rich), or with --json as one JSON object.",
+    )
     p.add_argument("streams", nargs="*", type=_name, metavar="STREAM", help="only these")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(handler="stats")
 
-    streams = commands.add_parser("streams", help="create, delete and list streams")
+    streams = commands.add_parser(
+        "streams",
+        help="create, delete and list streams",
+        description="Create, delete and list streams: streamkit streams ACTION --help.",
+    )
     actions = streams.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = actions.add_parser("create", parents=client, help="create a stream")
+    p = actions.add_parser(
+        "create",
+        parents=client,
+        help="create a stream",
+        description="Create the stream NAME; with --exist-ok, succeed if it exists already.",
+    )
     p.add_argument("name", type=_name, metavar="NAME")
     p.add_argument("--exist-ok", action="store_true", help="succeed if it exists")
     p.add_argument(
         "--one-message-per-key", action="store_true", help="keep only the latest event per key"
     )
     p.set_defaults(handler="streams_create")
-    p = actions.add_parser("delete", parents=client, help="delete a stream and its consumers")
+    p = actions.add_parser(
+        "delete",
+        parents=client,
+        help="delete a stream and its consumers",
+        description="Delete the stream NAME with its events and consumers.",
+    )
     p.add_argument("name", type=_name, metavar="NAME")
     p.add_argument("--missing-ok", action="store_true", help="succeed if it does not exist")
     p.set_defaults(handler="streams_delete")
-    p = actions.add_parser("list", parents=client, help="list streams")
+    p = actions.add_parser(
+        "list",
+        parents=client,
+        help="list streams",
+        description="List the streams with their counts: a table (needs rich), or with "
+        "--json one JSON object per line.",
+    )
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     p.set_defaults(handler="streams_list")
 
-    consumers = commands.add_parser("consumers", help="create, delete and list consumers")
+    consumers = commands.add_parser(
+        "consumers",
+        help="create, delete and list consumers",
+        description="Create, delete and list a stream's durable consumers: "
+        "streamkit consumers ACTION --help.",
+    )
     actions = consumers.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = actions.add_parser("create", parents=client, help="create a durable consumer")
+    p = actions.add_parser(
+        "create",
+        parents=client,
+        help="create a durable consumer",
+        description="Create the durable consumer NAME of STREAM: it receives the events "
+        "whose keys match --filter, from --start on; competing processes share its events.",
+    )
     p.add_argument("stream", type=_name, metavar="STREAM")
     p.add_argument("name", type=_name, metavar="NAME")
     p.add_argument("--filter", type=_filter, default=">", help="key filter (default: >, all)")
@@ -260,12 +312,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-ack-pending", type=_count, metavar="N", help="in-flight limit")
     p.add_argument("--exist-ok", action="store_true", help="succeed if it exists")
     p.set_defaults(handler="consumers_create")
-    p = actions.add_parser("delete", parents=client, help="delete a consumer")
+    p = actions.add_parser(
+        "delete",
+        parents=client,
+        help="delete a consumer",
+        description="Delete the consumer NAME of STREAM; the stream's events stay.",
+    )
     p.add_argument("stream", type=_name, metavar="STREAM")
     p.add_argument("name", type=_name, metavar="NAME")
     p.add_argument("--missing-ok", action="store_true", help="succeed if it does not exist")
     p.set_defaults(handler="consumers_delete")
-    p = actions.add_parser("list", parents=client, help="list a stream's consumers")
+    p = actions.add_parser(
+        "list",
+        parents=client,
+        help="list a stream's consumers",
+        description="List the consumers of STREAM with their settings: a table (needs "
+        "rich), or with --json one JSON object per line.",
+    )
     p.add_argument("stream", type=_name, metavar="STREAM")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     p.set_defaults(handler="consumers_list")
@@ -302,12 +365,22 @@ def _backup(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
-def _run_command(args: argparse.Namespace) -> int:
-    if importlib.util.find_spec("rich") is None:
-        return _error(f"`streamkit {args.command}` needs rich: {RICH_HINT}")
-    from streamkit.cli import commands  # imports rich
+def _draws(args: argparse.Namespace) -> bool:
+    """Whether the command draws with rich: a table (no ``--json``), publish's progress bar."""
+    return args.handler == "publish" or getattr(args, "json", True) is False
 
+
+def _run_command(args: argparse.Namespace) -> int:
     url = args.url or os.environ.get("STREAMKIT_URL") or DEFAULT_URL
+    try:
+        server_url(url)
+    except InvalidURL as exc:
+        print(f"streamkit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if _draws(args) and importlib.util.find_spec("rich") is None:
+        return _error(f"`streamkit {args.command}` needs rich: {RICH_HINT}")
+    from streamkit.cli import commands  # rich only when a command draws
+
     try:
         return asyncio.run(commands.run(args.handler, args, url=url))
     except KeyboardInterrupt:

@@ -1,22 +1,21 @@
 """What each ``streamkit`` command does; `streamkit.cli` parses the arguments and maps
-errors to exit codes. This module needs rich (the ``[cli]`` extra)."""
+errors to exit codes. Only what draws (tables, the progress bar) needs rich, the
+``[cli]`` extra: that is in `streamkit.cli.tables`, imported by the commands that
+draw; ``tail``, ``consume`` and every ``--json`` output run without it."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, BinaryIO
 
 import orjson
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from streamkit.cli.formats import InputError, event_from_line, render_event
 from streamkit.cli.input import LineReader
@@ -39,6 +38,8 @@ async def run(handler: str, args: argparse.Namespace, *, url: str) -> int:
     """Connect to ``url`` and run the command named ``handler``; return the exit code."""
     # One publisher lane: `publish` stores events in line order, not just in order per key.
     ordered = PublisherConfig(max_in_flight=1)
+    if handler == "publish":
+        ordered = dataclasses.replace(ordered, retry_deadline=args.retry_deadline)
     async with connect(url, api_key=args.client_api_key, publisher=ordered) as client:
         return await COMMANDS[handler](client, args)
 
@@ -116,20 +117,12 @@ async def _publish_lines(
 
 async def publish(client: AsyncClient, args: argparse.Namespace) -> int:
     """``streamkit publish STREAM [FILE]``: one event per line, a progress bar, a rate line."""
+    from streamkit.cli import tables  # rich: the progress bar
+
     with _open_input(args) as source:
         reader = LineReader(source)
         tally = _Tally()
-        console = Console(stderr=True)
-        progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[acked]:,} stored"),
-            TextColumn("{task.fields[rate]:,.0f} events/s"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=not console.is_terminal,
-        )
+        progress = tables.publish_progress()
         started = time.perf_counter()
 
         def refresh() -> None:
@@ -224,19 +217,6 @@ async def consume(client: AsyncClient, args: argparse.Namespace) -> int:
 # stats, streams, consumers
 
 
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
-
-
 def _kind(consumer: Consumer) -> str:
     return "ephemeral" if consumer.raw.get("ephemeral") else "durable"
 
@@ -271,24 +251,6 @@ def _dumps(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode("utf-8")
 
 
-def _streams_table(streams: list[Stream]) -> Table:
-    table = Table(title="Streams", title_justify="left")
-    table.add_column("Stream", style="bold", no_wrap=True)
-    table.add_column("Messages", justify="right")
-    table.add_column("Consumers", justify="right")
-    table.add_column("Storage", justify="right")
-    table.add_column("Created")
-    for s in streams:
-        table.add_row(
-            s.name,
-            f"{s.message_count:,}",
-            f"{s.consumer_count:,}",
-            _size(s.storage_size),
-            _when(s.inserted_at),
-        )
-    return table
-
-
 async def _consumers_with_stats(client: AsyncClient, stream: str) -> list[Consumer]:
     """A stream's consumers, each with its stats (a listing has none)."""
 
@@ -316,28 +278,13 @@ async def stats(client: AsyncClient, args: argparse.Namespace) -> int:
         ]
         _emit(_dumps({"streams": body}), flush=True)
         return 0
-    console = Console()
-    console.print(_streams_table(streams))
-    table = Table(title="Consumers", title_justify="left")
-    table.add_column("Stream", no_wrap=True)
-    table.add_column("Consumer", style="bold", no_wrap=True)
-    table.add_column("Filter")
-    table.add_column("Pending", justify="right")
-    table.add_column("In flight", justify="right")
-    table.add_column("Dead", justify="right")
-    table.add_column("Kind")
-    for s, cs in zip(streams, consumers, strict=True):
-        for c in cs:
-            table.add_row(
-                s.name,
-                c.name,
-                c.filter_key_pattern,
-                f"{c.pending:,}",
-                f"{c.in_flight:,}",
-                f"{c.dead:,}",
-                _kind(c),
-            )
-    console.print(table)
+    from streamkit.cli import tables  # rich: tables
+
+    pairs = zip(streams, consumers, strict=True)
+    rows = [(s.name, _consumer_json(c)) for s, cs in pairs for c in cs]
+    tables.show(
+        tables.streams_table([_stream_json(s) for s in streams]), tables.consumer_stats_table(rows)
+    )
     return 0
 
 
@@ -367,7 +314,9 @@ async def streams_list(client: AsyncClient, args: argparse.Namespace) -> int:
         for s in streams:
             _emit(_dumps(_stream_json(s)), flush=False)
     else:
-        Console().print(_streams_table(streams))
+        from streamkit.cli import tables  # rich: tables
+
+        tables.show(tables.streams_table([_stream_json(s) for s in streams]))
     return 0
 
 
@@ -406,18 +355,9 @@ async def consumers_list(client: AsyncClient, args: argparse.Namespace) -> int:
         for c in consumers:
             _emit(_dumps(_consumer_json(c)), flush=False)
         return 0
-    table = Table(title=f"Consumers of {args.stream}", title_justify="left")
-    table.add_column("Consumer", style="bold", no_wrap=True)
-    table.add_column("Filter")
-    table.add_column("Ack wait", justify="right")
-    table.add_column("Max deliver", justify="right")
-    table.add_column("Kind")
-    for c in consumers:
-        max_deliver = "-" if c.max_deliver is None else str(c.max_deliver)
-        table.add_row(
-            c.name, c.filter_key_pattern, f"{c.ack_wait_ms / 1000:g}s", max_deliver, _kind(c)
-        )
-    Console().print(table)
+    from streamkit.cli import tables  # rich: tables
+
+    tables.show(tables.consumers_table(args.stream, [_consumer_json(c) for c in consumers]))
     return 0
 
 

@@ -60,7 +60,7 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 try:
-    VERSION = version("streamkit")
+    VERSION = version("aiostreamkit")  # the distribution's name, not the package's
 except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
     VERSION = "0+unknown"
 

@@ -71,7 +71,7 @@ def create_store(
             from streamkit.server.store.jetstream.store import JetStreamStore
         except ImportError as exc:
             raise EngineError(
-                f"the jetstream engine needs nats-py: pip install 'streamkit[jetstream]' ({exc})"
+                f"the jetstream engine needs nats-py: pip install 'aiostreamkit[jetstream]' ({exc})"
             ) from None
         try:
             return JetStreamStore(

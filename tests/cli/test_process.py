@@ -73,7 +73,7 @@ async def test_commands_without_rich_say_how_to_install_it(
     _out, err = await _finish(proc)
     assert proc.returncode == 1
     assert err.decode().strip() == (
-        "streamkit: error: `streamkit streams` needs rich: pip install 'streamkit[cli]'"
+        "streamkit: error: `streamkit streams` needs rich: pip install 'aiostreamkit[cli]'"
     )
 
 
