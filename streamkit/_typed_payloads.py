@@ -89,7 +89,7 @@ def decode(model: type[T], text: str, parsed: Callable[[], Any]) -> T:
             raise _msgspec_misfit(exc) from exc
     try:
         value = parsed()
-    except ValueError as exc:
+    except Exception as exc:  # whatever the JSON decoder raises
         raise Misfit(None, f"not JSON: {exc}") from exc
     return _build(model, value, "")
 
@@ -107,14 +107,15 @@ def _pydantic(validate_json: Callable[[str], Any], text: str) -> Any:
 
 
 def _msgspec_misfit(exc: Exception) -> Misfit:
-    # msgspec says "Expected `int`, got `str` - at `$.items[0].qty`".
+    # msgspec says "Expected `int`, got `str` - at `$.items[0].qty`", or
+    # "Object missing required field `qty` - at `$.items[0]`".
     message = str(exc)
     reason, _, where = message.partition(" - at `")
-    field = None
-    if where:
-        path = where.rstrip("`").removeprefix("$").lstrip(".")
-        field = path.replace("[", ".").replace("]", "") or None
-    return Misfit(field, reason)
+    path = where.rstrip("`").removeprefix("$").lstrip(".").replace("[", ".").replace("]", "")
+    missing = reason.partition("missing required field `")[2].rstrip("`")
+    if missing:
+        path = _join(path, missing)
+    return Misfit(path or None, reason)
 
 
 # Dataclasses and attrs classes.

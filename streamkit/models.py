@@ -399,6 +399,11 @@ class Event:
         model = model or self.model
         if model is None:
             raise TypeError("decode() needs a model class, or a read made with model=")
+        if not _typed_payloads.is_model(model):
+            raise TypeError(
+                "a payload model must be a pydantic model, msgspec Struct, dataclass or attrs "
+                f"class, not {model!r}"
+            )
         typed = self._typed
         if typed is not None and typed[0] is model:
             return typed[1]
