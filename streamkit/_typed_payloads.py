@@ -21,7 +21,7 @@ import functools
 import sys
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -60,38 +60,62 @@ def to_jsonable(value: Any) -> Any:
 
 def is_model(model: object) -> bool:
     """True for a class `decode` can build: pydantic, msgspec, dataclass or attrs."""
-    if not isinstance(model, type):
-        return False
-    if hasattr(model, "model_validate_json"):
-        return True
-    msgspec = _msgspec()
-    if msgspec is not None and issubclass(model, msgspec.Struct):
-        return True
-    return dataclasses.is_dataclass(model) or hasattr(model, "__attrs_attrs__")
+    return isinstance(model, type) and _decoder(model) is not None
+
+
+Decoder = Callable[[str, Callable[[], Any]], Any]
+"""Builds an instance from (JSON text, a thunk giving the text decoded)."""
 
 
 def decode(model: type[T], text: str, parsed: Callable[[], Any]) -> T:
     """``model`` built from the JSON ``text`` (``parsed()`` gives it decoded); `Misfit`
     when it does not fit, `TypeError` when ``model`` is not a model class."""
-    if not is_model(model):
+    decoder = _decoder(model) if isinstance(model, type) else None
+    if decoder is None:
         raise TypeError(
             "a payload model must be a pydantic model, msgspec Struct, dataclass or attrs "
             f"class, not {model!r}"
         )
+    return decoder(text, parsed)  # type: ignore[no-any-return]
+
+
+def _decoder(model: type) -> Decoder | None:
+    try:
+        return _cached_decoder(model)
+    except TypeError:  # an unhashable class: not one of ours to build
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_decoder(model: type) -> Decoder | None:
+    """How to build ``model``, found once per class."""
     validate_json = getattr(model, "model_validate_json", None)
     if validate_json is not None:
-        return _pydantic(validate_json, text)  # type: ignore[no-any-return]
+        return lambda text, parsed: _pydantic(validate_json, text)
     msgspec = _msgspec()
     if msgspec is not None and issubclass(model, msgspec.Struct):
-        try:
-            return msgspec.json.decode(text, type=model)  # type: ignore[no-any-return]
-        except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
-            raise _msgspec_misfit(exc) from exc
-    try:
-        value = parsed()
-    except Exception as exc:  # whatever the JSON decoder raises
-        raise Misfit(None, f"not JSON: {exc}") from exc
-    return _build(model, value, "")
+        json_decoder = msgspec.json.Decoder(model)
+        error = msgspec.DecodeError  # a ValidationError is one
+
+        def from_msgspec(text: str, parsed: Callable[[], Any]) -> Any:
+            try:
+                return json_decoder.decode(text)
+            except error as exc:
+                raise _msgspec_misfit(exc) from exc
+
+        return from_msgspec
+    if dataclasses.is_dataclass(model) or hasattr(model, "__attrs_attrs__"):
+        convert = _converter(model)
+
+        def from_fields(text: str, parsed: Callable[[], Any]) -> Any:
+            try:
+                value = parsed()
+            except Exception as exc:  # whatever the JSON decoder raises
+                raise Misfit(None, f"not JSON: {exc}") from exc
+            return convert(value)
+
+        return from_fields
+    return None
 
 
 def _pydantic(validate_json: Callable[[str], Any], text: str) -> Any:
@@ -114,13 +138,17 @@ def _msgspec_misfit(exc: Exception) -> Misfit:
     path = where.rstrip("`").removeprefix("$").lstrip(".").replace("[", ".").replace("]", "")
     missing = reason.partition("missing required field `")[2].rstrip("`")
     if missing:
-        path = _join(path, missing)
+        path = f"{path}.{missing}" if path else missing
     return Misfit(path or None, reason)
 
 
-# Dataclasses and attrs classes.
+# Dataclasses and attrs classes: one converter per annotation, made once.
+
+Converter = Callable[[Any], Any]
+"""Checks and converts one JSON value; raises `Misfit` with the field path below it."""
 
 _MISSING = object()
+_NONE = type(None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +161,6 @@ class _Field:
     required: bool
 
 
-@functools.lru_cache(maxsize=256)
 def _fields(model: type) -> tuple[_Field, ...]:
     try:
         hints = typing.get_type_hints(model)
@@ -163,90 +190,162 @@ def _fields(model: type) -> tuple[_Field, ...]:
     )
 
 
-def _join(path: str, part: str | int) -> str:
-    return f"{path}.{part}" if path else str(part)
+def _below(exc: Misfit, part: str | int) -> Misfit:
+    return Misfit(f"{part}.{exc.field}" if exc.field else str(part), exc.reason)
 
 
-def _build(model: type[T], value: Any, path: str) -> T:
-    if not isinstance(value, Mapping):
-        raise Misfit(path or None, f"expected an object for {model.__name__}, got {_kind(value)}")
-    arguments: dict[str, Any] = {}
-    for f in _fields(typing.cast(type, model)):
-        item = value.get(f.key, _MISSING)
-        if item is _MISSING:
-            if f.required:
-                raise Misfit(_join(path, f.key), "field required")
-            continue
-        arguments[f.argument] = _convert(f.type, item, _join(path, f.key))
+def _converter(annotation: Any) -> Converter:
     try:
-        return model(**arguments)
-    except (TypeError, ValueError) as exc:  # a validator of the class refused it
-        raise Misfit(path or None, str(exc)) from exc
+        return _cached_converter(annotation)
+    except TypeError:  # unhashable (say, Annotated with a list): made each time
+        return _make_converter(annotation)
 
 
-_NONE = type(None)
+@functools.lru_cache(maxsize=1024)
+def _cached_converter(annotation: Any) -> Converter:
+    return _make_converter(annotation)
 
 
-def _convert(annotation: Any, value: Any, path: str) -> Any:
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _make_converter(annotation: Any) -> Converter:
     origin = typing.get_origin(annotation)
     if annotation is Any or isinstance(annotation, TypeVar):
-        return value
+        return _identity
     if origin is typing.Union or origin is types.UnionType:
-        options = typing.get_args(annotation)
-        if value is None and _NONE in options:
-            return None
-        problems = []
-        for option in options:
-            if option is _NONE:
-                continue
-            try:
-                return _convert(option, value, path)
-            except Misfit as exc:
-                problems.append(exc)
-        raise problems[0] if len(problems) == 1 else Misfit(path, f"fits none of {annotation}")
+        return _union(typing.get_args(annotation))
     if origin is list or annotation is list:
-        if not isinstance(value, list):
-            raise Misfit(path, f"expected a list, got {_kind(value)}")
         (item_type,) = typing.get_args(annotation) or (Any,)
-        return [_convert(item_type, item, _join(path, i)) for i, item in enumerate(value)]
+        return _list(_converter(item_type))
     if origin is dict or annotation is dict:
-        if not isinstance(value, dict):
-            raise Misfit(path, f"expected an object, got {_kind(value)}")
         args = typing.get_args(annotation)
-        item_type = args[1] if len(args) == 2 else Any
-        return {k: _convert(item_type, v, _join(path, k)) for k, v in value.items()}
+        return _dict(_converter(args[1] if len(args) == 2 else Any))
     if annotation is _NONE or annotation is None:
-        if value is not None:
-            raise Misfit(path, f"expected null, got {_kind(value)}")
-        return None
+        return _checked(lambda v: v is None, "null", _identity)
     if annotation is bool:
-        if not isinstance(value, bool):
-            raise Misfit(path, f"expected a boolean, got {_kind(value)}")
-        return value
+        return _checked(lambda v: isinstance(v, bool), "a boolean", _identity)
     if annotation is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise Misfit(path, f"expected an integer, got {_kind(value)}")
-        return value
+        return _checked(
+            lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer", _identity
+        )
     if annotation is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise Misfit(path, f"expected a number, got {_kind(value)}")
-        return float(value)
+        return _checked(
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number", float
+        )
     if annotation is str:
-        if not isinstance(value, str):
-            raise Misfit(path, f"expected a string, got {_kind(value)}")
-        return value
+        return _checked(lambda v: isinstance(v, str), "a string", _identity)
     if annotation is datetime:
-        if not isinstance(value, str):
-            raise Misfit(path, f"expected an ISO 8601 timestamp, got {_kind(value)}")
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise Misfit(path, f"not an ISO 8601 timestamp: {value!r}") from exc
+        return _timestamp
     if isinstance(annotation, type) and (
         dataclasses.is_dataclass(annotation) or hasattr(annotation, "__attrs_attrs__")
     ):
-        return _build(annotation, value, path)
-    return value
+        return _instance(annotation)
+    return _identity  # not checked: passed through as JSON gives it
+
+
+def _checked(test: Callable[[Any], bool], expected: str, cast: Converter) -> Converter:
+    def convert(value: Any) -> Any:
+        if not test(value):
+            raise Misfit(None, f"expected {expected}, got {_kind(value)}")
+        return cast(value)
+
+    return convert
+
+
+def _timestamp(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise Misfit(None, f"expected an ISO 8601 timestamp, got {_kind(value)}")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise Misfit(None, f"not an ISO 8601 timestamp: {value!r}") from exc
+
+
+def _union(options: tuple[Any, ...]) -> Converter:
+    nullable = _NONE in options
+    converters = [_converter(o) for o in options if o is not _NONE]
+
+    def convert(value: Any) -> Any:
+        if value is None and nullable:
+            return None
+        problems = []
+        for one in converters:
+            try:
+                return one(value)
+            except Misfit as exc:
+                problems.append(exc)
+        if len(problems) == 1:
+            raise problems[0]
+        raise Misfit(None, f"fits none of the types allowed, got {_kind(value)}")
+
+    return convert
+
+
+def _list(item: Converter) -> Converter:
+    def convert(value: Any) -> Any:
+        if not isinstance(value, list):
+            raise Misfit(None, f"expected a list, got {_kind(value)}")
+        if item is _identity:
+            return value
+        out = []
+        for i, element in enumerate(value):
+            try:
+                out.append(item(element))
+            except Misfit as exc:
+                raise _below(exc, i) from exc
+        return out
+
+    return convert
+
+
+def _dict(item: Converter) -> Converter:
+    def convert(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise Misfit(None, f"expected an object, got {_kind(value)}")
+        if item is _identity:
+            return value
+        out = {}
+        for key, element in value.items():
+            try:
+                out[key] = item(element)
+            except Misfit as exc:
+                raise _below(exc, key) from exc
+        return out
+
+    return convert
+
+
+def _instance(model: type) -> Converter:
+    # The fields' converters are made on first use: a class may refer to itself.
+    plan: list[tuple[str, str, Converter, bool]] = []
+    planned = False
+
+    def convert(value: Any) -> Any:
+        nonlocal planned
+        if not planned:
+            plan.extend((f.key, f.argument, _converter(f.type), f.required) for f in _fields(model))
+            planned = True
+        if not isinstance(value, dict):
+            raise Misfit(None, f"expected an object for {model.__name__}, got {_kind(value)}")
+        arguments = {}
+        for key, argument, field_converter, required in plan:
+            item = value.get(key, _MISSING)
+            if item is _MISSING:
+                if required:
+                    raise Misfit(key, "field required")
+                continue
+            try:
+                arguments[argument] = field_converter(item)
+            except Misfit as exc:
+                raise _below(exc, key) from exc
+        try:
+            return model(**arguments)
+        except (TypeError, ValueError) as exc:  # a validator of the class refused it
+            raise Misfit(None, str(exc)) from exc
+
+    return convert
 
 
 def _kind(value: Any) -> str:

@@ -399,16 +399,11 @@ class Event:
         model = model or self.model
         if model is None:
             raise TypeError("decode() needs a model class, or a read made with model=")
-        if not _typed_payloads.is_model(model):
-            raise TypeError(
-                "a payload model must be a pydantic model, msgspec Struct, dataclass or attrs "
-                f"class, not {model!r}"
-            )
         typed = self._typed
         if typed is not None and typed[0] is model:
             return typed[1]
-        if isinstance(self.data, model):  # an event made with an instance of it
-            return self.data
+        if isinstance(self.data, model) and _typed_payloads.is_model(model):
+            return self.data  # an event made with an instance of it
         where = f"message {self.seq} of {self.stream!r}" if self.seq is not None else "payload"
         if self._decode_error is not None:
             raise self._decode_error
