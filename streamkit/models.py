@@ -4,7 +4,8 @@
 across a round trip: ``str`` travels as is, ``bytes`` as UTF-8 text (or base64
 when they are not UTF-8) tagged with ``encoding``, and any other JSON-able value
 as JSON text with the mimetype ``application/json``. The mimetype travels in the
-reserved ``content-type`` header.
+reserved ``content-type`` header. pydantic models, msgspec Structs, dataclasses
+and attrs instances are sent as JSON too; `Event.decode` builds them back.
 """
 
 from __future__ import annotations
