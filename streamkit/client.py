@@ -12,6 +12,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Final
 
+from streamkit import tracing
 from streamkit._http.api import API
 from streamkit._http.transport import Transport
 from streamkit.errors import ClientClosed, NotFound, ValidationError
@@ -300,6 +301,10 @@ class AsyncClient:
     async def send(self, stream: str, events: Iterable[Event]) -> list[Any]:
         """Store ``events`` in one all-or-nothing request and return their `Ack`s."""
         self._check_open()
+        events = list(events)
+        if trace := tracing.context_headers():
+            for event in events:
+                event.headers.update(trace)
         return await self.api.send(stream, [e.to_wire(stream) for e in events])
 
     async def receive(
@@ -339,11 +344,14 @@ class AsyncClient:
         from_seq: int | None = None,
         direction: Direction = FORWARD,
         key_pattern: str | None = None,
+        model: type[Any] | None = None,
     ) -> list[Event]:
         """Read up to ``max_count`` stored events from ``from_seq`` (inclusive).
 
         ``direction=BACKWARD`` reads newest first; without ``from_seq`` a read
         starts at the beginning (forward) or the end (backward) of the stream.
+        With ``model`` (a pydantic model, msgspec Struct, dataclass or attrs
+        class), ``event.decode()`` gives each payload as that class.
         """
         self._check_open()
         return await get(
@@ -353,6 +361,7 @@ class AsyncClient:
             from_seq=from_seq,
             direction=direction,
             key_pattern=key_pattern,
+            model=model,
         )
 
     def iter(
@@ -364,11 +373,13 @@ class AsyncClient:
         key_pattern: str | None = None,
         batch_size: int = 500,
         follow: bool = False,
+        model: type[Any] | None = None,
     ) -> AsyncIterator[Event]:
         """Iterate over a stream's stored events, a page at a time.
 
         With ``follow=True`` it then goes on with live events (a catch-up
-        subscription): no gap and no duplicate at the switch.
+        subscription): no gap and no duplicate at the switch. With ``model``,
+        ``event.decode()`` gives each payload as that class.
         """
         self._check_open()
         return iterate(
@@ -379,6 +390,7 @@ class AsyncClient:
             key_pattern=key_pattern,
             batch_size=batch_size,
             follow=follow,
+            model=model,
         )
 
     def tail(
@@ -457,6 +469,7 @@ class AsyncClient:
         max_lease: float = 3600.0,
         inactive_threshold: float = 30.0,
         connect_timeout: float | None = None,
+        model: type[Any] | None = None,
     ) -> Subscription:
         """Subscribe to one or more streams: an async iterator of ackable events.
 
@@ -468,6 +481,9 @@ class AsyncClient:
         deadline extended) for up to ``max_lease`` seconds. A server that cannot
         be reached when the subscription starts is retried with backoff, for up
         to ``connect_timeout`` seconds (None: for as long as it is open).
+        With ``model`` (a pydantic model, msgspec Struct, dataclass or attrs
+        class), ``event.decode()`` gives each payload as that class, or raises
+        `DecodeError` for one that does not fit and leaves that event unsettled.
         """
         self._check_open()
         if not streams:
@@ -485,6 +501,7 @@ class AsyncClient:
             max_lease=max_lease,
             inactive_threshold=inactive_threshold,
             connect_timeout=connect_timeout,
+            model=model,
         )
         self._subscriptions.add(subscription)
         return subscription

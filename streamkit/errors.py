@@ -165,7 +165,25 @@ def error_for_status(status: int) -> type[APIError]:
 
 
 class DecodeError(StreamkitError):
-    """A response or payload could not be decoded as the protocol says."""
+    """A response or payload could not be decoded as the protocol (or a payload's model) says.
+
+    For a received payload that does not fit the model it is decoded as,
+    ``stream``, ``seq`` and ``field`` (a dotted path, ``items.0.sku``) say which
+    event and which field; each is None when not known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stream: str | None = None,
+        seq: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.seq = seq
+        self.field = field
 
 
 class QueueFull(StreamkitError):

@@ -4,7 +4,8 @@
 across a round trip: ``str`` travels as is, ``bytes`` as UTF-8 text (or base64
 when they are not UTF-8) tagged with ``encoding``, and any other JSON-able value
 as JSON text with the mimetype ``application/json``. The mimetype travels in the
-reserved ``content-type`` header.
+reserved ``content-type`` header. pydantic models, msgspec Structs, dataclasses
+and attrs instances are sent as JSON too; `Event.decode` builds them back.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, overload
 
 import orjson
 
+from streamkit import _typed_payloads
 from streamkit.errors import DecodeError, Nack, StreamkitError
 from streamkit.protocol import keys
 from streamkit.protocol.wire import CONTENT_TYPE_HEADER, MAX_MESSAGE_BYTES
@@ -39,6 +41,8 @@ __all__ = [
     "loads",
     "new_event_id",
 ]
+
+T = TypeVar("T")
 
 TEXT_MIMETYPE = "text/plain"
 BINARY_MIMETYPE = "application/octet-stream"
@@ -205,12 +209,15 @@ class Delivery:
     again is a no-op.
     """
 
-    __slots__ = ("_settled", "ack_id", "count", "settler")
+    __slots__ = ("_settled", "ack_id", "count", "settler", "span")
 
     def __init__(self, ack_id: str, count: int = 1) -> None:
         self.ack_id = ack_id
         self.count = count
         self.settler: Acknowledger | None = None
+        self.span: Any = None
+        """The OpenTelemetry consumer span of this delivery, once a subscription handed
+        it out with tracing on; it ends when the delivery is settled."""
         self._settled = False
 
     @property
@@ -223,6 +230,8 @@ class Delivery:
         if self._settled:
             return False
         self._settled = True
+        if self.span is not None:
+            self.span.end()
         return True
 
 
@@ -237,10 +246,11 @@ def _encode_data(data: object, mimetype: str | None) -> tuple[str, str | None, s
         except UnicodeDecodeError:
             return base64.b64encode(raw).decode("ascii"), "base64", mimetype or BINARY_MIMETYPE
     try:
-        text = orjson.dumps(data).decode("utf-8")
+        text = orjson.dumps(data, default=_typed_payloads.to_jsonable).decode("utf-8")
     except TypeError as exc:
         raise TypeError(
-            f"event data must be str, bytes or JSON-able, not {type(data).__name__}"
+            "event data must be str, bytes, JSON-able, or a pydantic model, msgspec Struct, "
+            f"dataclass or attrs instance, not {type(data).__name__}: {exc}"
         ) from exc
     return text, None, mimetype or JSON_MIMETYPE
 
@@ -272,6 +282,11 @@ class Event:
     `nack` and `extend`. A received payload that does not decode as its
     mimetype or encoding says is handed over all the same: ``data`` is then its
     wire text and `decode_error` says what is wrong with it.
+
+    Typed payloads: ``data`` may also be a pydantic model, a msgspec Struct, a
+    dataclass or an attrs instance (sent as JSON). A received event's ``data``
+    is the JSON; `decode` builds a model instance from it, by default as the
+    `model` the read was made with (``subscribe(..., model=Order)``).
     """
 
     __slots__ = (
@@ -279,6 +294,7 @@ class Event:
         "_delivery",
         "_headers",
         "_publication",
+        "_typed",
         "_wire_data",
         "data",
         "encoding",
@@ -286,6 +302,7 @@ class Event:
         "inserted_at",
         "key",
         "mimetype",
+        "model",
         "seq",
         "stream",
         "stream_id",
@@ -322,6 +339,9 @@ class Event:
         self._publication: Publication | None = None
         self._delivery: Delivery | None = None
         self._decode_error: DecodeError | None = None
+        self.model: type[Any] | None = None
+        """The class `decode` builds by default: set by reads made with ``model=``."""
+        self._typed: tuple[type[Any], Any] | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -356,9 +376,49 @@ class Event:
         """The payload decoded as JSON (raises `decode_error` when there is one)."""
         if self._decode_error is not None:
             raise self._decode_error
-        if self.mimetype == JSON_MIMETYPE and not isinstance(self.data, (str, bytes)):
-            return self.data
+        data = self.data
+        if (
+            self.mimetype == JSON_MIMETYPE
+            and not isinstance(data, (str, bytes))
+            and not _typed_payloads.is_model(type(data))
+        ):
+            return data
         return loads(self.text())
+
+    @overload
+    def decode(self) -> Any: ...
+    @overload
+    def decode(self, model: type[T]) -> T: ...
+    def decode(self, model: type[Any] | None = None) -> Any:
+        """The payload as an instance of ``model`` (by default `model`, the class the read
+        was made with): a pydantic model, msgspec Struct, dataclass or attrs class.
+
+        Raises `DecodeError` naming the stream, the seq and the field when the
+        payload does not fit; the event is left as it is (not acked, not nacked).
+        The result is kept: decoding again as the same class returns it.
+        """
+        model = model or self.model
+        if model is None:
+            raise TypeError("decode() needs a model class, or a read made with model=")
+        typed = self._typed
+        if typed is not None and typed[0] is model:
+            return typed[1]
+        if isinstance(self.data, model) and _typed_payloads.is_model(model):
+            return self.data  # an event made with an instance of it
+        where = f"message {self.seq} of {self.stream!r}" if self.seq is not None else "payload"
+        if self._decode_error is not None:
+            raise self._decode_error
+        try:
+            value = _typed_payloads.decode(model, self._wire_data, self.json)
+        except _typed_payloads.Misfit as exc:
+            raise DecodeError(
+                f"{where} does not fit {model.__name__}: {exc}",
+                stream=self.stream,
+                seq=self.seq,
+                field=exc.field,
+            ) from exc
+        self._typed = (model, value)
+        return value
 
     # Wire format.
 
@@ -423,6 +483,8 @@ class Event:
             event.inserted_at = _parse_stamp(message.get("inserted_at"))
             event._publication = None
             event._delivery = delivery
+            event.model = None
+            event._typed = None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DecodeError(f"malformed message: {exc!r}") from exc
         return event

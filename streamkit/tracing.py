@@ -6,6 +6,11 @@ configured; without one the API's no-op tracer makes it nearly free). When it
 is not installed, `span` is a shared no-op context manager: no import cost,
 no dependency. Names and attributes follow OpenTelemetry's messaging
 conventions (``send orders``, ``messaging.destination.name``, ...).
+
+Trace propagation: `context_headers` gives the W3C ``traceparent`` /
+``tracestate`` of the context current where an event is published (the
+publisher puts them in the event's headers), and `consumer_span` starts the
+span of a received event as a child of, and linked to, that context.
 """
 
 from __future__ import annotations
@@ -13,9 +18,18 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-__all__ = ["SYSTEM", "enabled", "reset", "set_attribute", "span"]
+__all__ = [
+    "SYSTEM",
+    "consumer_span",
+    "context_headers",
+    "enabled",
+    "reset",
+    "set_attribute",
+    "span",
+]
 
 SYSTEM = "streamkit"
 """The ``messaging.system`` attribute of every span."""
@@ -25,6 +39,9 @@ AttributeValue = str | bool | int | float
 _UNSET: Any = object()
 _tracer: Any = _UNSET
 _kinds: dict[str, Any] = {}
+_propagation: Any = _UNSET
+"""(``opentelemetry.propagate``, ``opentelemetry.trace``), or None: no propagation."""
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
@@ -46,6 +63,23 @@ def _load() -> Any:
     return _tracer
 
 
+def _load_propagation() -> Any:
+    """The modules propagation needs, or None without a full opentelemetry-api (cached)."""
+    global _propagation
+    if _propagation is _UNSET:
+        if _load() is None:
+            _propagation = None
+        else:
+            try:
+                _propagation = (
+                    importlib.import_module("opentelemetry.propagate"),
+                    importlib.import_module("opentelemetry.trace"),
+                )
+            except ImportError:
+                _propagation = None
+    return _propagation
+
+
 def enabled() -> bool:
     """True when opentelemetry-api is importable (spans are started)."""
     return _load() is not None
@@ -53,8 +87,9 @@ def enabled() -> bool:
 
 def reset() -> None:
     """Forget the cached tracer: the next span looks for opentelemetry again (for tests)."""
-    global _tracer
+    global _tracer, _propagation
     _tracer = _UNSET
+    _propagation = _UNSET
     _kinds.clear()
 
 
@@ -79,3 +114,40 @@ def set_attribute(current: Any, key: str, value: AttributeValue) -> None:
     """Set an attribute on a span entered with `span` (no-op when tracing is off)."""
     if current is not None:
         current.set_attribute(key, value)
+
+
+def context_headers() -> Mapping[str, str]:
+    """The current trace context as message headers (``traceparent``, ``tracestate``, as
+    the application's propagator writes them); empty without a current span or without
+    OpenTelemetry. Call it where the event is published: the context is the caller's."""
+    propagation = _load_propagation()
+    if propagation is None:
+        return _NO_HEADERS
+    carrier: dict[str, str] = {}
+    propagation[0].inject(carrier)
+    return carrier
+
+
+def consumer_span(
+    name: str, headers: Mapping[str, str], attributes: Mapping[str, AttributeValue]
+) -> Any:
+    """Start (without making it current) the consumer span of one received event.
+
+    The span is a child of the producer's context found in ``headers`` and
+    carries a link to it; without one it is a child of the current context.
+    The caller ends it. None when tracing is off.
+    """
+    tracer = _load()
+    propagation = _load_propagation()
+    if tracer is None or propagation is None:
+        return None
+    propagate, trace = propagation
+    extracted = propagate.extract(headers)
+    producer = trace.get_current_span(extracted).get_span_context()
+    if producer.is_valid:
+        context, links = extracted, [trace.Link(producer)]
+    else:
+        context, links = None, []
+    return tracer.start_span(
+        name, context=context, kind=_kinds["consumer"], attributes=dict(attributes), links=links
+    )

@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterable, Awaitable, Iterable
 from dataclasses import dataclass
 
-from streamkit import errors
+from streamkit import errors, tracing
 from streamkit._http.api import API
 from streamkit.models import Event
 from streamkit.protocol.wire import MAX_BATCH
@@ -261,6 +261,9 @@ class Publisher:
         self, event: Event, size: int, on_ack: AckCallback | None, on_nack: NackCallback | None
     ) -> None:
         """Track ``event`` and queue it in its key's lane. Never awaits, so it is atomic."""
+        # Here, in the publishing caller's task: its trace context, not the lane's.
+        if trace := tracing.context_headers():
+            event.headers.update(trace)
         if not self._started:
             self._start()
         lanes = self._lanes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -58,7 +59,10 @@ class Lane:
     def start(self) -> None:
         """Start the lane's task (in the running loop)."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+            # In a context of its own: the lane serves every caller, not only the one whose
+            # publish started it (its send spans must not be children of that caller's span).
+            loop = asyncio.get_running_loop()
+            self._task = contextvars.Context().run(loop.create_task, self._run(), name=self.name)
 
     def runs(self, task: asyncio.Task[object] | None) -> bool:
         """True if ``task`` is this lane's task (so a callback of this lane is running)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator
+from typing import Any
 
 from streamkit._http.api import API
 from streamkit.models import Event
@@ -45,8 +46,11 @@ async def get(
     from_seq: int | None = None,
     direction: Direction = FORWARD,
     key_pattern: str | None = None,
+    model: type[Any] | None = None,
 ) -> list[Event]:
-    """Up to ``max_count`` events starting at ``from_seq`` (inclusive), in ``direction`` order."""
+    """Up to ``max_count`` events starting at ``from_seq`` (inclusive), in ``direction`` order.
+
+    With ``model``, each event's `Event.decode` builds that class by default."""
     if max_count < 1:
         raise ValueError("max_count must be at least 1")
     events: list[Event] = []
@@ -57,6 +61,7 @@ async def get(
         direction=direction,
         key_pattern=key_pattern,
         batch_size=min(max_count, MAX_BATCH),
+        model=model,
     ):
         events.append(event)
         if len(events) == max_count:
@@ -74,11 +79,13 @@ async def iterate(
     batch_size: int = 500,
     follow: bool = False,
     wait_for: float = 5.0,
+    model: type[Any] | None = None,
 ) -> AsyncIterator[Event]:
     """Every event from ``from_seq`` to the end (or the start, backward), page by page.
 
     With ``follow`` (forward only) it does not stop at the end: it long-polls
-    for new events and yields them as they are stored.
+    for new events and yields them as they are stored. With ``model``, each
+    event's `Event.decode` builds that class by default.
     """
     if follow and direction is not Direction.FORWARD:
         raise ValueError("follow=True reads forward only")
@@ -97,6 +104,7 @@ async def iterate(
             wait_for=wait_for if follow else None,
         )
         for event in page:
+            event.model = model
             yield event
         if page:
             last = page[-1].seq

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any
 
+from streamkit import tracing
 from streamkit._http.api import API
 from streamkit._http.retry import Backoff, retriable
 from streamkit.errors import ClientClosed, StreamkitError, ValidationError
@@ -73,6 +74,13 @@ class Subscription:
     - Closing stops polling, nacks every event received and not acked (handed
       out or still buffered), sends every queued ack and nack (for up to
       ``close_timeout`` seconds), and deletes ephemeral consumers.
+    - With ``model``, ``event.decode()`` builds each payload as that class; a
+      payload that does not fit raises `DecodeError` there, in the handler,
+      and the subscription goes on (the event stays unsettled until the
+      handler acks or nacks it, or the subscription closes).
+    - With OpenTelemetry installed, each event handed out gets a consumer span
+      (``event.delivery.span``), linked to the context it was published in and
+      ended when the event is settled.
 
     Iterate a subscription from one loop at a time.
     """
@@ -94,6 +102,7 @@ class Subscription:
         inactive_threshold: float = 30.0,
         close_timeout: float = 10.0,
         connect_timeout: float | None = None,
+        model: type[Any] | None = None,
     ) -> None:
         if not streams:
             raise ValueError("a subscription needs at least one stream")
@@ -118,6 +127,7 @@ class Subscription:
         self.inactive_threshold = inactive_threshold
         self.close_timeout = close_timeout
         self.connect_timeout = connect_timeout
+        self.model = model
         self._on_close = on_close
         self._batch_size = batch_size
         self._wait_for = wait_for
@@ -312,6 +322,7 @@ class Subscription:
             workers = self._workers
             assert workers is not None  # start() made them or raised
             leaser = workers.leaser
+            traced = tracing.enabled()
             while True:
                 batch = await workers.prefetcher.next_batch()
                 if batch is None:
@@ -320,12 +331,34 @@ class Subscription:
                     if self._closing:
                         return
                     if event.ack_id in leaser:  # else its lease was dropped: it is stale
+                        if traced:
+                            self._start_span(event)
                         yield event
         finally:
             await self.aclose()
 
+    def _start_span(self, event: Event) -> None:
+        """Start ``event``'s consumer span as it is handed out; settling it ends the span."""
+        delivery = event.delivery
+        if delivery is None or delivery.settled or delivery.span is not None:
+            return
+        stream = event.stream or ""
+        delivery.span = tracing.consumer_span(
+            f"process {stream}",
+            event.headers,
+            {
+                "messaging.system": tracing.SYSTEM,
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.destination.name": stream,
+                "messaging.consumer.group.name": self._attachments[stream].consumer,
+                "messaging.message.id": event.id,
+            },
+        )
+
     def _received(self, stream: str, events: list[Event]) -> None:
         for event in events:
+            event.model = self.model
             if event.delivery is not None:
                 event.delivery.settler = self
         assert self._workers is not None  # the prefetcher runs only once they exist
