@@ -6,6 +6,7 @@ the client batches, chunks and checks against the same numbers.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Literal
 
 MAX_BATCH = 1000
@@ -37,5 +38,27 @@ HEARTBEAT_HEADER = "Streamkit-Heartbeat-Ms"
 CONTENT_TYPE_HEADER = "content-type"
 """The message header reserved for the payload's mimetype."""
 
-StartPosition = Literal["all", "new"] | int
-"""Where a new consumer starts: every message, only new ones, or at a seq."""
+StartPosition = Literal["all", "new"] | int | datetime
+"""Where a consumer starts: every message, only new ones, at a seq, or at the first
+message stored at or after a time (an RFC 3339 timestamp on the wire)."""
+
+
+def format_time(when: datetime) -> str:
+    """``when`` as the RFC 3339 UTC timestamp the wire carries (``...Z``, microseconds).
+
+    A naive datetime is taken as local time, as `datetime.timestamp` takes it.
+    """
+    utc = when.astimezone(timezone.utc)
+    return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 timestamp with an offset (``Z`` or ``+hh:mm``) as a UTC datetime,
+    or None when ``text`` is not one (a timestamp without an offset is ambiguous)."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None or "T" not in text.upper():
+        return None
+    return when.astimezone(timezone.utc)

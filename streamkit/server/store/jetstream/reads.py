@@ -1,5 +1,6 @@
 """Catch-up reads from JetStream: batched direct gets, forward and backward.
 
+A read ``from_time`` first finds its seq with a direct get by ``start_time``.
 Forward reads are one batched direct get (``next_by_subj`` = the key filter)
 from ``after_seq + 1``. JetStream only reads forward, so a backward read scans
 windows ending at ``before_seq`` (or the last seq), each window read forward
@@ -15,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from nats.aio.msg import Msg
 
+from streamkit.protocol.wire import format_time
 from streamkit.server.store.base import Message, MessageQuery
 from streamkit.server.store.jetstream.codec import decode_message, parse_rfc3339_ns
 from streamkit.server.store.jetstream.conn import JsConn
@@ -94,6 +98,12 @@ class Reader:
 
     async def _read_once(self, handle: StreamHandle, query: MessageQuery) -> list[Message]:
         subject = handle.root + (query.key_pattern or ">")
+        if query.from_time is not None:
+            first = await self.first_seq_at(handle, query.from_time)
+            if first is None:
+                return []
+            after = max(query.after_seq or 0, first - 1)
+            query = dataclasses.replace(query, from_time=None, after_seq=after)
         if query.descending:
             return await self._backward(handle, subject, query)
         start = (query.after_seq or 0) + 1
@@ -111,6 +121,14 @@ class Reader:
             want -= len(page)
             start = page[-1]["seq"] + 1
         return out
+
+    async def first_seq_at(self, handle: StreamHandle, when: datetime) -> int | None:
+        """The seq of the first message stored at or after ``when`` (None: none is):
+        one direct get by ``start_time``, which JetStream answers from its index."""
+        found = await self._conn.direct_get(
+            handle.js_name, {"start_time": format_time(when), "next_by_subj": handle.root + ">"}
+        )
+        return int((found[0].headers or {})["Nats-Sequence"]) if found else None
 
     async def _backward(
         self, handle: StreamHandle, subject: str, query: MessageQuery

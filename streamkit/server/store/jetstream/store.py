@@ -34,11 +34,13 @@ from typing import Any, TypeVar
 import orjson
 from nats.aio.msg import Msg
 
+from streamkit.protocol.wire import StartPosition
 from streamkit.server.store.base import (
     DEFAULT_DEDUPE_WINDOW_MS,
     ConsumerRecord,
     ConsumerSpec,
     ConsumerStats,
+    DeadLetter,
     Delivery,
     Message,
     MessageQuery,
@@ -48,6 +50,7 @@ from streamkit.server.store.base import (
     StoreError,
     StoreNotFound,
     StoreUnavailable,
+    StoreUnsupported,
     StreamChanges,
     StreamOptions,
     StreamRecord,
@@ -84,6 +87,7 @@ from streamkit.server.store.jetstream.meta import (
     handle_from_info,
     is_id,
     new_id,
+    restarted_config,
     storage_refused,
     stream_config,
     stream_record,
@@ -570,7 +574,9 @@ class JetStreamStore:
 
     # -- dead letters ---------------------------------------------------------------------------
 
-    async def dead_letters(self, stream: str, consumer: str, limit: int) -> list[Message]:
+    async def dead_letters(
+        self, stream: str, consumer: str, limit: int, after_seq: int = 0
+    ) -> list[DeadLetter]:
         """Messages the consumer dead-lettered after ``max_deliver`` deliveries, by seq."""
         handle = await self._cat.stream(stream)
         name = await self._cat.consumer_name(handle, consumer)
@@ -578,7 +584,45 @@ class JetStreamStore:
         if int((info.get("config") or {}).get("max_deliver", -1)) <= 0:
             return []
         await self._dead.sweep(handle, name, info)
-        return await self._dead.messages(handle, name, limit)
+        return await self._dead.messages(handle, name, limit, after_seq)
+
+    async def redrive(self, stream: str, consumer: str, seqs: Sequence[int] | None) -> int:
+        """Not on JetStream: it never delivers a message again once ``max_deliver`` is
+        spent, and has no way to give one message a fresh count."""
+        handle = await self._cat.stream(stream)
+        await self._cat.consumer_name(handle, consumer)  # 404 first, as elsewhere
+        raise StoreUnsupported(
+            "redrive is not supported by the jetstream engine: JetStream never delivers"
+            " a message again after max_deliver; reset the consumer to a seq or time instead"
+        )
+
+    async def discard_dead(self, stream: str, consumer: str, seqs: Sequence[int] | None) -> int:
+        """Forget dead letters (``seqs``, or all): their advisories are deleted."""
+        handle = await self._cat.stream(stream)
+        name = await self._cat.consumer_name(handle, consumer)
+        info = await self._cat.consumer_info(handle, name)
+        if int((info.get("config") or {}).get("max_deliver", -1)) <= 0:
+            return 0
+        await self._dead.sweep(handle, name, info)
+        return await self._dead.discard(handle, name, seqs)
+
+    async def reset_consumer(self, stream: str, consumer: str, start: StartPosition) -> None:
+        """Seek: the consumer is created again, same name, id and options, starting at
+        ``start``; its dead letters are forgotten. Between the two a receive gets a 404."""
+        handle = await self._cat.stream(stream)
+        name = await self._cat.consumer_name(handle, consumer)
+        info = await self._cat.consumer_info(handle, name)
+        config = restarted_config(dict(info.get("config") or {}), start)
+        try:
+            await self.conn.api(f"CONSUMER.DELETE.{handle.js_name}.{name}")
+        except JsApiError:
+            await self._cat.consumer_info(handle, name)  # deleted meanwhile: a 404
+            raise
+        body = {"stream_name": handle.js_name, "config": config, "action": "create"}
+        await self.conn.api(
+            f"CONSUMER.CREATE.{handle.js_name}.{name}.{config['filter_subject']}", body
+        )
+        await self._dead.purge(handle, name)
 
 
 def _now() -> datetime:
