@@ -590,7 +590,8 @@ class JetStreamStore:
         """Not on JetStream: it never delivers a message again once ``max_deliver`` is
         spent, and has no way to give one message a fresh count."""
         handle = await self._cat.stream(stream)
-        await self._cat.consumer_name(handle, consumer)  # 404 first, as elsewhere
+        name = await self._cat.consumer_name(handle, consumer)
+        await self._cat.consumer_info(handle, name)  # an unknown consumer is a 404 first
         raise StoreUnsupported(
             "redrive is not supported by the jetstream engine: JetStream never delivers"
             " a message again after max_deliver; reset the consumer to a seq or time instead"
@@ -608,7 +609,9 @@ class JetStreamStore:
 
     async def reset_consumer(self, stream: str, consumer: str, start: StartPosition) -> None:
         """Seek: the consumer is created again, same name, id and options, starting at
-        ``start``; its dead letters are forgotten. Between the two a receive gets a 404."""
+        ``start``; its dead letters are forgotten. Between the two a receive gets a 404.
+        JetStream numbers the new deliveries as it did the old ones, so an ack id from
+        before the reset can settle the same message's new delivery."""
         handle = await self._cat.stream(stream)
         name = await self._cat.consumer_name(handle, consumer)
         info = await self._cat.consumer_info(handle, name)
