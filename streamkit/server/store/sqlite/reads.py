@@ -137,6 +137,13 @@ def read_messages(
     return messages_from_rows(conn.execute(sql, args).fetchall(), stream_id)
 
 
+FIRST_SEQ_AT = (
+    "SELECT seq FROM messages INDEXED BY messages_by_time"
+    " WHERE stream = ? AND inserted_at >= ? ORDER BY inserted_at, seq LIMIT 1"
+)
+"""The seq of a stream's first message at or after a time: one seek on the index."""
+
+
 def first_seq_at(conn: sqlite3.Connection, sid: int, when: datetime) -> int | None:
     """The seq of the stream's first message stored at or after ``when`` (None: none is).
 
@@ -144,11 +151,7 @@ def first_seq_at(conn: sqlite3.Connection, sid: int, when: datetime) -> int | No
     timestamp at or after ``when`` is also the smallest seq (a clock stepped back
     is the exception, and then this is the first stored at the earliest such time).
     """
-    row = conn.execute(
-        "SELECT seq FROM messages INDEXED BY messages_by_time"
-        " WHERE stream = ? AND inserted_at >= ? ORDER BY inserted_at, seq LIMIT 1",
-        (sid, to_us(when)),
-    ).fetchone()
+    row = conn.execute(FIRST_SEQ_AT, (sid, to_us(when))).fetchone()
     return None if row is None else int(row[0])
 
 
