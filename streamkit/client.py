@@ -326,10 +326,12 @@ class AsyncClient:
         events: Iterable[Event | str],
         *,
         delay: float | None = None,
+        reason: str | None = None,
     ) -> None:
-        """Give deliveries back, to be delivered again after ``delay`` seconds."""
+        """Give deliveries back, to be delivered again after ``delay`` seconds; ``reason``
+        (why handling failed) is kept as their ``last_error`` (see `dead_letters`)."""
         self._check_open()
-        await self.api.nack(stream, consumer, _ack_ids(events), delay)
+        await self.api.nack(stream, consumer, _ack_ids(events), delay, reason)
 
     # Dead letters and seeking.
 

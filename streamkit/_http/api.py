@@ -21,6 +21,7 @@ from streamkit.protocol.routes import Route
 from streamkit.protocol.wire import (
     DEFAULT_RECEIVE_BATCH,
     EVENT_STREAM,
+    MAX_REASON_CHARS,
     StartPosition,
     format_time,
 )
@@ -290,10 +291,18 @@ class API:
         await self._settle(routes.ACK, stream, consumer, ack_ids, {})
 
     async def nack(
-        self, stream: str, consumer: str, ack_ids: Sequence[str], delay: float | None = None
+        self,
+        stream: str,
+        consumer: str,
+        ack_ids: Sequence[str],
+        delay: float | None = None,
+        reason: str | None = None,
     ) -> None:
-        """``POST .../nack``: deliver these again, after ``delay`` seconds."""
-        extra = {"delay_ms": int(delay * 1000)} if delay else {}
+        """``POST .../nack``: deliver these again, after ``delay`` seconds; ``reason``
+        (cut to `MAX_REASON_CHARS`) is kept as their last error."""
+        extra: dict[str, Any] = {"delay_ms": int(delay * 1000)} if delay else {}
+        if reason is not None:
+            extra["reason"] = reason[:MAX_REASON_CHARS]
         await self._settle(routes.NACK, stream, consumer, ack_ids, extra)
 
     async def extend(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:

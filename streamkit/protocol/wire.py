@@ -20,6 +20,10 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 text for binary payloads). The server's default limit (``--max-message-bytes``) and
 the client's check on `Event`."""
 
+MAX_REASON_CHARS = 1024
+"""The longest ``reason`` a nack may carry (why the handler failed); the client cuts
+longer ones to this, the server refuses them."""
+
 DEFAULT_RECEIVE_BATCH = 10
 """``batch_size`` of a receive that does not say."""
 

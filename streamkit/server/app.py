@@ -459,10 +459,12 @@ async def ack(request: web.Request) -> web.Response:
 
 
 async def nack(request: web.Request) -> web.Response:
-    """Redeliver after ``delay_ms`` (default 0)."""
-    ids, delay_ms = validation.nack_body(await _json_body(request))
+    """Redeliver after ``delay_ms`` (default 0); ``reason`` is kept as the last error."""
+    body = await _json_body(request)
+    ids, delay_ms = validation.nack_body(body)
+    reason = validation.nack_reason(body)
     m = request.match_info
-    await _store(request).nack(m["stream"], m["consumer"], ids, delay_ms)
+    await _store(request).nack(m["stream"], m["consumer"], ids, delay_ms, reason)
     request.app[METRICS].nacked.inc(len(ids))
     return json_response({"success": True})
 

@@ -22,6 +22,7 @@ from streamkit.protocol.wire import (
     MAX_ACK_IDS,
     MAX_BATCH,
     MAX_MESSAGE_BYTES,
+    MAX_REASON_CHARS,
     StartPosition,
     parse_time,
 )
@@ -355,6 +356,17 @@ def ack_ids_body(body: object) -> list[str]:
     if len(ids) > MAX_ACK_IDS:
         raise Invalid({"ack_ids": [f"should have at most {MAX_ACK_IDS} item(s)"]})
     return ids
+
+
+def nack_reason(body: object) -> str | None:
+    """The optional ``reason`` of a nack: why the handler failed, kept as the
+    delivery's ``last_error``."""
+    reason = _object(body).get("reason")
+    if reason is None:
+        return None
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+        raise Invalid({"reason": [f"must be a string of at most {MAX_REASON_CHARS} characters"]})
+    return reason
 
 
 def nack_body(body: object) -> tuple[list[str], int]:

@@ -147,3 +147,32 @@ async def test_reset_consumer(client: streamkit.AsyncClient) -> None:
     with pytest.raises(APIError) as missing:
         await client.reset_consumer("orders", "nobody", start="all")
     assert missing.value.status == 404
+
+
+async def test_the_reason_of_the_last_nack_is_the_last_error(
+    client: streamkit.AsyncClient,
+) -> None:
+    await client.create_stream("orders")
+    await client.create_consumer("orders", "billing", max_deliver=2)
+    await client.send("orders", [Event({"total": "twelve"})])
+    attempts = 0
+    async with client.subscribe("orders", consumer="billing", wait_for=0.2) as sub:
+        async for event in sub:
+            attempts += 1
+            try:
+                float(event.json()["total"])
+            except ValueError as exc:
+                await event.nack(reason=f"attempt {attempts}: {exc}")
+            if attempts == 2:
+                break
+    dead = [d async for d in client.dead_letters("orders", "billing")]
+    assert [(d.seq, d.delivery_count) for d in dead] == [(1, 2)]
+    assert dead[0].last_error == "attempt 2: could not convert string to float: 'twelve'"
+    long = "x" * 5000  # cut to what the server keeps, not refused
+    await client.redrive("orders", "billing")
+    (again,) = await client.receive("orders", "billing", wait_for=2)
+    await client.nack("orders", "billing", [again], reason=long)
+    (last,) = await client.receive("orders", "billing", wait_for=2)
+    await client.nack("orders", "billing", [last], reason=long)
+    (dead_again,) = [d async for d in client.dead_letters("orders", "billing")]
+    assert dead_again.last_error == "x" * 1024

@@ -184,3 +184,38 @@ async def test_reset_checks_its_input(api: Api) -> None:
         assert status == 422 and "start" in body["validation_errors"], bad
     status, _ = await api.call("POST", "/api/streams/orders/consumers/nobody/reset", {"start": 1})
     assert status == 404
+
+
+async def test_a_nack_reason_is_the_dead_letters_last_error(
+    request: pytest.FixtureRequest, api: Api
+) -> None:
+    expect_engine_gap(request, api, "jetstream", "a JetStream NAK carries no reason")
+    await api.stream("orders")
+    await api.consumer(max_deliver=2)
+    await api.publish("orders", msgs("a", "b"))
+    first = await api.receive()
+    await api.nack([first[0]["ack_id"]], reason="KeyError: 'total'")  # type: ignore[arg-type]
+    await api.nack([first[1]["ack_id"]])
+    second = await api.receive(wait_for=3000)
+    await api.nack([second[0]["ack_id"]], reason="ValueError: no")  # type: ignore[arg-type]
+    await api.nack([second[1]["ack_id"]])
+    await eventually(api.stats, lambda s: s["dead"] == 2)
+    dead = await _dead(api)
+    assert [(m["seq"], m["delivery_count"], m.get("last_error")) for m in dead] == [
+        (1, 2, "ValueError: no"),  # the last one given
+        (2, 2, None),
+    ]
+
+
+async def test_a_nack_reason_must_be_a_short_string(api: Api) -> None:
+    await api.stream("orders")
+    await api.consumer()
+    await api.publish("orders", msgs("a"))
+    (item,) = await api.receive()
+    for bad in (42, "x" * 1025):
+        body = {"ack_ids": [item["ack_id"]], "reason": bad}
+        status, answer = await api.call("POST", BASE + "/nack", body)
+        assert status == 422 and "reason" in answer["validation_errors"]
+    assert (await api.stats())["in_flight"] == 1  # nothing was settled
+    await api.nack([item["ack_id"]], reason="x" * 1024)  # type: ignore[arg-type]
+    assert keys(await api.receive(wait_for=3000)) == ["a"]

@@ -366,9 +366,15 @@ class Store(Protocol):
         ...
 
     async def nack(
-        self, stream: str, consumer: str, ack_ids: Sequence[str], delay_ms: int = 0
+        self,
+        stream: str,
+        consumer: str,
+        ack_ids: Sequence[str],
+        delay_ms: int = 0,
+        reason: str | None = None,
     ) -> None:
-        """Give deliveries back for redelivery after ``delay_ms``."""
+        """Give deliveries back for redelivery after ``delay_ms``; an engine that can
+        keeps ``reason`` as the message's ``last_error`` for `dead_letters`."""
         ...
 
     async def release(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:

@@ -530,9 +530,15 @@ class JetStreamStore:
         await self._settle(stream, consumer, ack_ids, b"+ACK")
 
     async def nack(
-        self, stream: str, consumer: str, ack_ids: Sequence[str], delay_ms: int = 0
+        self,
+        stream: str,
+        consumer: str,
+        ack_ids: Sequence[str],
+        delay_ms: int = 0,
+        reason: str | None = None,
     ) -> None:
-        """Give deliveries back for redelivery after ``delay_ms``."""
+        """Give deliveries back for redelivery after ``delay_ms``. A NAK carries no
+        reason, so ``reason`` is not kept: dead letters have no ``last_error`` here."""
         payload = b"-NAK"
         if delay_ms > 0:
             payload += b" " + orjson.dumps({"delay": delay_ms * 1_000_000})

@@ -168,17 +168,19 @@ def dead_letters(
         "after": after_seq,
     }
     rows = conn.execute(
-        f"""SELECT d.delivery_count, {M_COLUMNS} FROM deliveries d
+        f"""SELECT d.delivery_count, d.last_error, {M_COLUMNS} FROM deliveries d
             JOIN messages m ON m.stream = :sid AND m.seq = d.seq
             WHERE d.consumer = :cid AND d.seq > :after AND {_dead_condition("d")}
             ORDER BY d.seq LIMIT :limit""",
         params,
     ).fetchall()
-    messages = messages_from_rows([r[1:] for r in rows], consumer.stream_id)
+    messages = messages_from_rows([r[2:] for r in rows], consumer.stream_id)
     out: list[DeadLetter] = []
     for r, m in zip(rows, messages, strict=True):
         dead = cast(DeadLetter, m)
         dead["delivery_count"] = int(r[0])
+        if r[1] is not None:
+            dead["last_error"] = r[1]
         out.append(dead)
     return out
 

@@ -126,6 +126,7 @@ ADDED_COLUMNS = (
     ("streams", "max_bytes", "INTEGER"),
     ("streams", "max_age_ms", "INTEGER"),
     ("consumers", "skipped", "INTEGER NOT NULL DEFAULT 0"),
+    ("deliveries", "last_error", "TEXT"),
 )
 """Columns added after schema version 1 shipped: files created before get them at open."""
 

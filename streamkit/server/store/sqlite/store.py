@@ -490,12 +490,18 @@ class SqliteStore:
             self._signals.fire(("c", c.cid))
 
     async def nack(
-        self, stream: str, consumer: str, ack_ids: Sequence[str], delay_ms: int = 0
+        self,
+        stream: str,
+        consumer: str,
+        ack_ids: Sequence[str],
+        delay_ms: int = 0,
+        reason: str | None = None,
     ) -> None:
-        """Give deliveries back for redelivery after ``delay_ms``."""
+        """Give deliveries back for redelivery after ``delay_ms``, noting ``reason``."""
         c = self._consumer(stream, consumer)
         self._touch(c)
-        if await self._writer.run(partial(self._ops.nack, c=c, ack_ids=ack_ids, delay_ms=delay_ms)):
+        nack = partial(self._ops.nack, c=c, ack_ids=ack_ids, delay_ms=delay_ms, reason=reason)
+        if await self._writer.run(nack):
             self._signals.fire(("c", c.cid))
 
     async def release(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:

@@ -684,25 +684,33 @@ class WriteOps:
         return bool(row[0] >= c.max_ack_pending)
 
     def nack(
-        self, conn: sqlite3.Connection, c: ConsumerMeta, ack_ids: Sequence[str], delay_ms: int
+        self,
+        conn: sqlite3.Connection,
+        c: ConsumerMeta,
+        ack_ids: Sequence[str],
+        delay_ms: int,
+        reason: str | None = None,
     ) -> bool:
-        """Make deliveries due again after ``delay_ms`` (or dead when out of attempts).
+        """Make deliveries due again after ``delay_ms`` (or dead when out of attempts),
+        keeping ``reason`` (when given) as their ``last_error``.
 
         Returns True when anything became deliverable or freed room.
         """
         now = now_us() // 1000
         dead = 0
         if c.max_deliver is not None:
-            rows = parse_ack_ids(c.cid, ack_ids)
+            rows = parse_ack_ids(c.cid, ack_ids, reason)
             dead = conn.executemany(
-                f"UPDATE deliveries SET state = {DEAD}, token = NULL, due = {now}"
+                f"UPDATE deliveries SET state = {DEAD}, token = NULL, due = {now},"
+                " last_error = COALESCE(?, last_error)"
                 f" WHERE consumer = ? AND seq = ? AND token = ? AND state = {IN_FLIGHT}"
                 f" AND delivery_count >= {int(c.max_deliver)}",
                 rows,
             ).rowcount
-        rows = parse_ack_ids(c.cid, ack_ids, now + delay_ms)
+        rows = parse_ack_ids(c.cid, ack_ids, now + delay_ms, reason)
         waiting = conn.executemany(
-            f"UPDATE deliveries SET state = {WAITING}, token = NULL, due = ?"
+            f"UPDATE deliveries SET state = {WAITING}, token = NULL, due = ?,"
+            " last_error = COALESCE(?, last_error)"
             f" WHERE consumer = ? AND seq = ? AND token = ? AND state = {IN_FLIGHT}",
             rows,
         ).rowcount
