@@ -1,5 +1,6 @@
-"""The SQLite engine finds "the first message at or after a time" with one index seek,
-on new files and on files created before the index existed."""
+"""What replay and dead letters added to the SQLite schema: the insert-time index (the
+first message at or after a time is one seek) and ``deliveries.last_error``, on new
+files and on files created before them."""
 
 from __future__ import annotations
 
@@ -57,3 +58,21 @@ async def test_the_lookup_is_an_index_seek_not_a_scan(tmp_path: Path) -> None:
         plan = " | ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + FIRST_SEQ_AT, (1, 0)))
     assert "SEARCH messages USING" in plan and "messages_by_time" in plan, plan
     assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_a_file_from_before_last_error_gets_the_column(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    assert await _publish_and_read(db, "a") == ["a"]
+    with sqlite3.connect(db) as conn:  # as a file written by an older streamkit
+        conn.execute("ALTER TABLE deliveries DROP COLUMN last_error")
+    running = await start_server(create_store("sqlite", db=db))
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Api(session, running.url)
+            await api.consumer(max_deliver=1)
+            (item,) = await api.receive()
+            await api.settle("nack", [item["ack_id"]], reason="boom")  # type: ignore[arg-type]
+            dead = await api.ok("GET", "/api/streams/orders/consumers/billing/dead")
+            assert [(m["seq"], m["last_error"]) for m in dead["data"]] == [(1, "boom")]
+    finally:
+        await running.close()
