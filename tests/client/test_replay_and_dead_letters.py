@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import streamkit
+import streamkit.sync
 from streamkit import Event
 from streamkit.errors import APIError, ValidationError
 from streamkit.reads.dead_letters import DeadLetter
@@ -176,3 +177,27 @@ async def test_the_reason_of_the_last_nack_is_the_last_error(
     await client.nack("orders", "billing", [last], reason=long)
     (dead_again,) = [d async for d in client.dead_letters("orders", "billing")]
     assert dead_again.last_error == "x" * 1024
+
+
+async def test_sync_facade_replays_and_acts_on_dead_letters(
+    client: streamkit.AsyncClient, streamkit_server: ServerHandle
+) -> None:
+    await client.create_stream("orders")
+    await client.send("orders", [Event("a")])
+    await asyncio.sleep(0.01)
+    since = datetime.now(timezone.utc)
+    await client.send("orders", [Event("b"), Event("c")])
+    await client.create_consumer("orders", "billing", max_deliver=1)
+    await client.nack("orders", "billing", await client.receive("orders", "billing"))
+
+    def script() -> None:  # blocking code, run in a thread so this loop keeps serving
+        with streamkit.sync.Client(streamkit_server.url) as c:
+            assert [e.data for e in c.get("orders", from_time=since)] == ["b", "c"]
+            assert [e.data for e in c.iter("orders", from_time=since)] == ["b", "c"]
+            assert [d.seq for d in c.dead_letters("orders", "billing")] == [1, 2, 3]
+            assert c.redrive("orders", "billing", [1]) == 1
+            assert c.discard_dead("orders", "billing") == 2
+            assert c.reset_consumer("orders", "billing", start=since).dead == 0
+
+    await asyncio.to_thread(script)
+    assert [e.data for e in await client.receive("orders", "billing")] == ["b", "c"]
