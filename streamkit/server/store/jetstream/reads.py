@@ -25,7 +25,11 @@ from nats.aio.msg import Msg
 
 from streamkit.protocol.wire import format_time
 from streamkit.server.store.base import Message, MessageQuery
-from streamkit.server.store.jetstream.codec import decode_message, parse_rfc3339_ns
+from streamkit.server.store.jetstream.codec import (
+    datetime_to_ns,
+    decode_message,
+    parse_rfc3339_ns,
+)
 from streamkit.server.store.jetstream.conn import JsConn
 from streamkit.server.store.jetstream.meta import StreamHandle
 
@@ -123,12 +127,45 @@ class Reader:
         return out
 
     async def first_seq_at(self, handle: StreamHandle, when: datetime) -> int | None:
-        """The seq of the first message stored at or after ``when`` (None: none is):
-        one direct get by ``start_time``, which JetStream answers from its index."""
+        """The seq of the first message stored at or after ``when`` (None: none is).
+
+        One direct get by ``start_time`` (nats-server 2.11 and later). A server that
+        does not know the field answers with the stream's first message instead: its
+        time gives it away, and a binary search over seqs finds the answer.
+        """
+        at_ns = datetime_to_ns(when)
         found = await self._conn.direct_get(
             handle.js_name, {"start_time": format_time(when), "next_by_subj": handle.root + ">"}
         )
-        return int((found[0].headers or {})["Nats-Sequence"]) if found else None
+        if not found:
+            return None
+        seq, stamp = _seq_and_time(found[0])
+        if stamp >= at_ns:
+            return seq
+        return await self._search_time(handle, at_ns)
+
+    async def _search_time(self, handle: StreamHandle, at_ns: int) -> int | None:
+        """Binary search for the first seq stored at or after ``at_ns`` (times grow with
+        seqs): about log2(messages) direct gets."""
+        info = await self._conn.api(f"STREAM.INFO.{handle.js_name}")
+        state: dict[str, Any] = info.get("state") or {}
+        lo, hi = max(int(state.get("first_seq", 1)), 1), int(state.get("last_seq", 0))
+        answer: int | None = None
+        subject = handle.root + ">"
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            page = await self._conn.direct_get(
+                handle.js_name, {"seq": mid, "next_by_subj": subject}
+            )
+            if not page:  # nothing stored from mid on
+                hi = mid - 1
+                continue
+            seq, stamp = _seq_and_time(page[0])
+            if stamp >= at_ns:
+                answer, hi = seq, mid - 1
+            else:
+                lo = seq + 1
+        return answer
 
     async def _backward(
         self, handle: StreamHandle, subject: str, query: MessageQuery
@@ -169,6 +206,11 @@ class Reader:
             handle.js_name, {"seq": start, "next_by_subj": subject, "batch": batch}
         )
         return [to_message(m, handle) for m in msgs]
+
+
+def _seq_and_time(msg: Msg) -> tuple[int, int]:
+    headers = msg.headers or {}
+    return int(headers["Nats-Sequence"]), parse_rfc3339_ns(headers["Nats-Time-Stamp"])
 
 
 async def _first(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
