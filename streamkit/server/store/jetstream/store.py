@@ -98,6 +98,10 @@ from streamkit.server.store.jetstream.reads import Reader
 
 __all__ = ["JetStreamStore", "JetStreamUnavailable"]
 
+RESET_GRACE = 0.5
+"""Seconds a receive on a missing consumer waits for it to be back (a reset's gap)
+before answering 404."""
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -445,10 +449,32 @@ class JetStreamStore:
         """Deliver up to ``batch_size`` messages, waiting up to ``wait_ms`` for the first."""
         js_stream, name = await self._names(stream, consumer)
         try:
-            msgs = await self._pull(js_stream, name, batch_size, wait_ms)
-        except NoResponders:
-            raise await self._missing(js_stream, name) from None
+            try:
+                msgs = await self._pull(js_stream, name, batch_size, wait_ms)
+            except NoResponders:
+                raise await self._missing(js_stream, name) from None
+        except StoreNotFound as exc:
+            if exc.kind == "consumer" and await self._came_back(js_stream, name):
+                return []  # reset (deleted and created again) under this pull
+            raise
         return [self._delivery(m) for m in msgs]
+
+    async def _came_back(self, js_stream: str, name: str) -> bool:
+        """Whether a consumer found missing exists again within `RESET_GRACE` seconds:
+        `reset_consumer` deletes and creates it, and the workers polling it through
+        any gateway should see an empty receive then, not a 404."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + RESET_GRACE
+        pause = 0.01
+        while loop.time() < end and not self._stop.is_set():
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+            try:
+                await self.conn.api(f"CONSUMER.INFO.{js_stream}.{name}")
+            except JsApiError:
+                continue
+            return True
+        return False
 
     async def _pull(self, js_stream: str, name: str, batch: int, wait_ms: int) -> list[Msg]:
         conn = self.conn
