@@ -296,6 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stream", type=_name, metavar="STREAM")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     p.set_defaults(handler="consumers_list")
+    p = actions.add_parser(
+        "reset",
+        parents=client,
+        help="seek: deliver again from --start",
+        description="Drop the consumer's in-flight, waiting and dead-lettered deliveries and "
+        "deliver from --start on: all, new, a seq, or a time (a duration back from now, "
+        "like 10m, or an RFC 3339 timestamp).",
+    )
+    p.add_argument("stream", type=_name, metavar="STREAM")
+    p.add_argument("name", type=_name, metavar="NAME")
+    p.add_argument("--start", type=_start, required=True, help="all, new, a seq or a time")
+    p.set_defaults(handler="consumers_reset")
 
     dead = commands.add_parser(
         "dead",

@@ -432,6 +432,13 @@ async def consumers_list(client: AsyncClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def consumers_reset(client: AsyncClient, args: argparse.Namespace) -> int:
+    """``streamkit consumers reset STREAM NAME --start WHEN``."""
+    consumer = await client.reset_consumer(args.stream, args.name, args.start)
+    print(f"reset {args.stream}/{consumer.name}: {consumer.pending} pending")
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "publish": publish,
     "tail": tail,
@@ -443,6 +450,7 @@ COMMANDS: dict[str, Command] = {
     "consumers_create": consumers_create,
     "consumers_delete": consumers_delete,
     "consumers_list": consumers_list,
+    "consumers_reset": consumers_reset,
     "dead_list": dead.dead_list,
     "dead_redrive": dead.dead_redrive,
     "dead_discard": dead.dead_discard,

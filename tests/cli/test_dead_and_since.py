@@ -111,3 +111,22 @@ async def test_dead_list_redrive_discard(cli: RunCli, streamkit_client: AsyncCli
     assert (await cli("dead", "list", "orders", "billing")).out == ""
     missing = await cli("dead", "list", "orders", "nobody")
     assert missing.code == 1 and "consumer" in missing.err
+
+
+async def test_consumers_reset(cli: RunCli, streamkit_client: AsyncClient) -> None:
+    await _old_then_new(streamkit_client)
+    await streamkit_client.create_consumer("orders", "billing")
+    await streamkit_client.ack(
+        "orders", "billing", await streamkit_client.receive("orders", "billing")
+    )
+    done = await cli("consumers", "reset", "orders", "billing", "--start", "1s")
+    assert (done.code, done.out.strip()) == (0, "reset orders/billing: 2 pending"), done.err
+    got = await streamkit_client.receive("orders", "billing")
+    assert [e.data for e in got] == ["new1", "new2"]
+    assert (await cli("consumers", "reset", "orders", "billing", "--start", "2")).code == 0
+    assert [e.data for e in await streamkit_client.receive("orders", "billing")] == [
+        "old2",
+        "new1",
+        "new2",
+    ]
+    assert (await cli("consumers", "reset", "orders", "billing")).code == 2  # --start needed

@@ -641,7 +641,8 @@ class JetStreamStore:
 
     async def reset_consumer(self, stream: str, consumer: str, start: StartPosition) -> None:
         """Seek: the consumer is created again, same name, id and options, starting at
-        ``start``; its dead letters are forgotten. Between the two a receive gets a 404.
+        ``start``; its dead letters are forgotten. A receive in between waits for it
+        (see `_came_back`).
         JetStream numbers the new deliveries as it did the old ones, so an ack id from
         before the reset can settle the same message's new delivery."""
         handle = await self._cat.stream(stream)
