@@ -6,6 +6,7 @@ the client batches, chunks and checks against the same numbers.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -56,13 +57,23 @@ def format_time(when: datetime) -> str:
     return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
 def parse_time(text: str) -> datetime | None:
-    """An RFC 3339 timestamp with an offset (``Z`` or ``+hh:mm``) as a UTC datetime,
-    or None when ``text`` is not one (a timestamp without an offset is ambiguous)."""
+    """An RFC 3339 timestamp with an offset (``Z`` or ``+hh:mm``; up to nanosecond
+    digits, kept to microseconds) as a UTC datetime, or None when ``text`` is not one
+    (a timestamp without an offset is ambiguous)."""
+    match = _RFC3339.fullmatch(text.strip())
+    if match is None:
+        return None
+    day, clock, fraction, offset = match.groups()
+    micros = (fraction or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if offset in ("Z", "z") else offset
     try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        when = datetime.fromisoformat(f"{day}T{clock}.{micros}{zone}")
+        return when.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # no such day or hour, or out of datetime's range
         return None
-    if when.tzinfo is None or "T" not in text.upper():
-        return None
-    return when.astimezone(timezone.utc)
