@@ -537,6 +537,7 @@ class SqliteStore:
         """Forget dead letters (``seqs``, or all) as if they were acked."""
         c = self._consumer(stream, consumer)
         gone: int = await self._writer.run(partial(self._ops.discard_dead, c=c, seqs=seqs))
+        self._signals.fire(("c", c.cid))  # burying what ran out may have freed room
         return gone
 
     async def reset_consumer(self, stream: str, consumer: str, start: StartPosition) -> None:
