@@ -65,7 +65,8 @@ _RFC3339 = re.compile(
 def parse_time(text: str) -> datetime | None:
     """An RFC 3339 timestamp with an offset (``Z`` or ``+hh:mm``; up to nanosecond
     digits, kept to microseconds) as a UTC datetime, or None when ``text`` is not one
-    (a timestamp without an offset is ambiguous)."""
+    (a timestamp without an offset is ambiguous). A time that falls outside
+    `datetime`'s range once in UTC (year 1 or 9999 with an offset) is its edge."""
     match = _RFC3339.fullmatch(text.strip())
     if match is None:
         return None
@@ -74,6 +75,10 @@ def parse_time(text: str) -> datetime | None:
     zone = "+00:00" if offset in ("Z", "z") else offset
     try:
         when = datetime.fromisoformat(f"{day}T{clock}.{micros}{zone}")
-        return when.astimezone(timezone.utc)
-    except (ValueError, OverflowError):  # no such day or hour, or out of datetime's range
+    except ValueError:  # no such day or hour
         return None
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:
+        edge = datetime.min if when.year == 1 else datetime.max
+        return edge.replace(tzinfo=timezone.utc)

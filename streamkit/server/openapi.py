@@ -70,6 +70,16 @@ _FILTER: Schema = {
 }
 _TIME: Schema = {"type": "string", "format": "date-time"}
 _SEQ: Schema = {"type": "integer", "minimum": 1}
+_TIME_PARAM: Schema = {
+    "type": "string",
+    "format": "date-time",
+    # RFC 3339 with an offset. Stricter than the server (February stops at the 28th)
+    # so that every string the pattern allows is a real time.
+    "pattern": r"^[1-9][0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    r"[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$",
+}
 _ACK_IDS: Schema = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_ACK_IDS}
 
 
@@ -228,7 +238,7 @@ SCHEMAS: dict[str, Schema] = {
                 "anyOf": [
                     {"enum": ["all", "new", None]},
                     _int(0),
-                    {"type": "string", "format": "date-time"},
+                    _TIME_PARAM,
                 ],
                 "description": "every message (default), only new ones, from a seq, or from"
                 " the first message stored at or after an RFC 3339 time",
@@ -297,7 +307,7 @@ SCHEMAS: dict[str, Schema] = {
     "SeqsBody": {
         "type": "object",
         "properties": {
-            "seqs": _nullable({"type": "array", "items": _SEQ, "maxItems": MAX_ACK_IDS}),
+            "seqs": _nullable({"type": "array", "items": _int(1), "maxItems": MAX_ACK_IDS}),
         },
         "description": "the dead letters to act on; absent or null: every one",
     },
@@ -306,7 +316,7 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["start"],
         "properties": {
             "start": {
-                "anyOf": [{"enum": ["all", "new"]}, _int(0), _TIME],
+                "anyOf": [{"enum": ["all", "new"]}, _int(0), _TIME_PARAM],
                 "description": "where delivery starts over: every message, only new ones,"
                 " a seq, or the first message stored at or after an RFC 3339 time",
             }
@@ -394,8 +404,7 @@ _WAIT: Schema = {
 }
 _LIMIT: Schema = _int(1, MAX_BATCH, default=DEFAULT_PAGE_LIMIT)
 _FROM_TIME: Schema = {
-    "type": "string",
-    "format": "date-time",
+    **_TIME_PARAM,
     "description": "RFC 3339 with an offset: start at the first message stored at or after it",
 }
 

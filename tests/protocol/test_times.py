@@ -34,13 +34,17 @@ def test_rfc3339_with_an_offset_is_a_utc_datetime(text: str, expected: datetime)
         "2026-01-02 03:04:05Z",
         "2026-02-30T00:00:00Z",
         "2026-01-02T24:00:00Z",
-        "0001-01-01T00:00:00+01:00",  # before datetime's range once in UTC
         "1700000000",
         "",
     ],
 )
 def test_anything_else_is_none(text: str) -> None:
     assert parse_time(text) is None
+
+
+def test_times_past_datetimes_range_in_utc_are_its_edges() -> None:
+    assert parse_time("0001-01-01T00:00:00+01:00") == datetime.min.replace(tzinfo=UTC)
+    assert parse_time("9999-12-31T23:00:00-05:00") == datetime.max.replace(tzinfo=UTC)
 
 
 def test_format_round_trips_and_takes_naive_as_local_time() -> None:
