@@ -65,6 +65,7 @@ from streamkit.server.store.jetstream.codec import (
     prefix_problem,
 )
 from streamkit.server.store.jetstream.conn import (
+    API,
     ERR_CONSUMER_EXISTS,
     ERR_CONSUMER_NAME_EXISTS,
     ERR_STREAM_NAME_IN_USE,
@@ -73,6 +74,7 @@ from streamkit.server.store.jetstream.conn import (
     JsApiError,
     JsConn,
     NoResponders,
+    api_error,
     connect,
 )
 from streamkit.server.store.jetstream.dead import DeadLetters
@@ -640,15 +642,56 @@ class JetStreamStore:
         return await self._dead.discard(handle, name, seqs)
 
     async def reset_consumer(self, stream: str, consumer: str, start: StartPosition) -> None:
-        """Seek: the consumer is created again, same name, id and options, starting at
-        ``start``; its dead letters are forgotten. A receive in between waits for it
-        (see `_came_back`).
-        JetStream numbers the new deliveries as it did the old ones, so an ack id from
-        before the reset can settle the same message's new delivery."""
+        """Seek: the consumer delivers from ``start`` on, its dead letters forgotten.
+
+        On nats-server 2.14 and later, ``CONSUMER.RESET`` moves the consumer in place
+        (ADR-60); older servers have no such API, and the consumer is created again
+        (same name, id and options), a receive in between waiting for it (see
+        `_came_back`). Either way JetStream numbers the new deliveries as it did the
+        old ones, so an ack id from before the reset can settle a new delivery.
+        """
         handle = await self._cat.stream(stream)
         name = await self._cat.consumer_name(handle, consumer)
         info = await self._cat.consumer_info(handle, name)
-        config = restarted_config(dict(info.get("config") or {}), start)
+        seq = await self._start_seq(handle, start)
+        if not await self._reset_in_place(handle, name, seq):
+            await self._recreate(handle, name, dict(info.get("config") or {}), start)
+        await self._dead.purge(handle, name)
+
+    async def _start_seq(self, handle: StreamHandle, start: StartPosition) -> int:
+        """The stream seq a consumer starting at ``start`` delivers first (or would)."""
+        info = await self.conn.api(f"STREAM.INFO.{handle.js_name}")
+        state: dict[str, Any] = info.get("state") or {}
+        first, last = max(int(state.get("first_seq", 1)), 1), int(state.get("last_seq", 0))
+        if start == "all":
+            return first
+        if start == "new":
+            return last + 1
+        if isinstance(start, datetime):
+            reader = self._reader
+            if reader is None:
+                raise StoreUnavailable("the JetStream store is not open")
+            at = await reader.first_seq_at(handle, start)
+            return last + 1 if at is None else at
+        return max(start, first)
+
+    async def _reset_in_place(self, handle: StreamHandle, name: str, seq: int) -> bool:
+        """``CONSUMER.RESET`` to ``seq``; False when the server has no such API."""
+        subject = f"{API}.CONSUMER.RESET.{handle.js_name}.{name}"
+        try:
+            reply = await self.conn.request(subject, orjson.dumps({"seq": seq}))
+        except NoResponders:
+            return False
+        error = api_error(orjson.loads(reply.data))
+        if error is not None:
+            raise error
+        return True
+
+    async def _recreate(
+        self, handle: StreamHandle, name: str, config: dict[str, Any], start: StartPosition
+    ) -> None:
+        """Delete the consumer and create it again with ``config``, starting at ``start``."""
+        config = restarted_config(config, start)
         try:
             await self.conn.api(f"CONSUMER.DELETE.{handle.js_name}.{name}")
         except JsApiError:
@@ -658,7 +701,6 @@ class JetStreamStore:
         await self.conn.api(
             f"CONSUMER.CREATE.{handle.js_name}.{name}.{config['filter_subject']}", body
         )
-        await self._dead.purge(handle, name)
 
 
 def _now() -> datetime:

@@ -1,9 +1,13 @@
-"""A consumer reset on JetStream (delete and create again) under a running subscription:
-the workers see an empty receive, never a 404, and go on from the new position."""
+"""A consumer reset on JetStream under a running subscription: in place
+(``CONSUMER.RESET``, nats-server 2.14+), or deleted and created again (older servers,
+emulated here by making the in-place reset report a server without that API). Either
+way the workers never see a 404 and go on from the new position."""
 
 from __future__ import annotations
 
 import asyncio
+
+import pytest
 
 import streamkit
 from streamkit import Event
@@ -12,12 +16,24 @@ from streamkit.server.store.jetstream.store import JetStreamStore
 from tests.nats_server import NatsServer
 
 
-async def test_a_subscription_goes_on_through_a_reset(nats_server: NatsServer) -> None:
-    running = await start_server(JetStreamStore(nats_server.url))
+async def _no_reset_api(*_: object) -> bool:
+    return False
+
+
+@pytest.mark.parametrize("in_place", [True, False], ids=["reset-api", "recreate"])
+async def test_a_subscription_goes_on_through_a_reset(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch, in_place: bool
+) -> None:
+    store = JetStreamStore(nats_server.url)
+    if not in_place:
+        monkeypatch.setattr(store, "_reset_in_place", _no_reset_api)
+    running = await start_server(store)
     try:
         async with streamkit.connect(running.url, timeout=5.0) as client:
             await client.create_stream("orders")
             await client.create_consumer("orders", "billing")
+            info = f"CONSUMER.INFO.{store.naming.js_stream('orders')}.billing"
+            before = await store.conn.api(info)
             await client.send("orders", [Event(f"m{i}") for i in range(3)])
             seen: list[str] = []
             first_pass = asyncio.Event()
@@ -40,5 +56,8 @@ async def test_a_subscription_goes_on_through_a_reset(nats_server: NatsServer) -
             await asyncio.wait_for(worker, 15)  # no NotFound ended it
             assert seen[:3] == ["m0", "m1", "m2"]
             assert sorted(seen[3:]) == ["m0", "m1", "m2"]
+            after = await store.conn.api(info)
+            # In place, JetStream keeps the consumer it created; otherwise it is a new one.
+            assert (after["created"] == before["created"]) is in_place
     finally:
         await running.close()
