@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     )
     from streamkit.models import Ack, Consumer, Event, Stream
     from streamkit.publisher import Publisher, PublisherConfig
-    from streamkit.reads import BACKWARD, FORWARD, Direction
+    from streamkit.reads import BACKWARD, FORWARD, DeadLetter, Direction
     from streamkit.subscriber import Subscription
 
 __version__ = "0.1.0"
@@ -77,7 +77,7 @@ _WHERE: dict[str, str] = {
     ),
     **dict.fromkeys(("Ack", "Consumer", "Event", "Stream"), "streamkit.models"),
     **dict.fromkeys(("Publisher", "PublisherConfig"), "streamkit.publisher"),
-    **dict.fromkeys(("BACKWARD", "FORWARD", "Direction"), "streamkit.reads"),
+    **dict.fromkeys(("BACKWARD", "FORWARD", "DeadLetter", "Direction"), "streamkit.reads"),
     "Subscription": "streamkit.subscriber",
 }
 """Public name -> the module that defines it."""
@@ -93,6 +93,7 @@ __all__ = [
     "Conflict",
     "ConnectError",
     "Consumer",
+    "DeadLetter",
     "DecodeError",
     "Direction",
     "Event",

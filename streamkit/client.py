@@ -8,7 +8,7 @@ import logging
 import os
 import ssl as _ssl
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Final
 
@@ -20,6 +20,7 @@ from streamkit.models import Consumer, Event, Stream
 from streamkit.protocol.wire import StartPosition
 from streamkit.publisher import AckCallback, NackCallback, Publishable, Publisher, PublisherConfig
 from streamkit.reads.catchup import FORWARD, Direction, get, iterate
+from streamkit.reads.dead_letters import DeadLetter, iterate_dead
 from streamkit.reads.tail import tail
 from streamkit.subscriber import Subscription
 
@@ -256,7 +257,8 @@ class AsyncClient:
         """Create a durable consumer over the keys matching ``filter``.
 
         ``ack_wait`` (seconds) is how long a delivery may stay unacked before it
-        is delivered again; ``start`` is ``"all"`` (default), ``"new"`` or a seq.
+        is delivered again; ``start`` is ``"all"`` (default), ``"new"``, a seq or a
+        `datetime` (the first event stored at or after it; a naive one is local time).
         """
         self._check_open()
         options: dict[str, Any] = {"filter_key_pattern": filter}
@@ -329,10 +331,45 @@ class AsyncClient:
         events: Iterable[Event | str],
         *,
         delay: float | None = None,
+        reason: str | None = None,
     ) -> None:
-        """Give deliveries back, to be delivered again after ``delay`` seconds."""
+        """Give deliveries back, to be delivered again after ``delay`` seconds; ``reason``
+        (why handling failed) is kept as their ``last_error`` (see `dead_letters`)."""
         self._check_open()
-        await self.api.nack(stream, consumer, _ack_ids(events), delay)
+        await self.api.nack(stream, consumer, _ack_ids(events), delay, reason)
+
+    # Dead letters and seeking.
+
+    def dead_letters(
+        self, stream: str, consumer: str, *, batch_size: int = 100
+    ) -> AsyncIterator[DeadLetter]:
+        """Iterate over what ``consumer`` dead-lettered after ``max_deliver`` deliveries,
+        by seq: each a `DeadLetter` with its event, delivery count and last error."""
+        self._check_open()
+        return iterate_dead(self.api, stream, consumer, batch_size=batch_size)
+
+    async def redrive(self, stream: str, consumer: str, seqs: Iterable[int] | None = None) -> int:
+        """Put dead letters (these ``seqs``, or every one) back to be delivered, each
+        with a fresh ``max_deliver`` count; returns how many went back. Seqs that
+        are not dead letters are ignored. The JetStream engine cannot: `APIError` 501.
+        """
+        self._check_open()
+        return await self.api.redrive(stream, consumer, _seqs(seqs))
+
+    async def discard_dead(
+        self, stream: str, consumer: str, seqs: Iterable[int] | None = None
+    ) -> int:
+        """Forget dead letters (these ``seqs``, or every one), as if they were acked;
+        returns how many. The events stay in the stream."""
+        self._check_open()
+        return await self.api.discard_dead(stream, consumer, _seqs(seqs))
+
+    async def reset_consumer(self, stream: str, consumer: str, start: StartPosition) -> Consumer:
+        """Seek: the consumer forgets what it has in flight, waiting and dead, and
+        delivers from ``start`` on: ``"all"``, ``"new"``, a seq or a `datetime`.
+        Events handed out before can no longer be acked (acking them is a no-op)."""
+        self._check_open()
+        return await self.api.reset_consumer(stream, consumer, start)
 
     # Catch-up reads.
 
@@ -345,6 +382,7 @@ class AsyncClient:
         direction: Direction = FORWARD,
         key_pattern: str | None = None,
         model: type[Any] | None = None,
+        from_time: datetime | None = None,
     ) -> list[Event]:
         """Read up to ``max_count`` stored events from ``from_seq`` (inclusive).
 
@@ -352,6 +390,7 @@ class AsyncClient:
         starts at the beginning (forward) or the end (backward) of the stream.
         With ``model`` (a pydantic model, msgspec Struct, dataclass or attrs
         class), ``event.decode()`` gives each payload as that class.
+        ``from_time`` (forward) starts at the first event stored at or after it.
         """
         self._check_open()
         return await get(
@@ -362,6 +401,7 @@ class AsyncClient:
             direction=direction,
             key_pattern=key_pattern,
             model=model,
+            from_time=from_time,
         )
 
     def iter(
@@ -374,12 +414,14 @@ class AsyncClient:
         batch_size: int = 500,
         follow: bool = False,
         model: type[Any] | None = None,
+        from_time: datetime | None = None,
     ) -> AsyncIterator[Event]:
         """Iterate over a stream's stored events, a page at a time.
 
         With ``follow=True`` it then goes on with live events (a catch-up
         subscription): no gap and no duplicate at the switch. With ``model``,
-        ``event.decode()`` gives each payload as that class.
+        ``event.decode()`` gives each payload as that class. ``from_time``
+        (forward) starts at the first event stored at or after it.
         """
         self._check_open()
         return iterate(
@@ -391,6 +433,7 @@ class AsyncClient:
             batch_size=batch_size,
             follow=follow,
             model=model,
+            from_time=from_time,
         )
 
     def tail(
@@ -399,18 +442,20 @@ class AsyncClient:
         key_pattern: str | None = None,
         from_seq: int | None = None,
         *,
+        from_time: datetime | None = None,
         idle_timeout: float | None = None,
         backoff: float = 0.1,
         max_backoff: float = 5.0,
     ) -> AsyncIterator[Event]:
         """Follow a stream live over server-sent events: an endless async iterator.
 
-        Starts with the events stored from now on, or at ``from_seq``
-        (inclusive); ``key_pattern`` filters on the server. A dropped or stalled
-        connection (silent for ``idle_timeout``, by default three server
-        heartbeats) is reopened with jittered backoff (``backoff`` doubling up to
-        ``max_backoff`` seconds) and resumes after the last event yielded.
-        Raises `NotFound`, `Unauthorized` and other errors a retry cannot heal.
+        Starts with the events stored from now on, at ``from_seq`` (inclusive)
+        or at the first stored at or after ``from_time``; ``key_pattern``
+        filters on the server. A dropped or stalled connection (silent for
+        ``idle_timeout``, by default three server heartbeats) is reopened with
+        jittered backoff (``backoff`` doubling up to ``max_backoff`` seconds)
+        and resumes after the last event yielded. Raises `NotFound`,
+        `Unauthorized` and other errors a retry cannot heal.
         Nothing is acked: it reads the stream, it is not a consumer.
         """
         self._check_open()
@@ -419,6 +464,7 @@ class AsyncClient:
             stream,
             key_pattern=key_pattern,
             from_seq=from_seq,
+            from_time=from_time,
             idle_timeout=idle_timeout,
             backoff=backoff,
             max_backoff=max_backoff,
@@ -505,6 +551,15 @@ class AsyncClient:
         )
         self._subscriptions.add(subscription)
         return subscription
+
+
+def _seqs(seqs: Iterable[int] | None) -> list[int] | None:
+    if seqs is None:
+        return None
+    out = list(seqs)
+    if not all(type(seq) is int and seq > 0 for seq in out):
+        raise ValueError("seqs must be positive integers")
+    return out
 
 
 def _ack_ids(events: Iterable[Event | str]) -> list[str]:

@@ -142,7 +142,7 @@ class Acknowledger(Protocol):
     """What a received event asks to settle itself (implemented by a subscription)."""
 
     async def ack(self, event: Event) -> None: ...
-    async def nack(self, event: Event, delay: float | None) -> None: ...
+    async def nack(self, event: Event, delay: float | None, reason: str | None = None) -> None: ...
     async def extend(self, event: Event) -> None: ...
 
 
@@ -546,10 +546,12 @@ class Event:
         if settler := self._settler():
             await settler.ack(self)
 
-    async def nack(self, delay: float | None = None) -> None:
-        """Give the event back to be delivered again, after ``delay`` seconds."""
+    async def nack(self, delay: float | None = None, *, reason: str | None = None) -> None:
+        """Give the event back to be delivered again, after ``delay`` seconds. ``reason``
+        (why handling failed) is kept by the server as the event's ``last_error``, shown
+        with it if it ends up a dead letter."""
         if settler := self._settler():
-            await settler.nack(self, delay)
+            await settler.nack(self, delay, reason)
 
     async def extend(self) -> None:
         """Reset this event's ack deadline: the handler is still working on it."""

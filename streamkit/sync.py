@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Coroutine, Generator, Iterable
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -31,6 +32,7 @@ from streamkit.models import Ack, Consumer, Event, Stream
 from streamkit.protocol.wire import StartPosition
 from streamkit.publisher import AckCallback, NackCallback
 from streamkit.reads.catchup import FORWARD, Direction
+from streamkit.reads.dead_letters import DeadLetter
 
 T = TypeVar("T")
 
@@ -217,6 +219,7 @@ class Client:
         from_seq: int | None = None,
         direction: Direction = FORWARD,
         key_pattern: str | None = None,
+        from_time: datetime | None = None,
     ) -> list[Event]:
         """See `AsyncClient.get`."""
         return self._run(
@@ -226,6 +229,7 @@ class Client:
                 from_seq=from_seq,
                 direction=direction,
                 key_pattern=key_pattern,
+                from_time=from_time,
             )
         )
 
@@ -249,3 +253,19 @@ class Client:
         """See `AsyncClient.subscribe`; yields events whose ack/nack block."""
         subscription = self._async.subscribe(*streams, consumer=consumer, start=start, **options)
         return self._iterate(aiter(subscription), wrap=True)
+
+    def dead_letters(self, stream: str, consumer: str) -> Generator[DeadLetter, None, None]:
+        """See `AsyncClient.dead_letters`."""
+        return self._iterate(self._async.dead_letters(stream, consumer))
+
+    def redrive(self, stream: str, consumer: str, seqs: Iterable[int] | None = None) -> int:
+        """See `AsyncClient.redrive`."""
+        return self._run(self._async.redrive(stream, consumer, seqs))
+
+    def discard_dead(self, stream: str, consumer: str, seqs: Iterable[int] | None = None) -> int:
+        """See `AsyncClient.discard_dead`."""
+        return self._run(self._async.discard_dead(stream, consumer, seqs))
+
+    def reset_consumer(self, stream: str, consumer: str, start: StartPosition) -> Consumer:
+        """See `AsyncClient.reset_consumer`."""
+        return self._run(self._async.reset_consumer(stream, consumer, start))

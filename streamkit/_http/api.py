@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from streamkit import tracing
@@ -17,7 +18,13 @@ from streamkit.errors import DecodeError
 from streamkit.models import Ack, Consumer, Delivery, Event, Stream, acks_from_wire
 from streamkit.protocol import routes
 from streamkit.protocol.routes import Route
-from streamkit.protocol.wire import DEFAULT_RECEIVE_BATCH, EVENT_STREAM
+from streamkit.protocol.wire import (
+    DEFAULT_RECEIVE_BATCH,
+    EVENT_STREAM,
+    MAX_REASON_CHARS,
+    StartPosition,
+    format_time,
+)
 
 LONG_POLL_MARGIN = 5.0
 """Seconds the client waits past a server-side ``wait_for`` before it gives up."""
@@ -100,8 +107,10 @@ class API:
     # Consumers.
 
     async def create_consumer(self, stream: str, name: str, options: Mapping[str, Any]) -> Consumer:
-        """``POST /api/streams/{stream}/consumers``."""
+        """``POST /api/streams/{stream}/consumers`` (a datetime ``start`` goes as RFC 3339)."""
         payload = {"name": name, "kind": "pull", **options}
+        if "start" in payload:
+            payload["start"] = _start(payload["start"])
         route = routes.CREATE_CONSUMER
         body = await self.transport.request(route.method, route.url(stream=stream), json=payload)
         return Consumer.from_wire(_object(body))
@@ -157,8 +166,10 @@ class API:
         after_seq: int | None = None,
         before_seq: int | None = None,
         wait_for: float | None = None,
+        from_time: datetime | None = None,
     ) -> list[Event]:
-        """``GET /api/streams/{stream}/messages``: a page of stored events."""
+        """``GET /api/streams/{stream}/messages``: a page of stored events
+        (``from_time``: from the first one stored at or after it)."""
         params: dict[str, str | int] = {
             "limit": limit,
             "sort": "seq_desc" if descending else "seq_asc",
@@ -169,6 +180,8 @@ class API:
             params["after_seq"] = after_seq
         if before_seq is not None:
             params["before_seq"] = before_seq
+        if from_time is not None:
+            params["from_time"] = format_time(from_time)
         timeout = None
         if wait_for:
             params["wait_for"] = int(wait_for * 1000)
@@ -231,18 +244,22 @@ class API:
         key_pattern: str | None = None,
         from_seq: int | None = None,
         last_event_id: str | None = None,
+        from_time: datetime | None = None,
     ) -> AsyncIterator[StreamingBody]:
         """``GET /api/streams/{stream}/messages/sse``: open the live tail's event stream.
 
         ``last_event_id`` (sent as ``Last-Event-ID``) resumes after that seq and
-        wins over ``from_seq`` (inclusive); with neither the tail starts at the
-        stream's current end. `DecodeError` if the answer is not an event stream.
+        wins over ``from_seq`` (inclusive), which wins over ``from_time`` (the first
+        event stored at or after it); with none the tail starts at the stream's
+        current end. `DecodeError` if the answer is not an event stream.
         """
         params: dict[str, str | int] = {}
         if key_pattern is not None:
             params["key_pattern"] = key_pattern
         if from_seq is not None:
             params["from_seq"] = from_seq
+        if from_time is not None:
+            params["from_time"] = format_time(from_time)
         headers = {"Accept": EVENT_STREAM, "Cache-Control": "no-cache"}
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
@@ -274,12 +291,89 @@ class API:
         await self._settle(routes.ACK, stream, consumer, ack_ids, {})
 
     async def nack(
-        self, stream: str, consumer: str, ack_ids: Sequence[str], delay: float | None = None
+        self,
+        stream: str,
+        consumer: str,
+        ack_ids: Sequence[str],
+        delay: float | None = None,
+        reason: str | None = None,
     ) -> None:
-        """``POST .../nack``: deliver these again, after ``delay`` seconds."""
-        extra = {"delay_ms": int(delay * 1000)} if delay else {}
+        """``POST .../nack``: deliver these again, after ``delay`` seconds; ``reason``
+        (cut to `MAX_REASON_CHARS`) is kept as their last error."""
+        extra: dict[str, Any] = {"delay_ms": int(delay * 1000)} if delay else {}
+        if reason is not None:
+            extra["reason"] = reason[:MAX_REASON_CHARS]
         await self._settle(routes.NACK, stream, consumer, ack_ids, extra)
 
     async def extend(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
         """``POST .../extend``: reset the ack deadline of these deliveries."""
         await self._settle(routes.EXTEND, stream, consumer, ack_ids, {})
+
+    # Dead letters and seeking.
+
+    async def dead_letters(
+        self, stream: str, consumer: str, *, limit: int = 100, after_seq: int = 0
+    ) -> list[tuple[Event, int, str | None]]:
+        """``GET .../consumers/{consumer}/dead``: a page of (event, delivery count, last
+        error) past ``after_seq``, by seq."""
+        route = routes.DEAD_LETTERS
+        body = await self.transport.request(
+            route.method,
+            route.url(stream=stream, consumer=consumer),
+            params={"limit": limit, "after_seq": after_seq},
+            retry=True,
+        )
+        out = []
+        for item in _list(body):
+            message = _object(item)
+            error = message.get("last_error")
+            try:
+                count = int(message.get("delivery_count") or 0)
+            except (TypeError, ValueError) as exc:
+                raise DecodeError(f"malformed dead letter: {exc!r}") from exc
+            event = Event.from_wire(message, stream=stream)
+            out.append((event, count, None if error is None else str(error)))
+        return out
+
+    async def redrive(self, stream: str, consumer: str, seqs: Sequence[int] | None) -> int:
+        """``POST .../dead/redrive``: deliver these dead letters (None: all) again."""
+        body = await self._seqs(routes.REDRIVE, stream, consumer, seqs)
+        return _count(body, "redriven")
+
+    async def discard_dead(self, stream: str, consumer: str, seqs: Sequence[int] | None) -> int:
+        """``POST .../dead/discard``: forget these dead letters (None: all)."""
+        body = await self._seqs(routes.DISCARD_DEAD, stream, consumer, seqs)
+        return _count(body, "discarded")
+
+    async def _seqs(
+        self, route: Route, stream: str, consumer: str, seqs: Sequence[int] | None
+    ) -> Any:
+        # Both are idempotent: a retried request finds nothing left to move and
+        # answers a smaller count, but changes nothing twice.
+        return await self.transport.request(
+            route.method,
+            route.url(stream=stream, consumer=consumer),
+            json={"seqs": None if seqs is None else list(seqs)},
+            retry=True,
+        )
+
+    async def reset_consumer(self, stream: str, consumer: str, start: StartPosition) -> Consumer:
+        """``POST .../consumers/{consumer}/reset``: deliver from ``start`` on."""
+        route = routes.RESET_CONSUMER
+        body = await self.transport.request(
+            route.method,
+            route.url(stream=stream, consumer=consumer),
+            json={"start": _start(start)},
+        )
+        return Consumer.from_wire(_object(body))
+
+
+def _start(start: object) -> object:
+    return format_time(start) if isinstance(start, datetime) else start
+
+
+def _count(body: Any, name: str) -> int:
+    value = _object(body).get(name)
+    if type(value) is not int:
+        raise DecodeError(f"expected an integer {name!r}, got {str(body)[:200]!r}")
+    return value

@@ -8,6 +8,8 @@ $ seq 1000 | streamkit publish orders --key orders.eu
 $ streamkit tail orders --follow
 $ streamkit consumers create orders billing --filter 'orders.>'
 $ streamkit consume orders billing --max 10
+$ streamkit tail orders --since 10m                # replay the last ten minutes
+$ streamkit dead list orders billing               # what billing gave up on
 $ streamkit stats
 $ streamkit backup --db streamkit.db backup.db        # a live database, consistently
 ```
@@ -33,10 +35,12 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from streamkit import __version__
 from streamkit._http.urls import server_url
 from streamkit.cli.formats import FORMATS, InputError
+from streamkit.cli.since import parse_since
 from streamkit.client import DEFAULT_URL
 from streamkit.errors import InvalidURL, StreamkitError, TransportError
 from streamkit.protocol.keys import filter_problem, key_problem, name_problem
@@ -104,8 +108,19 @@ def _seconds(value: str) -> float:
     return number
 
 
-def _start(value: str) -> str | int:
-    return value if value in ("all", "new") else _seq(value)
+def _since(value: str) -> datetime:
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _start(value: str) -> str | int | datetime:
+    if value in ("all", "new"):
+        return value
+    if value.isdigit():
+        return _seq(value)
+    return _since(value)
 
 
 # The parser.
@@ -214,8 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("stream", type=_name, metavar="STREAM")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
-    p.add_argument(
+    start = p.add_mutually_exclusive_group()
+    start.add_argument(
         "--from", dest="from_seq", type=_seq, metavar="SEQ", help="start at this seq (inclusive)"
+    )
+    start.add_argument(
+        "--since",
+        type=_since,
+        metavar="WHEN",
+        help="start at the first event stored since WHEN: a duration back from now "
+        "(90s, 10m, 1h30m, 2d) or an RFC 3339 timestamp",
     )
     p.add_argument(
         "-n",
@@ -223,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seq,
         default=10,
         metavar="N",
-        help="without --from: how many of the newest events to print first (10)",
+        help="without --from/--since: how many of the newest events to print first (10)",
     )
     p.add_argument("--key-pattern", type=_filter, metavar="P", help="only keys matching P")
     p.set_defaults(handler="tail")
@@ -306,7 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stream", type=_name, metavar="STREAM")
     p.add_argument("name", type=_name, metavar="NAME")
     p.add_argument("--filter", type=_filter, default=">", help="key filter (default: >, all)")
-    p.add_argument("--start", type=_start, help="all (default), new, or a seq")
+    p.add_argument(
+        "--start",
+        type=_start,
+        help="all (default), new, a seq, or a time: a duration back from now (10m) or RFC 3339",
+    )
     p.add_argument("--ack-wait", type=_seconds, metavar="SECONDS", help="ack deadline (30)")
     p.add_argument("--max-deliver", type=_count, metavar="N", help="dead-letter after N tries")
     p.add_argument("--max-ack-pending", type=_count, metavar="N", help="in-flight limit")
@@ -332,6 +359,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stream", type=_name, metavar="STREAM")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     p.set_defaults(handler="consumers_list")
+    p = actions.add_parser(
+        "reset",
+        parents=client,
+        help="seek: deliver again from --start",
+        description="Drop the consumer's in-flight, waiting and dead-lettered deliveries and "
+        "deliver from --start on: all, new, a seq, or a time (a duration back from now, "
+        "like 10m, or an RFC 3339 timestamp).",
+    )
+    p.add_argument("stream", type=_name, metavar="STREAM")
+    p.add_argument("name", type=_name, metavar="NAME")
+    p.add_argument("--start", type=_start, required=True, help="all, new, a seq or a time")
+    p.set_defaults(handler="consumers_reset")
+
+    dead = commands.add_parser(
+        "dead",
+        help="list, redrive or discard a consumer's dead letters",
+        description="Dead letters are events a consumer gave up on after --max-deliver "
+        "deliveries. They stay in the stream; these commands act on the consumer's list.",
+    )
+    actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = actions.add_parser(
+        "list",
+        parents=client,
+        help="print dead letters as JSON lines",
+        description="Print each dead letter as a JSON line, by seq: the event as `tail` "
+        "prints it, with its delivery_count and last_error.",
+    )
+    p.add_argument("stream", type=_name, metavar="STREAM")
+    p.add_argument("consumer", type=_name, metavar="CONSUMER")
+    p.add_argument("-n", "--limit", type=_count, metavar="N", help="print at most N")
+    p.set_defaults(handler="dead_list")
+    p = actions.add_parser(
+        "redrive",
+        parents=client,
+        help="deliver dead letters again",
+        description="Put dead letters back to be delivered, each with a fresh --max-deliver "
+        "count: those given with --seq, else every one. Prints how many went back.",
+    )
+    p.add_argument("stream", type=_name, metavar="STREAM")
+    p.add_argument("consumer", type=_name, metavar="CONSUMER")
+    p.add_argument(
+        "--seq", dest="seqs", type=_count, action="append", metavar="SEQ", help="only this one"
+    )
+    p.set_defaults(handler="dead_redrive")
+    p = actions.add_parser(
+        "discard",
+        parents=client,
+        help="forget dead letters, as if they were acked",
+        description="Forget dead letters, as if the consumer had acked them: those given with "
+        "--seq, or every one with --all. The events stay in the stream.",
+    )
+    p.add_argument("stream", type=_name, metavar="STREAM")
+    p.add_argument("consumer", type=_name, metavar="CONSUMER")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--seq", dest="seqs", type=_count, action="append", metavar="SEQ", help="this one"
+    )
+    which.add_argument("--all", action="store_true", help="every dead letter")
+    p.set_defaults(handler="dead_discard")
     return parser
 
 

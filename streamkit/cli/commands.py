@@ -11,12 +11,13 @@ import contextlib
 import dataclasses
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import orjson
 
+from streamkit.cli import dead
 from streamkit.cli.formats import InputError, event_from_line, render_event
 from streamkit.cli.input import LineReader
 from streamkit.client import AsyncClient, connect
@@ -168,6 +169,12 @@ async def tail(client: AsyncClient, args: argparse.Namespace) -> int:
     """``streamkit tail STREAM``: the newest events (or all from ``--from``); with
     ``--follow``, then every new one (`AsyncClient.tail`)."""
     stream, pattern, follow = args.stream, args.key_pattern, args.follow
+    if args.since is not None:  # every event stored from then on
+        if follow:
+            events = client.tail(stream, key_pattern=pattern, from_time=args.since)
+        else:
+            events = client.iter(stream, from_time=args.since, key_pattern=pattern)
+        return await _print_events(events, follow)
     if args.from_seq is not None:
         start = args.from_seq
     else:
@@ -186,6 +193,10 @@ async def tail(client: AsyncClient, args: argparse.Namespace) -> int:
         events = client.tail(stream, key_pattern=pattern, from_seq=start)
     else:
         events = client.iter(stream, from_seq=start, key_pattern=pattern)
+    return await _print_events(events, follow)
+
+
+async def _print_events(events: AsyncIterator[Event], follow: bool) -> int:
     try:
         async for event in events:
             _emit(render_event(event), flush=follow)
@@ -361,6 +372,13 @@ async def consumers_list(client: AsyncClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def consumers_reset(client: AsyncClient, args: argparse.Namespace) -> int:
+    """``streamkit consumers reset STREAM NAME --start WHEN``."""
+    consumer = await client.reset_consumer(args.stream, args.name, args.start)
+    print(f"reset {args.stream}/{consumer.name}: {consumer.pending} pending")
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "publish": publish,
     "tail": tail,
@@ -372,5 +390,9 @@ COMMANDS: dict[str, Command] = {
     "consumers_create": consumers_create,
     "consumers_delete": consumers_delete,
     "consumers_list": consumers_list,
+    "consumers_reset": consumers_reset,
+    "dead_list": dead.dead_list,
+    "dead_redrive": dead.dead_redrive,
+    "dead_discard": dead.dead_discard,
 }
 """Command handlers by the ``handler`` name the parser sets."""

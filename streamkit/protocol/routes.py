@@ -51,6 +51,9 @@ ACK = Route("ack", "POST", _CONSUMER + "/ack")
 NACK = Route("nack", "POST", _CONSUMER + "/nack")
 EXTEND = Route("extend", "POST", _CONSUMER + "/extend")
 DEAD_LETTERS = Route("deadLetters", "GET", _CONSUMER + "/dead")
+REDRIVE = Route("redrive", "POST", _CONSUMER + "/dead/redrive")
+DISCARD_DEAD = Route("discardDead", "POST", _CONSUMER + "/dead/discard")
+RESET_CONSUMER = Route("resetConsumer", "POST", _CONSUMER + "/reset")
 
 ROUTES: tuple[Route, ...] = (
     HEALTH,
@@ -75,5 +78,8 @@ ROUTES: tuple[Route, ...] = (
     NACK,
     EXTEND,
     DEAD_LETTERS,
+    REDRIVE,
+    DISCARD_DEAD,
+    RESET_CONSUMER,
 )
 """Every route the server serves, in the order it registers them."""

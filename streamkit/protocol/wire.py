@@ -6,6 +6,8 @@ the client batches, chunks and checks against the same numbers.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timezone
 from typing import Literal
 
 MAX_BATCH = 1000
@@ -18,6 +20,10 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 """The largest ``data`` one message may carry, in UTF-8 bytes of its wire text (base64
 text for binary payloads). The server's default limit (``--max-message-bytes``) and
 the client's check on `Event`."""
+
+MAX_REASON_CHARS = 1024
+"""The longest ``reason`` a nack may carry (why the handler failed); the client cuts
+longer ones to this, the server refuses them."""
 
 DEFAULT_RECEIVE_BATCH = 10
 """``batch_size`` of a receive that does not say."""
@@ -37,5 +43,42 @@ HEARTBEAT_HEADER = "Streamkit-Heartbeat-Ms"
 CONTENT_TYPE_HEADER = "content-type"
 """The message header reserved for the payload's mimetype."""
 
-StartPosition = Literal["all", "new"] | int
-"""Where a new consumer starts: every message, only new ones, or at a seq."""
+StartPosition = Literal["all", "new"] | int | datetime
+"""Where a consumer starts: every message, only new ones, at a seq, or at the first
+message stored at or after a time (an RFC 3339 timestamp on the wire)."""
+
+
+def format_time(when: datetime) -> str:
+    """``when`` as the RFC 3339 UTC timestamp the wire carries (``...Z``, microseconds).
+
+    A naive datetime is taken as local time, as `datetime.timestamp` takes it.
+    """
+    utc = when.astimezone(timezone.utc)
+    return utc.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 timestamp with an offset (``Z`` or ``+hh:mm``; up to nanosecond
+    digits, kept to microseconds) as a UTC datetime, or None when ``text`` is not one
+    (a timestamp without an offset is ambiguous). A time that falls outside
+    `datetime`'s range once in UTC (year 1 or 9999 with an offset) is its edge."""
+    match = _RFC3339.fullmatch(text.strip())
+    if match is None:
+        return None
+    day, clock, fraction, offset = match.groups()
+    micros = (fraction or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        when = datetime.fromisoformat(f"{day}T{clock}.{micros}{zone}")
+    except ValueError:  # no such day or hour
+        return None
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:
+        edge = datetime.min if when.year == 1 else datetime.max
+        return edge.replace(tzinfo=timezone.utc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from streamkit._http.api import API
@@ -47,8 +48,10 @@ async def get(
     direction: Direction = FORWARD,
     key_pattern: str | None = None,
     model: type[Any] | None = None,
+    from_time: datetime | None = None,
 ) -> list[Event]:
-    """Up to ``max_count`` events starting at ``from_seq`` (inclusive), in ``direction`` order.
+    """Up to ``max_count`` events starting at ``from_seq`` (inclusive) or at the first
+    stored at or after ``from_time``, in ``direction`` order.
 
     With ``model``, each event's `Event.decode` builds that class by default."""
     if max_count < 1:
@@ -62,6 +65,7 @@ async def get(
         key_pattern=key_pattern,
         batch_size=min(max_count, MAX_BATCH),
         model=model,
+        from_time=from_time,
     ):
         events.append(event)
         if len(events) == max_count:
@@ -80,8 +84,13 @@ async def iterate(
     follow: bool = False,
     wait_for: float = 5.0,
     model: type[Any] | None = None,
+    from_time: datetime | None = None,
 ) -> AsyncIterator[Event]:
     """Every event from ``from_seq`` to the end (or the start, backward), page by page.
+
+    ``from_time`` (forward only, not with ``from_seq``) starts at the first event
+    stored at or after that time: the server finds its seq, and the pages after
+    the first go on by seq.
 
     With ``follow`` (forward only) it does not stop at the end: it long-polls
     for new events and yields them as they are stored. With ``model``, each
@@ -91,7 +100,13 @@ async def iterate(
         raise ValueError("follow=True reads forward only")
     if not 1 <= batch_size <= MAX_BATCH:
         raise ValueError(f"batch_size must be between 1 and {MAX_BATCH}")
+    if from_time is not None:
+        if direction is not Direction.FORWARD:
+            raise ValueError("from_time reads forward only")
+        if from_seq is not None:
+            raise ValueError("give from_seq or from_time, not both")
     after, before = _bounds(from_seq, direction)
+    since = from_time
     descending = direction is Direction.BACKWARD
     while True:
         page = await api.read(
@@ -102,11 +117,13 @@ async def iterate(
             after_seq=after,
             before_seq=before,
             wait_for=wait_for if follow else None,
+            from_time=since,
         )
         for event in page:
             event.model = model
             yield event
         if page:
+            since = None
             last = page[-1].seq
             after, before = (None, last) if descending else (last, None)
         if len(page) < batch_size and not follow:

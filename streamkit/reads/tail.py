@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 
 from streamkit import errors
 from streamkit._http.api import API
@@ -55,11 +56,13 @@ async def tail(
     *,
     key_pattern: str | None = None,
     from_seq: int | None = None,
+    from_time: datetime | None = None,
     idle_timeout: float | None = None,
     backoff: float = 0.1,
     max_backoff: float = 5.0,
 ) -> AsyncIterator[Event]:
-    """Yield ``stream``'s events live, from ``from_seq`` (inclusive) or from now on.
+    """Yield ``stream``'s events live, from ``from_seq`` (inclusive), from the first
+    stored at or after ``from_time``, or from now on.
 
     ``idle_timeout`` defaults to three of the server's heartbeats. Reconnects
     wait ``backoff`` doubling up to ``max_backoff`` seconds (full jitter),
@@ -74,6 +77,7 @@ async def tail(
                 stream,
                 key_pattern=key_pattern,
                 from_seq=from_seq if resume is None else None,
+                from_time=from_time if resume is None else None,
                 last_event_id=resume,
             ) as body:
                 parser = SSEParser()

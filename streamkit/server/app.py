@@ -45,6 +45,7 @@ from streamkit.server.store.base import (
     StoreInvalid,
     StoreNotFound,
     StoreUnavailable,
+    StoreUnsupported,
 )
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,9 @@ def _handlers() -> dict[Route, Handler]:
         routes.NACK: nack,
         routes.EXTEND: extend,
         routes.DEAD_LETTERS: dead_letters,
+        routes.REDRIVE: redrive,
+        routes.DISCARD_DEAD: discard_dead,
+        routes.RESET_CONSUMER: reset_consumer,
     }
 
 
@@ -195,6 +199,8 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
         return validation_failed({exc.field: ["has already been taken"]}).response()
     except StoreInvalid as exc:
         return validation_failed(exc.errors).response()
+    except StoreUnsupported as exc:
+        return ErrorResponse(501, f"Not implemented: {exc}", "unsupported").response()
     except StoreFull as exc:
         return ErrorResponse(
             507,
@@ -453,10 +459,12 @@ async def ack(request: web.Request) -> web.Response:
 
 
 async def nack(request: web.Request) -> web.Response:
-    """Redeliver after ``delay_ms`` (default 0)."""
-    ids, delay_ms = validation.nack_body(await _json_body(request))
+    """Redeliver after ``delay_ms`` (default 0); ``reason`` is kept as the last error."""
+    body = await _json_body(request)
+    ids, delay_ms = validation.nack_body(body)
+    reason = validation.nack_reason(body)
     m = request.match_info
-    await _store(request).nack(m["stream"], m["consumer"], ids, delay_ms)
+    await _store(request).nack(m["stream"], m["consumer"], ids, delay_ms, reason)
     request.app[METRICS].nacked.inc(len(ids))
     return json_response({"success": True})
 
@@ -470,8 +478,36 @@ async def extend(request: web.Request) -> web.Response:
 
 
 async def dead_letters(request: web.Request) -> web.Response:
-    """``{"data": [message, ...]}``: what this consumer dead-lettered."""
+    """``{"data": [message, ...]}``: what this consumer dead-lettered, past ``after_seq``;
+    each message also has its ``delivery_count`` (and ``last_error`` if known)."""
     limit = validation.limit_param(request.query)
+    after = validation.int_param(request.query, "after_seq", 0, minimum=0)
     m = request.match_info
-    found = await _store(request).dead_letters(m["stream"], m["consumer"], limit)
+    found = await _store(request).dead_letters(m["stream"], m["consumer"], limit, after)
     return json_response({"data": found})
+
+
+async def redrive(request: web.Request) -> web.Response:
+    """``{"seqs": [...]}`` (or none: all) -> ``{"redriven": n}``: delivered again."""
+    seqs = validation.seqs_body(await _json_body(request, optional=True))
+    m = request.match_info
+    count = await _store(request).redrive(m["stream"], m["consumer"], seqs)
+    return json_response({"redriven": count})
+
+
+async def discard_dead(request: web.Request) -> web.Response:
+    """``{"seqs": [...]}`` (or none: all) -> ``{"discarded": n}``: forgotten, as if acked."""
+    seqs = validation.seqs_body(await _json_body(request, optional=True))
+    m = request.match_info
+    count = await _store(request).discard_dead(m["stream"], m["consumer"], seqs)
+    return json_response({"discarded": count})
+
+
+async def reset_consumer(request: web.Request) -> web.Response:
+    """``{"start": "all"|"new"|seq|RFC 3339}`` -> the consumer, delivering from there on."""
+    start = validation.reset_body(await _json_body(request))
+    m = request.match_info
+    store = _store(request)
+    await store.reset_consumer(m["stream"], m["consumer"], start)
+    record = await store.get_consumer(m["stream"], m["consumer"])
+    return json_response(consumer_json(record, _max_waiting(request)))

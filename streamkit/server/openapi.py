@@ -70,6 +70,16 @@ _FILTER: Schema = {
 }
 _TIME: Schema = {"type": "string", "format": "date-time"}
 _SEQ: Schema = {"type": "integer", "minimum": 1}
+_TIME_PARAM: Schema = {
+    "type": "string",
+    "format": "date-time",
+    # RFC 3339 with an offset. Stricter than the server (February stops at the 28th)
+    # so that every string the pattern allows is a real time.
+    "pattern": r"^[1-9][0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    r"[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$",
+}
 _ACK_IDS: Schema = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_ACK_IDS}
 
 
@@ -225,8 +235,13 @@ SCHEMAS: dict[str, Schema] = {
             "max_ack_pending": _nullable(_int(1, 1_000_000, default=10_000)),
             "max_deliver": _nullable(_int(1)),
             "start": {
-                "anyOf": [{"enum": ["all", "new", None]}, _int(0)],
-                "description": "every message (default), only new ones, or from a seq",
+                "anyOf": [
+                    {"enum": ["all", "new", None]},
+                    _int(0),
+                    _TIME_PARAM,
+                ],
+                "description": "every message (default), only new ones, from a seq, or from"
+                " the first message stored at or after an RFC 3339 time",
             },
             "ephemeral": _nullable({"type": "boolean"}),
             "inactive_threshold_ms": _nullable(_int(1, MAX_DELAY_MS)),
@@ -287,6 +302,24 @@ SCHEMAS: dict[str, Schema] = {
                     },
                 },
             },
+        },
+    },
+    "SeqsBody": {
+        "type": "object",
+        "properties": {
+            "seqs": _nullable({"type": "array", "items": _int(1), "maxItems": MAX_ACK_IDS}),
+        },
+        "description": "the dead letters to act on; absent or null: every one",
+    },
+    "ResetBody": {
+        "type": "object",
+        "required": ["start"],
+        "properties": {
+            "start": {
+                "anyOf": [{"enum": ["all", "new"]}, _int(0), _TIME_PARAM],
+                "description": "where delivery starts over: every message, only new ones,"
+                " a seq, or the first message stored at or after an RFC 3339 time",
+            }
         },
     },
     "ReceiveBody": {
@@ -370,6 +403,14 @@ _WAIT: Schema = {
     f"({DEFAULT_MAX_WAIT_MS} unless configured) waits the cap",
 }
 _LIMIT: Schema = _int(1, MAX_BATCH, default=DEFAULT_PAGE_LIMIT)
+_FROM_TIME: Schema = {
+    **_TIME_PARAM,
+    "description": "RFC 3339 with an offset: start at the first message stored at or after it",
+}
+
+
+def _count(name: str) -> Schema:
+    return {"type": "object", "required": [name], "properties": {name: _int(0)}}
 
 
 def _data_list(item: str) -> Schema:
@@ -463,6 +504,7 @@ OPERATIONS: tuple[Operation, ...] = (
             "after_seq": _int(0),
             "before_seq": _int(0),
             "wait_for": _WAIT,
+            "from_time": _FROM_TIME,
         },
         ok_schema=_ref("MessageList"),
         errors=(400, 404, 429),
@@ -473,6 +515,7 @@ OPERATIONS: tuple[Operation, ...] = (
         query={
             "last_event_id": _int(0),
             "from_seq": _int(0),
+            "from_time": _FROM_TIME,
             "key_pattern": _FILTER,
             "event": {"enum": ["key", "message"], "default": "key"},
         },
@@ -544,9 +587,32 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         routes.DEAD_LETTERS,
         "Dead-lettered messages",
-        query={"limit": _LIMIT},
+        query={"limit": _LIMIT, "after_seq": _int(0)},
         ok_schema=_ref("MessageList"),
         errors=(400, 404),
+    ),
+    Operation(
+        routes.REDRIVE,
+        "Deliver dead letters again, each with a fresh max_deliver count",
+        body="SeqsBody",
+        body_required=False,
+        ok_schema=_count("redriven"),
+        errors=(400, 404, 413, 422, 501),
+    ),
+    Operation(
+        routes.DISCARD_DEAD,
+        "Forget dead letters, as if they were acked",
+        body="SeqsBody",
+        body_required=False,
+        ok_schema=_count("discarded"),
+        errors=(400, 404, 413, 422),
+    ),
+    Operation(
+        routes.RESET_CONSUMER,
+        "Seek: drop the consumer's delivery state and deliver from start on",
+        body="ResetBody",
+        ok_schema=_ref("Consumer"),
+        errors=(400, 404, 413, 422),
     ),
 )
 
@@ -557,6 +623,7 @@ _ERROR_TEXT = {
     413: "Request body, or a message's data, too large (validation_errors names it)",
     422: "Validation failed (validation_errors names each field)",
     429: "Too many long-polls waiting; retry after Retry-After seconds",
+    501: "The server's engine cannot do this (code unsupported; the summary says why)",
     503: "Shutting down; retry after Retry-After seconds",
     507: "Storage full (code storage_full): nothing was stored; retry after Retry-After seconds",
 }

@@ -19,7 +19,8 @@ connection began. An idle stream gets a ``: keepalive`` comment every heartbeat
 (15 s by default); the ``Streamkit-Heartbeat-Ms`` response header says how often.
 
 Query parameters: ``key_pattern`` (a filter, applied by the store),
-``from_seq=N`` (start at seq N inclusive), ``last_event_id=N`` (start after N;
+``from_seq=N`` (start at seq N inclusive), ``from_time=T`` (start at the first
+message stored at or after the RFC 3339 time T), ``last_event_id=N`` (start after N;
 for browsers, which cannot set the header on the first connection) and
 ``event=key|message``. The ``Last-Event-ID`` header wins over both start
 parameters, because a browser reconnects with the first URL unchanged.
@@ -43,6 +44,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 from aiohttp import web
@@ -78,6 +80,8 @@ class TailParams:
     """Only messages whose key matches this filter."""
     named: bool
     """Name each event by its key (``event: <key>``); False leaves ``event:`` out."""
+    from_time: datetime | None = None
+    """Without ``after_seq``: start at the first message stored at or after this time."""
 
 
 def tail_params(query: Mapping[str, str], headers: Mapping[str, str]) -> TailParams:
@@ -85,10 +89,12 @@ def tail_params(query: Mapping[str, str], headers: Mapping[str, str]) -> TailPar
 
     The resume point is, in this order: the ``Last-Event-ID`` header (a browser
     sends it on reconnect, with the URL of the first connection unchanged, so it
-    wins), ``?last_event_id=N`` (seq > N) and ``?from_seq=N`` (seq >= N).
+    wins), ``?last_event_id=N`` (seq > N), ``?from_seq=N`` (seq >= N) and
+    ``?from_time=T`` (stored at or after T).
     Without any, the tail starts at the current end of the stream.
     """
     after: int | None = None
+    from_time: datetime | None = None
     header = headers.get("Last-Event-ID", "").strip()
     if header:
         after = validation.int_param({"Last-Event-ID": header}, "Last-Event-ID", 0, minimum=0)
@@ -96,11 +102,15 @@ def tail_params(query: Mapping[str, str], headers: Mapping[str, str]) -> TailPar
         after = validation.int_param(query, "last_event_id", 0, minimum=0)
     elif query.get("from_seq"):
         after = max(validation.int_param(query, "from_seq", 0, minimum=0) - 1, 0)
+    else:
+        from_time = validation.time_param(query, "from_time")
     pattern = validation.message_query({"key_pattern": query.get("key_pattern")}).key_pattern
     event = query.get("event") or "key"
     if event not in ("key", "message"):
         raise validation.BadParam("event", "must be 'key' or 'message'")
-    return TailParams(after_seq=after, key_pattern=pattern, named=event == "key")
+    return TailParams(
+        after_seq=after, key_pattern=pattern, named=event == "key", from_time=from_time
+    )
 
 
 def preamble(cursor: int, retry_ms: int | None) -> bytes:
@@ -160,7 +170,7 @@ async def tail(request: web.Request) -> web.StreamResponse:
     """``GET .../messages/sse``: the stream's messages as they are stored, as events.
 
     Starts at the current end unless ``Last-Event-ID`` / ``?last_event_id`` /
-    ``?from_seq`` give a resume point; ``?key_pattern`` filters. Batches come
+    ``?from_seq`` / ``?from_time`` give a resume point; ``?key_pattern`` filters. Batches come
     from the store's long-poll (one write per batch); an idle stream gets a
     ``: keepalive`` comment every heartbeat. The stream ends when the server
     shuts down, the stream is deleted or the client goes away.
@@ -169,12 +179,16 @@ async def tail(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     stream = request.match_info["stream"]
     first: list[Message] = []
-    # Both reads resolve the stream: a bad ref is a 404 before any header is sent.
-    if params.after_seq is None:
+    # Every read resolves the stream: a bad ref is a 404 before any header is sent.
+    after_seq = params.after_seq
+    if after_seq is None and params.from_time is not None:
+        at = await store.read_messages(stream, MessageQuery(limit=1, from_time=params.from_time))
+        after_seq = at[0]["seq"] - 1 if at else None
+    if after_seq is None:
         last = await store.read_messages(stream, MessageQuery(limit=1, descending=True))
         cursor = last[0]["seq"] if last else 0
     else:
-        cursor = params.after_seq
+        cursor = after_seq
         first = await store.read_messages(
             stream,
             MessageQuery(limit=MAX_BATCH, key_pattern=params.key_pattern, after_seq=cursor),

@@ -12,6 +12,7 @@ import binascii
 import re
 import secrets
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from streamkit.protocol.keys import filter_problem, key_problem, name_problem
@@ -21,6 +22,9 @@ from streamkit.protocol.wire import (
     MAX_ACK_IDS,
     MAX_BATCH,
     MAX_MESSAGE_BYTES,
+    MAX_REASON_CHARS,
+    StartPosition,
+    parse_time,
 )
 from streamkit.server.store.base import (
     RETENTION_FIELDS,
@@ -188,12 +192,7 @@ def consumer_body(body: object) -> ConsumerSpec:
     ack_wait_ms = _int(errors, obj, "ack_wait_ms", 30_000, minimum=1, maximum=MAX_DELAY_MS)
     max_ack_pending = _int(errors, obj, "max_ack_pending", 10_000, minimum=1, maximum=1_000_000)
     max_deliver = _int(errors, obj, "max_deliver", None, minimum=1, nullable=True)
-    start = obj.get("start", "all")
-    if start is None:
-        start = "all"
-    if not (start in ("all", "new") or (type(start) is int and 0 <= start <= MAX_INT)):
-        errors.add("start", "must be 'all', 'new' or a seq (integer >= 0)")
-        start = "all"
+    start = start_position(errors, obj)
     threshold = _int(
         errors, obj, "inactive_threshold_ms", None, minimum=1, maximum=MAX_DELAY_MS, nullable=True
     )
@@ -212,6 +211,46 @@ def consumer_body(body: object) -> ConsumerSpec:
         ephemeral=ephemeral,
         inactive_threshold_ms=threshold,
     )
+
+
+START_PROBLEM = "must be 'all', 'new', a seq (integer >= 0) or an RFC 3339 timestamp"
+
+
+def start_position(errors: _Errors, body: Mapping[str, Any]) -> StartPosition:
+    """``start``: "all" (also when absent), "new", a seq, or an RFC 3339 timestamp."""
+    start = body.get("start", "all")
+    if start is None or start in ("all", "new"):
+        return start or "all"
+    if type(start) is int and 0 <= start <= MAX_INT:
+        return start
+    if isinstance(start, str) and (when := parse_time(start)) is not None:
+        return when
+    errors.add("start", START_PROBLEM)
+    return "all"
+
+
+def reset_body(body: object) -> StartPosition:
+    """``POST .../consumers/{c}/reset`` -> where the consumer starts over (``start`` required)."""
+    obj = _object(body)
+    if obj.get("start") is None:
+        raise Invalid({"start": ["is required"]})
+    errors = _Errors()
+    start = start_position(errors, obj)
+    errors.raise_if_any()
+    return start
+
+
+def seqs_body(body: object) -> list[int] | None:
+    """``{"seqs": [...]}`` (or ``{}``/``{"seqs": null}``: every one) -> the seqs, or None."""
+    obj = _object(body)
+    seqs = obj.get("seqs")
+    if seqs is None:
+        return None
+    if not isinstance(seqs, list) or not all(type(s) is int and 0 < s <= MAX_INT for s in seqs):
+        raise Invalid({"seqs": ["must be a list of seqs (integers >= 1)"]})
+    if len(seqs) > MAX_ACK_IDS:
+        raise Invalid({"seqs": [f"should have at most {MAX_ACK_IDS} item(s)"]})
+    return seqs
 
 
 def publish_body(body: object, max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[NewMessage]:
@@ -319,6 +358,17 @@ def ack_ids_body(body: object) -> list[str]:
     return ids
 
 
+def nack_reason(body: object) -> str | None:
+    """The optional ``reason`` of a nack: why the handler failed, kept as the
+    delivery's ``last_error``."""
+    reason = _object(body).get("reason")
+    if reason is None:
+        return None
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+        raise Invalid({"reason": [f"must be a string of at most {MAX_REASON_CHARS} characters"]})
+    return reason
+
+
 def nack_body(body: object) -> tuple[list[str], int]:
     """``{"ack_ids": [...], "delay_ms": n}`` -> (ids, delay_ms)."""
     ids = ack_ids_body(body)
@@ -388,7 +438,21 @@ def message_query(
         after_seq=None if after in (None, "") else int_param(params, "after_seq", 0, minimum=0),
         before_seq=None if before in (None, "") else int_param(params, "before_seq", 0, minimum=0),
         wait_ms=int_param(params, "wait_for", 0, minimum=0, maximum=max_wait_ms, clamp=True),
+        from_time=time_param(params, "from_time"),
     )
+
+
+def time_param(params: Mapping[str, Any], name: str) -> datetime | None:
+    """An RFC 3339 timestamp parameter (``2026-01-02T03:04:05Z``), or None when absent."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    when = parse_time(raw) if isinstance(raw, str) else None
+    if when is None:
+        raise BadParam(
+            name, "must be an RFC 3339 timestamp with an offset, e.g. 2026-01-02T03:04:05Z"
+        )
+    return when
 
 
 def limit_param(params: Mapping[str, Any]) -> int:

@@ -374,15 +374,16 @@ class Subscription:
         except ClientClosed:
             await self._settle_late(stream, ack_id)
 
-    async def nack(self, event: Event, delay: float | None) -> None:
-        """Queue a nack: redeliver ``event`` after ``delay`` seconds (``await event.nack()``)."""
+    async def nack(self, event: Event, delay: float | None, reason: str | None = None) -> None:
+        """Queue a nack: redeliver ``event`` after ``delay`` seconds (``await event.nack()``),
+        with ``reason`` as its last error."""
         if delay is not None and delay < 0:
             raise ValueError("delay must be >= 0")
         stream, ack_id = self._settle(event)
         try:
-            self._acker().nack(stream, ack_id, delay)
+            self._acker().nack(stream, ack_id, delay, reason)
         except ClientClosed:
-            await self._settle_late(stream, ack_id, nack=True, delay=delay)
+            await self._settle_late(stream, ack_id, nack=True, delay=delay, reason=reason)
 
     def _settle(self, event: Event) -> tuple[str, str]:
         """Mark ``event``'s delivery settled; its stream and ack id."""
@@ -398,14 +399,21 @@ class Subscription:
         return self._workers.acker
 
     async def _settle_late(
-        self, stream: str, ack_id: str, *, nack: bool = False, delay: float | None = None
+        self,
+        stream: str,
+        ack_id: str,
+        *,
+        nack: bool = False,
+        delay: float | None = None,
+        reason: str | None = None,
     ) -> None:
         # Only an event whose lease was dropped (max_lease) gets here: the close gave
         # back every other one. Its ack id may still be good, so send it on its own.
         if self.ephemeral:
             return  # the consumer was deleted with the subscription
         if nack:
-            await self.api.nack(stream, self._attachments[stream].consumer, [ack_id], delay)
+            consumer = self._attachments[stream].consumer
+            await self.api.nack(stream, consumer, [ack_id], delay, reason)
         else:
             await self.api.ack(stream, self._attachments[stream].consumer, [ack_id])
 

@@ -57,7 +57,7 @@ class Acker:
         self.max_ids = max_ids
         self.name = name
         self._acks: dict[str, list[str]] = {}
-        self._nacks: dict[tuple[str, int], list[str]] = {}
+        self._nacks: dict[tuple[str, int, str | None], list[str]] = {}
         self._queued = asyncio.Event()
         self._flush_now = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -83,12 +83,15 @@ class Acker:
         if len(ids) >= self.max_ids:
             self._flush_now.set()
 
-    def nack(self, stream: str, ack_id: str, delay: float | None = None) -> None:
-        """Drop the lease and queue a nack: redeliver after ``delay`` seconds (None: at once)."""
+    def nack(
+        self, stream: str, ack_id: str, delay: float | None = None, reason: str | None = None
+    ) -> None:
+        """Drop the lease and queue a nack: redeliver after ``delay`` seconds (None: at once);
+        nacks with the same delay and reason go in one request."""
         if self._stopping:
             raise ClientClosed("the subscription is closed")
         self.leaser.remove(ack_id)
-        key = (stream, int(delay * 1000) if delay else 0)
+        key = (stream, int(delay * 1000) if delay else 0, reason)
         ids = self._nacks.get(key)
         if ids is None:
             ids = self._nacks[key] = []
@@ -165,13 +168,15 @@ class Acker:
             for chunk in _chunks(ids, self.max_ids)
         ]
         requests += [
-            self._send(stream, chunk, delay_ms)
-            for (stream, delay_ms), ids in nacks.items()
+            self._send(stream, chunk, delay_ms, reason)
+            for (stream, delay_ms, reason), ids in nacks.items()
             for chunk in _chunks(ids, self.max_ids)
         ]
         return requests
 
-    async def _send(self, stream: str, ids: list[str], nack_delay_ms: int | None) -> None:
+    async def _send(
+        self, stream: str, ids: list[str], nack_delay_ms: int | None, reason: str | None = None
+    ) -> None:
         """Ack ``ids`` (or nack them when ``nack_delay_ms`` is given), retrying what heals."""
         verb = "ack" if nack_delay_ms is None else "nack"
         backoff = Backoff()
@@ -182,7 +187,7 @@ class Acker:
                     await self.api.ack(stream, consumer, ids)
                 else:
                     delay = nack_delay_ms / 1000 if nack_delay_ms else None
-                    await self.api.nack(stream, consumer, ids, delay)
+                    await self.api.nack(stream, consumer, ids, delay, reason)
             except Exception as exc:
                 if not retriable(exc, resend_safe=True):
                     log.warning(

@@ -70,6 +70,9 @@ async def test_unknown_consumer_404_everywhere(api: Api) -> None:
             ("POST", base + "/nack", {"ack_ids": ["x"]}),
             ("POST", base + "/extend", {"ack_ids": ["x"]}),
             ("GET", base + "/dead", None),
+            ("POST", base + "/dead/redrive", {}),
+            ("POST", base + "/dead/discard", {"seqs": [1]}),
+            ("POST", base + "/reset", {"start": "all"}),
         ]:
             status, err = await api.call(method, path, body)
             assert status == 404, (method, path, status, err)

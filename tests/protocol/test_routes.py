@@ -18,7 +18,6 @@ NOT_FOR_THE_CLIENT = {
     routes.METRICS,  # for Prometheus
     routes.OPENAPI,  # for tools
     routes.RECEIVE_GET,  # Sequin's GET twin of receive; the client posts
-    routes.DEAD_LETTERS,  # read by operators (curl, the CLI's consumers command)
 }
 
 

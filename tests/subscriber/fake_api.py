@@ -65,6 +65,7 @@ class Call:
     consumer: str
     ack_ids: list[str]
     delay: float | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -130,10 +131,15 @@ class FakeAPI(API):
         self.calls.append(Call("ack", stream, consumer, list(ack_ids)))
 
     async def nack(
-        self, stream: str, consumer: str, ack_ids: Sequence[str], delay: float | None = None
+        self,
+        stream: str,
+        consumer: str,
+        ack_ids: Sequence[str],
+        delay: float | None = None,
+        reason: str | None = None,
     ) -> None:
         self._maybe_fail()
-        self.calls.append(Call("nack", stream, consumer, list(ack_ids), delay))
+        self.calls.append(Call("nack", stream, consumer, list(ack_ids), delay, reason))
 
     async def extend(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
         self._maybe_fail()

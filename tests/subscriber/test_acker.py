@@ -66,6 +66,19 @@ async def test_nacks_are_grouped_by_stream_and_delay() -> None:
     ]
 
 
+async def test_nacks_with_different_reasons_go_in_different_requests() -> None:
+    api = FakeAPI()
+    acker = make_acker(api, {"orders": "billing"}, interval=0.005)
+    acker.start()
+    acker.nack("orders", "n1", reason="timeout")
+    acker.nack("orders", "n2", reason="timeout")
+    acker.nack("orders", "n3", reason="bad input")
+    acker.nack("orders", "n4")
+    await acker.stop(1.0)
+    got = sorted((tuple(c.ack_ids), c.reason or "") for c in api.calls)
+    assert got == [(("n1", "n2"), "timeout"), (("n3",), "bad input"), (("n4",), "")]
+
+
 async def test_failures_that_heal_are_retried_until_the_ack_goes_through() -> None:
     api = FakeAPI(failures=[errors.ConnectError("down"), errors.Overloaded(503, "busy")])
     acker = make_acker(api, {"orders": "billing"}, interval=0.001)

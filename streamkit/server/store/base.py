@@ -60,6 +60,10 @@ class StoreInvalid(StoreError):
         self.errors = errors
 
 
+class StoreUnsupported(StoreError):
+    """The engine cannot do what was asked at all (501); the message says why."""
+
+
 class StoreConflict(StoreError):
     """A name is already taken by another stream or consumer of the same scope."""
 
@@ -161,6 +165,8 @@ class MessageQuery:
     after_seq: int | None = None
     before_seq: int | None = None
     wait_ms: int = 0
+    from_time: datetime | None = None
+    """Only messages from the first one stored at or after this time (``from_time``)."""
 
 
 # -- records ------------------------------------------------------------------
@@ -234,6 +240,14 @@ class Message(_MessageRequired, total=False):
     id: str
     headers: dict[str, str]
     encoding: str
+
+
+class DeadLetter(Message, total=False):
+    """A dead-lettered message: its fields, plus how often it was delivered
+    (``delivery_count``, always set) and ``last_error`` when the engine knows one."""
+
+    delivery_count: int
+    last_error: str
 
 
 class Delivery(TypedDict):
@@ -352,9 +366,15 @@ class Store(Protocol):
         ...
 
     async def nack(
-        self, stream: str, consumer: str, ack_ids: Sequence[str], delay_ms: int = 0
+        self,
+        stream: str,
+        consumer: str,
+        ack_ids: Sequence[str],
+        delay_ms: int = 0,
+        reason: str | None = None,
     ) -> None:
-        """Give deliveries back for redelivery after ``delay_ms``."""
+        """Give deliveries back for redelivery after ``delay_ms``; an engine that can
+        keeps ``reason`` as the message's ``last_error`` for `dead_letters`."""
         ...
 
     async def release(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
@@ -369,6 +389,25 @@ class Store(Protocol):
         """Reset the ack deadline of in-flight deliveries to a full ``ack_wait_ms``."""
         ...
 
-    async def dead_letters(self, stream: str, consumer: str, limit: int) -> list[Message]:
-        """Messages the consumer dead-lettered after ``max_deliver`` deliveries, by seq."""
+    async def dead_letters(
+        self, stream: str, consumer: str, limit: int, after_seq: int = 0
+    ) -> list[DeadLetter]:
+        """Messages the consumer dead-lettered after ``max_deliver`` deliveries, by seq,
+        from the first past ``after_seq``."""
+        ...
+
+    async def redrive(self, stream: str, consumer: str, seqs: Sequence[int] | None) -> int:
+        """Put dead letters back to be delivered (``seqs``, or every one when None), each
+        with a fresh ``max_deliver`` count; returns how many. Other seqs are ignored."""
+        ...
+
+    async def discard_dead(self, stream: str, consumer: str, seqs: Sequence[int] | None) -> int:
+        """Forget dead letters (``seqs``, or every one when None) as if they were acked;
+        returns how many. The messages stay in the stream for other consumers."""
+        ...
+
+    async def reset_consumer(self, stream: str, consumer: str, start: StartPosition) -> None:
+        """Seek: forget the consumer's delivery state (in flight, waiting, dead) and
+        deliver from ``start`` on, as a consumer created with that ``start`` would.
+        Ack ids handed out before are stale from now on."""
         ...

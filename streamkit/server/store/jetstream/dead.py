@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import orjson
 from nats.aio.msg import Msg
 
-from streamkit.server.store.base import Message
+from streamkit.server.store.base import DeadLetter
 from streamkit.server.store.jetstream.codec import Naming, advisory_subject
 from streamkit.server.store.jetstream.conn import (
     ERR_STREAM_NAME_IN_USE,
@@ -132,26 +133,64 @@ class DeadLetters:
                 break
         return info, count
 
-    async def messages(self, handle: StreamHandle, consumer: str, limit: int) -> list[Message]:
-        """The consumer's dead-lettered messages still in the stream, by seq."""
-        seqs = sorted({int(a["stream_seq"]) for a in await self._advisories(handle, consumer)})
+    async def messages(
+        self, handle: StreamHandle, consumer: str, limit: int, after_seq: int = 0
+    ) -> list[DeadLetter]:
+        """The consumer's dead-lettered messages still in the stream past ``after_seq``, by
+        seq, each with the delivery count its advisory reported."""
+        counts: dict[int, int] = {}
+        for advisory in await self._advisories(handle, consumer):
+            seq = int(advisory["stream_seq"])
+            if seq > after_seq:
+                counts[seq] = int(advisory.get("deliveries") or 0)
+        seqs = sorted(counts)
         conn = self._conn
 
         async def get(seq: int) -> list[Msg]:
             return await conn.direct_get(handle.js_name, {"seq": seq})
 
-        out: list[Message] = []
+        out: list[DeadLetter] = []
         # Compaction may have removed some: fetch in chunks until ``limit`` are found.
         for start in range(0, len(seqs), limit):
             found = await asyncio.gather(*(get(s) for s in seqs[start : start + limit]))
-            out.extend(to_message(m[0], handle) for m in found if m)
+            for m in found:
+                if m:
+                    dead = cast(DeadLetter, to_message(m[0], handle))
+                    dead["delivery_count"] = counts[dead["seq"]]
+                    out.append(dead)
             if len(out) >= limit:
                 break
         return out[:limit]
 
+    async def discard(self, handle: StreamHandle, consumer: str, seqs: Sequence[int] | None) -> int:
+        """Delete the advisories of dead letters ``seqs`` (or all); returns how many seqs."""
+        if seqs is None:
+            found = {int(a["stream_seq"]) for a in await self._advisories(handle, consumer)}
+            await self.purge(handle, consumer)
+            return len(found)
+        wanted = set(seqs)
+        dead_stream = self._naming.dead_stream(handle.name)
+        gone: set[int] = set()
+        for advisory_seq, seq in await self._advisory_seqs(handle, consumer):
+            if seq in wanted:
+                await self._conn.api(
+                    f"STREAM.MSG.DELETE.{dead_stream}", {"seq": advisory_seq, "no_erase": True}
+                )
+                gone.add(seq)
+        return len(gone)
+
     async def _advisories(self, handle: StreamHandle, consumer: str) -> list[dict[str, Any]]:
         """Every max-deliveries advisory recorded for the consumer, in arrival order."""
-        out: list[dict[str, Any]] = []
+        return [advisory for _, advisory in await self._recorded(handle, consumer)]
+
+    async def _advisory_seqs(self, handle: StreamHandle, consumer: str) -> list[tuple[int, int]]:
+        """(seq in the dead-letter stream, dead message's seq) of each advisory."""
+        return [(at, int(a["stream_seq"])) for at, a in await self._recorded(handle, consumer)]
+
+    async def _recorded(
+        self, handle: StreamHandle, consumer: str
+    ) -> list[tuple[int, dict[str, Any]]]:
+        out: list[tuple[int, dict[str, Any]]] = []
         start = 1
         dead_stream = self._naming.dead_stream(handle.name)
         subject = advisory_subject(handle.js_name, consumer)
@@ -162,7 +201,9 @@ class DeadLetters:
                 )
             except NoResponders:  # no dead-letter stream (yet)
                 return out
-            out.extend(orjson.loads(m.data) for m in page)
+            out.extend(
+                (int((m.headers or {})["Nats-Sequence"]), orjson.loads(m.data)) for m in page
+            )
             if len(page) < _PAGE:
                 return out
-            start = int((page[-1].headers or {})["Nats-Sequence"]) + 1
+            start = out[-1][0] + 1

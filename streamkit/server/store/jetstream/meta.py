@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from streamkit.protocol.keys import name_problem
+from streamkit.protocol.wire import StartPosition, format_time
 from streamkit.server.store.base import (
     DEFAULT_INACTIVE_THRESHOLD_MS,
     ConsumerRecord,
@@ -230,18 +231,32 @@ def consumer_config(
             META_EPHEMERAL: "1" if spec.ephemeral else "0",
         },
     }
-    start = spec.start
-    if start == "new":
-        config["deliver_policy"] = "new"
-    elif isinstance(start, int) and start > 1:
-        config["deliver_policy"] = "by_start_sequence"
-        config["opt_start_seq"] = start
-    else:
-        config["deliver_policy"] = "all"
+    config.update(start_policy(spec.start))
     if spec.ephemeral:
         threshold = spec.inactive_threshold_ms or DEFAULT_INACTIVE_THRESHOLD_MS
         config["inactive_threshold"] = threshold * _MS
     return config
+
+
+def start_policy(start: StartPosition) -> dict[str, Any]:
+    """The ``deliver_policy`` (and its ``opt_start_*``) of a consumer starting at ``start``."""
+    if start == "new":
+        return {"deliver_policy": "new"}
+    if isinstance(start, datetime):
+        return {"deliver_policy": "by_start_time", "opt_start_time": format_time(start)}
+    if isinstance(start, int) and start > 1:
+        return {"deliver_policy": "by_start_sequence", "opt_start_seq": start}
+    return {"deliver_policy": "all"}
+
+
+def restarted_config(config: dict[str, Any], start: StartPosition) -> dict[str, Any]:
+    """An existing consumer's config, to create it again starting at ``start``."""
+    kept = {
+        k: v
+        for k, v in config.items()
+        if k not in ("deliver_policy", "opt_start_seq", "opt_start_time")
+    }
+    return {**kept, **start_policy(start)}
 
 
 def consumer_record(

@@ -1,5 +1,6 @@
 """Catch-up reads from JetStream: batched direct gets, forward and backward.
 
+A read ``from_time`` first finds its seq with a direct get by ``start_time``.
 Forward reads are one batched direct get (``next_by_subj`` = the key filter)
 from ``after_seq + 1``. JetStream only reads forward, so a backward read scans
 windows ending at ``before_seq`` (or the last seq), each window read forward
@@ -15,13 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from nats.aio.msg import Msg
 
+from streamkit.protocol.wire import format_time
 from streamkit.server.store.base import Message, MessageQuery
-from streamkit.server.store.jetstream.codec import decode_message, parse_rfc3339_ns
+from streamkit.server.store.jetstream.codec import (
+    datetime_to_ns,
+    decode_message,
+    parse_rfc3339_ns,
+)
 from streamkit.server.store.jetstream.conn import JsConn
 from streamkit.server.store.jetstream.meta import StreamHandle
 
@@ -94,6 +102,12 @@ class Reader:
 
     async def _read_once(self, handle: StreamHandle, query: MessageQuery) -> list[Message]:
         subject = handle.root + (query.key_pattern or ">")
+        if query.from_time is not None:
+            first = await self.first_seq_at(handle, query.from_time)
+            if first is None:
+                return []
+            after = max(query.after_seq or 0, first - 1)
+            query = dataclasses.replace(query, from_time=None, after_seq=after)
         if query.descending:
             return await self._backward(handle, subject, query)
         start = (query.after_seq or 0) + 1
@@ -111,6 +125,47 @@ class Reader:
             want -= len(page)
             start = page[-1]["seq"] + 1
         return out
+
+    async def first_seq_at(self, handle: StreamHandle, when: datetime) -> int | None:
+        """The seq of the first message stored at or after ``when`` (None: none is).
+
+        One direct get by ``start_time`` (nats-server 2.11 and later). A server that
+        does not know the field answers with the stream's first message instead: its
+        time gives it away, and a binary search over seqs finds the answer.
+        """
+        at_ns = datetime_to_ns(when)
+        found = await self._conn.direct_get(
+            handle.js_name, {"start_time": format_time(when), "next_by_subj": handle.root + ">"}
+        )
+        if not found:
+            return None
+        seq, stamp = _seq_and_time(found[0])
+        if stamp >= at_ns:
+            return seq
+        return await self._search_time(handle, at_ns)
+
+    async def _search_time(self, handle: StreamHandle, at_ns: int) -> int | None:
+        """Binary search for the first seq stored at or after ``at_ns`` (times grow with
+        seqs): about log2(messages) direct gets."""
+        info = await self._conn.api(f"STREAM.INFO.{handle.js_name}")
+        state: dict[str, Any] = info.get("state") or {}
+        lo, hi = max(int(state.get("first_seq", 1)), 1), int(state.get("last_seq", 0))
+        answer: int | None = None
+        subject = handle.root + ">"
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            page = await self._conn.direct_get(
+                handle.js_name, {"seq": mid, "next_by_subj": subject}
+            )
+            if not page:  # nothing stored from mid on
+                hi = mid - 1
+                continue
+            seq, stamp = _seq_and_time(page[0])
+            if stamp >= at_ns:
+                answer, hi = seq, mid - 1
+            else:
+                lo = seq + 1
+        return answer
 
     async def _backward(
         self, handle: StreamHandle, subject: str, query: MessageQuery
@@ -151,6 +206,11 @@ class Reader:
             handle.js_name, {"seq": start, "next_by_subj": subject, "batch": batch}
         )
         return [to_message(m, handle) for m in msgs]
+
+
+def _seq_and_time(msg: Msg) -> tuple[int, int]:
+    headers = msg.headers or {}
+    return int(headers["Nats-Sequence"]), parse_rfc3339_ns(headers["Nats-Time-Stamp"])
 
 
 async def _first(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:

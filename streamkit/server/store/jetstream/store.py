@@ -34,11 +34,13 @@ from typing import Any, TypeVar
 import orjson
 from nats.aio.msg import Msg
 
+from streamkit.protocol.wire import StartPosition
 from streamkit.server.store.base import (
     DEFAULT_DEDUPE_WINDOW_MS,
     ConsumerRecord,
     ConsumerSpec,
     ConsumerStats,
+    DeadLetter,
     Delivery,
     Message,
     MessageQuery,
@@ -48,6 +50,7 @@ from streamkit.server.store.base import (
     StoreError,
     StoreNotFound,
     StoreUnavailable,
+    StoreUnsupported,
     StreamChanges,
     StreamOptions,
     StreamRecord,
@@ -62,6 +65,7 @@ from streamkit.server.store.jetstream.codec import (
     prefix_problem,
 )
 from streamkit.server.store.jetstream.conn import (
+    API,
     ERR_CONSUMER_EXISTS,
     ERR_CONSUMER_NAME_EXISTS,
     ERR_STREAM_NAME_IN_USE,
@@ -70,6 +74,7 @@ from streamkit.server.store.jetstream.conn import (
     JsApiError,
     JsConn,
     NoResponders,
+    api_error,
     connect,
 )
 from streamkit.server.store.jetstream.dead import DeadLetters
@@ -84,6 +89,7 @@ from streamkit.server.store.jetstream.meta import (
     handle_from_info,
     is_id,
     new_id,
+    restarted_config,
     storage_refused,
     stream_config,
     stream_record,
@@ -93,6 +99,10 @@ from streamkit.server.store.jetstream.publish import BatchWriter
 from streamkit.server.store.jetstream.reads import Reader
 
 __all__ = ["JetStreamStore", "JetStreamUnavailable"]
+
+RESET_GRACE = 0.5
+"""Seconds a receive on a missing consumer waits for it to be back (a reset's gap)
+before answering 404."""
 
 log = logging.getLogger(__name__)
 
@@ -441,10 +451,32 @@ class JetStreamStore:
         """Deliver up to ``batch_size`` messages, waiting up to ``wait_ms`` for the first."""
         js_stream, name = await self._names(stream, consumer)
         try:
-            msgs = await self._pull(js_stream, name, batch_size, wait_ms)
-        except NoResponders:
-            raise await self._missing(js_stream, name) from None
+            try:
+                msgs = await self._pull(js_stream, name, batch_size, wait_ms)
+            except NoResponders:
+                raise await self._missing(js_stream, name) from None
+        except StoreNotFound as exc:
+            if exc.kind == "consumer" and await self._came_back(js_stream, name):
+                return []  # reset (deleted and created again) under this pull
+            raise
         return [self._delivery(m) for m in msgs]
+
+    async def _came_back(self, js_stream: str, name: str) -> bool:
+        """Whether a consumer found missing exists again within `RESET_GRACE` seconds:
+        `reset_consumer` deletes and creates it, and the workers polling it through
+        any gateway should see an empty receive then, not a 404."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + RESET_GRACE
+        pause = 0.01
+        while loop.time() < end and not self._stop.is_set():
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+            try:
+                await self.conn.api(f"CONSUMER.INFO.{js_stream}.{name}")
+            except JsApiError:
+                continue
+            return True
+        return False
 
     async def _pull(self, js_stream: str, name: str, batch: int, wait_ms: int) -> list[Msg]:
         conn = self.conn
@@ -526,9 +558,15 @@ class JetStreamStore:
         await self._settle(stream, consumer, ack_ids, b"+ACK")
 
     async def nack(
-        self, stream: str, consumer: str, ack_ids: Sequence[str], delay_ms: int = 0
+        self,
+        stream: str,
+        consumer: str,
+        ack_ids: Sequence[str],
+        delay_ms: int = 0,
+        reason: str | None = None,
     ) -> None:
-        """Give deliveries back for redelivery after ``delay_ms``."""
+        """Give deliveries back for redelivery after ``delay_ms``. A NAK carries no
+        reason, so ``reason`` is not kept: dead letters have no ``last_error`` here."""
         payload = b"-NAK"
         if delay_ms > 0:
             payload += b" " + orjson.dumps({"delay": delay_ms * 1_000_000})
@@ -570,7 +608,9 @@ class JetStreamStore:
 
     # -- dead letters ---------------------------------------------------------------------------
 
-    async def dead_letters(self, stream: str, consumer: str, limit: int) -> list[Message]:
+    async def dead_letters(
+        self, stream: str, consumer: str, limit: int, after_seq: int = 0
+    ) -> list[DeadLetter]:
         """Messages the consumer dead-lettered after ``max_deliver`` deliveries, by seq."""
         handle = await self._cat.stream(stream)
         name = await self._cat.consumer_name(handle, consumer)
@@ -578,7 +618,89 @@ class JetStreamStore:
         if int((info.get("config") or {}).get("max_deliver", -1)) <= 0:
             return []
         await self._dead.sweep(handle, name, info)
-        return await self._dead.messages(handle, name, limit)
+        return await self._dead.messages(handle, name, limit, after_seq)
+
+    async def redrive(self, stream: str, consumer: str, seqs: Sequence[int] | None) -> int:
+        """Not on JetStream: it never delivers a message again once ``max_deliver`` is
+        spent, and has no way to give one message a fresh count."""
+        handle = await self._cat.stream(stream)
+        name = await self._cat.consumer_name(handle, consumer)
+        await self._cat.consumer_info(handle, name)  # an unknown consumer is a 404 first
+        raise StoreUnsupported(
+            "redrive is not supported by the jetstream engine: JetStream never delivers"
+            " a message again after max_deliver; reset the consumer to a seq or time instead"
+        )
+
+    async def discard_dead(self, stream: str, consumer: str, seqs: Sequence[int] | None) -> int:
+        """Forget dead letters (``seqs``, or all): their advisories are deleted."""
+        handle = await self._cat.stream(stream)
+        name = await self._cat.consumer_name(handle, consumer)
+        info = await self._cat.consumer_info(handle, name)
+        if int((info.get("config") or {}).get("max_deliver", -1)) <= 0:
+            return 0
+        await self._dead.sweep(handle, name, info)
+        return await self._dead.discard(handle, name, seqs)
+
+    async def reset_consumer(self, stream: str, consumer: str, start: StartPosition) -> None:
+        """Seek: the consumer delivers from ``start`` on, its dead letters forgotten.
+
+        On nats-server 2.14 and later, ``CONSUMER.RESET`` moves the consumer in place
+        (ADR-60); older servers have no such API, and the consumer is created again
+        (same name, id and options), a receive in between waiting for it (see
+        `_came_back`). Either way JetStream numbers the new deliveries as it did the
+        old ones, so an ack id from before the reset can settle a new delivery.
+        """
+        handle = await self._cat.stream(stream)
+        name = await self._cat.consumer_name(handle, consumer)
+        info = await self._cat.consumer_info(handle, name)
+        seq = await self._start_seq(handle, start)
+        if not await self._reset_in_place(handle, name, seq):
+            await self._recreate(handle, name, dict(info.get("config") or {}), start)
+        await self._dead.purge(handle, name)
+
+    async def _start_seq(self, handle: StreamHandle, start: StartPosition) -> int:
+        """The stream seq a consumer starting at ``start`` delivers first (or would)."""
+        info = await self.conn.api(f"STREAM.INFO.{handle.js_name}")
+        state: dict[str, Any] = info.get("state") or {}
+        first, last = max(int(state.get("first_seq", 1)), 1), int(state.get("last_seq", 0))
+        if start == "all":
+            return first
+        if start == "new":
+            return last + 1
+        if isinstance(start, datetime):
+            reader = self._reader
+            if reader is None:
+                raise StoreUnavailable("the JetStream store is not open")
+            at = await reader.first_seq_at(handle, start)
+            return last + 1 if at is None else at
+        return max(start, first)
+
+    async def _reset_in_place(self, handle: StreamHandle, name: str, seq: int) -> bool:
+        """``CONSUMER.RESET`` to ``seq``; False when the server has no such API."""
+        subject = f"{API}.CONSUMER.RESET.{handle.js_name}.{name}"
+        try:
+            reply = await self.conn.request(subject, orjson.dumps({"seq": seq}))
+        except NoResponders:
+            return False
+        error = api_error(orjson.loads(reply.data))
+        if error is not None:
+            raise error
+        return True
+
+    async def _recreate(
+        self, handle: StreamHandle, name: str, config: dict[str, Any], start: StartPosition
+    ) -> None:
+        """Delete the consumer and create it again with ``config``, starting at ``start``."""
+        config = restarted_config(config, start)
+        try:
+            await self.conn.api(f"CONSUMER.DELETE.{handle.js_name}.{name}")
+        except JsApiError:
+            await self._cat.consumer_info(handle, name)  # deleted meanwhile: a 404
+            raise
+        body = {"stream_name": handle.js_name, "config": config, "action": "create"}
+        await self.conn.api(
+            f"CONSUMER.CREATE.{handle.js_name}.{name}.{config['filter_subject']}", body
+        )
 
 
 def _now() -> datetime:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
+from typing import cast
 
 from streamkit.server.store.base import (
     ConsumerRecord,
     ConsumerStats,
+    DeadLetter,
     Message,
     MessageQuery,
     StoreNotFound,
@@ -25,6 +28,7 @@ from streamkit.server.store.sqlite.rows import (
     messages_from_rows,
     now_us,
     stream_record,
+    to_us,
 )
 from streamkit.server.store.sqlite.schema import DEAD, IN_FLIGHT, key_filter_sql
 
@@ -114,6 +118,12 @@ def read_messages(
     """A page of a stream's messages, by seq."""
     sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE stream = ?"
     args: list[object] = [sid]
+    if query.from_time is not None:
+        first = first_seq_at(conn, sid, query.from_time)
+        if first is None:
+            return []
+        sql += " AND seq >= ?"
+        args.append(first)
     if query.after_seq is not None:
         sql += " AND seq > ?"
         args.append(query.after_seq)
@@ -127,23 +137,54 @@ def read_messages(
     return messages_from_rows(conn.execute(sql, args).fetchall(), stream_id)
 
 
-def dead_letters(conn: sqlite3.Connection, consumer: ConsumerMeta, limit: int) -> list[Message]:
-    """A consumer's dead-lettered messages, by seq."""
+FIRST_SEQ_AT = (
+    "SELECT seq FROM messages"
+    " WHERE stream = ? AND inserted_at >= ? ORDER BY inserted_at, seq LIMIT 1"
+)
+"""The seq of a stream's first message at or after a time: one seek on
+``messages_by_time`` (not forced with INDEXED BY: without the index it is a scan,
+slower but still right)."""
+
+
+def first_seq_at(conn: sqlite3.Connection, sid: int, when: datetime) -> int | None:
+    """The seq of the stream's first message stored at or after ``when`` (None: none is).
+
+    One seek on ``messages_by_time``; seqs grow with insert time, so the earliest
+    timestamp at or after ``when`` is also the smallest seq (a clock stepped back
+    is the exception, and then this is the first stored at the earliest such time).
+    """
+    row = conn.execute(FIRST_SEQ_AT, (sid, to_us(when))).fetchone()
+    return None if row is None else int(row[0])
+
+
+def dead_letters(
+    conn: sqlite3.Connection, consumer: ConsumerMeta, limit: int, after_seq: int = 0
+) -> list[DeadLetter]:
+    """A consumer's dead-lettered messages past ``after_seq``, by seq."""
     params = {
         "cid": consumer.cid,
         "sid": consumer.sid,
         "now": now_us() // 1000,
         "max_deliver": consumer.max_deliver,
         "limit": limit,
+        "after": after_seq,
     }
     rows = conn.execute(
-        f"""SELECT {M_COLUMNS} FROM deliveries d
+        f"""SELECT d.delivery_count, d.last_error, {M_COLUMNS} FROM deliveries d
             JOIN messages m ON m.stream = :sid AND m.seq = d.seq
-            WHERE d.consumer = :cid AND {_dead_condition("d")}
+            WHERE d.consumer = :cid AND d.seq > :after AND {_dead_condition("d")}
             ORDER BY d.seq LIMIT :limit""",
         params,
     ).fetchall()
-    return messages_from_rows(rows, consumer.stream_id)
+    messages = messages_from_rows([r[2:] for r in rows], consumer.stream_id)
+    out: list[DeadLetter] = []
+    for r, m in zip(rows, messages, strict=True):
+        dead = cast(DeadLetter, m)
+        dead["delivery_count"] = int(r[0])
+        if r[1] is not None:
+            dead["last_error"] = r[1]
+        out.append(dead)
+    return out
 
 
 # -- writes (writer thread) ---------------------------------------------------

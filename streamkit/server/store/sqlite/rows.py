@@ -33,6 +33,11 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+def to_us(when: datetime) -> int:
+    """An aware datetime as a stored microsecond timestamp."""
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
 def to_datetime(us: int) -> datetime:
     """A stored microsecond timestamp as an aware UTC datetime."""
     return _EPOCH + timedelta(microseconds=us)

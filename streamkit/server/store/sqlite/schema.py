@@ -15,6 +15,10 @@ Layout, and why:
   ``cursor``. So its size is bounded by ``max_ack_pending`` + dead letters,
   and it has no secondary index: the writer keeps a per-consumer lower bound
   of the next due time and only scans a consumer's rows when one can be due.
+- ``messages_by_time`` indexes ``(stream, inserted_at)`` so a read or a consumer
+  that starts at a time finds its first seq in one index seek, not a scan. It
+  is the one secondary index on the insert path; files created before it get
+  it when they are opened (``CREATE INDEX IF NOT EXISTS``, a no-op once built).
 - ``latest_by_key`` exists only for ``one_message_per_key`` streams.
 - ids are AUTOINCREMENT so a deleted stream's or consumer's number is never
   reused (in-memory state keyed by it can never alias a new one).
@@ -78,6 +82,7 @@ CREATE TABLE IF NOT EXISTS messages (
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (stream, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (stream, inserted_at);
 CREATE TABLE IF NOT EXISTS latest_by_key (
     stream INTEGER NOT NULL,
     key TEXT NOT NULL,
@@ -121,6 +126,7 @@ ADDED_COLUMNS = (
     ("streams", "max_bytes", "INTEGER"),
     ("streams", "max_age_ms", "INTEGER"),
     ("consumers", "skipped", "INTEGER NOT NULL DEFAULT 0"),
+    ("deliveries", "last_error", "TEXT"),
 )
 """Columns added after schema version 1 shipped: files created before get them at open."""
 

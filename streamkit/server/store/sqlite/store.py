@@ -28,11 +28,13 @@ from collections.abc import Hashable, Sequence
 from functools import partial
 from pathlib import Path
 
+from streamkit.protocol.wire import StartPosition
 from streamkit.server.store.base import (
     DEFAULT_DEDUPE_WINDOW_MS,
     DEFAULT_INACTIVE_THRESHOLD_MS,
     ConsumerRecord,
     ConsumerSpec,
+    DeadLetter,
     Delivery,
     Message,
     MessageQuery,
@@ -488,12 +490,18 @@ class SqliteStore:
             self._signals.fire(("c", c.cid))
 
     async def nack(
-        self, stream: str, consumer: str, ack_ids: Sequence[str], delay_ms: int = 0
+        self,
+        stream: str,
+        consumer: str,
+        ack_ids: Sequence[str],
+        delay_ms: int = 0,
+        reason: str | None = None,
     ) -> None:
-        """Give deliveries back for redelivery after ``delay_ms``."""
+        """Give deliveries back for redelivery after ``delay_ms``, noting ``reason``."""
         c = self._consumer(stream, consumer)
         self._touch(c)
-        if await self._writer.run(partial(self._ops.nack, c=c, ack_ids=ack_ids, delay_ms=delay_ms)):
+        nack = partial(self._ops.nack, c=c, ack_ids=ack_ids, delay_ms=delay_ms, reason=reason)
+        if await self._writer.run(nack):
             self._signals.fire(("c", c.cid))
 
     async def release(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
@@ -508,10 +516,35 @@ class SqliteStore:
         self._touch(c)
         await self._writer.run(partial(self._ops.extend, c=c, ack_ids=ack_ids))
 
-    async def dead_letters(self, stream: str, consumer: str, limit: int) -> list[Message]:
-        """The consumer's dead-lettered messages, by seq."""
+    async def dead_letters(
+        self, stream: str, consumer: str, limit: int, after_seq: int = 0
+    ) -> list[DeadLetter]:
+        """The consumer's dead-lettered messages past ``after_seq``, by seq."""
         c = self._consumer(stream, consumer)
-        return await self._reader.run(partial(reads.dead_letters, consumer=c, limit=limit))
+        return await self._reader.run(
+            partial(reads.dead_letters, consumer=c, limit=limit, after_seq=after_seq)
+        )
+
+    async def redrive(self, stream: str, consumer: str, seqs: Sequence[int] | None) -> int:
+        """Dead letters (``seqs``, or all) are due again, with a fresh delivery count."""
+        c = self._consumer(stream, consumer)
+        moved: int = await self._writer.run(partial(self._ops.redrive, c=c, seqs=seqs))
+        if moved:
+            self._signals.fire(("c", c.cid))
+        return moved
+
+    async def discard_dead(self, stream: str, consumer: str, seqs: Sequence[int] | None) -> int:
+        """Forget dead letters (``seqs``, or all) as if they were acked."""
+        c = self._consumer(stream, consumer)
+        gone: int = await self._writer.run(partial(self._ops.discard_dead, c=c, seqs=seqs))
+        self._signals.fire(("c", c.cid))  # burying what ran out may have freed room
+        return gone
+
+    async def reset_consumer(self, stream: str, consumer: str, start: StartPosition) -> None:
+        """Drop the consumer's delivery state and deliver from ``start`` on."""
+        c = self._consumer(stream, consumer)
+        await self._writer.run(partial(self._ops.reset_consumer, c=c, start=start))
+        self._signals.fire(("c", c.cid))
 
     # -- retention -------------------------------------------------------------
 

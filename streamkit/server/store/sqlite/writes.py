@@ -11,10 +11,12 @@ import sqlite3
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import chain
 
 import orjson
 
+from streamkit.protocol.wire import StartPosition
 from streamkit.server.store.base import (
     RETENTION_FIELDS,
     ConsumerRecord,
@@ -31,7 +33,7 @@ from streamkit.server.store.base import (
 )
 from streamkit.server.store.sqlite import retention
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS, DedupeWindow, pack, unpack
-from streamkit.server.store.sqlite.reads import get_stream
+from streamkit.server.store.sqlite.reads import first_seq_at, get_stream
 from streamkit.server.store.sqlite.retention import TrimResult
 from streamkit.server.store.sqlite.rows import (
     CONSUMER_COLUMNS,
@@ -106,6 +108,27 @@ _INSERT_FULL = _BulkInsert.of(
 _INSERT_DELIVERIES = _BulkInsert.of(
     "deliveries", "consumer, seq, state, token, due, delivery_count"
 )
+
+
+def _start_cursor(conn: sqlite3.Connection, sid: int, start: StartPosition) -> int:
+    """The cursor (last seq already passed) of a consumer starting at ``start``."""
+    row = conn.execute("SELECT last_seq FROM streams WHERE sid = ?", (sid,)).fetchone()
+    if row is None:
+        raise StoreNotFound("stream")
+    last_seq: int = row[0]
+    if start == "all":
+        cursor = 0
+    elif start == "new":
+        cursor = last_seq
+    elif isinstance(start, datetime):
+        first_at = first_seq_at(conn, sid, start)
+        cursor = last_seq if first_at is None else first_at - 1
+    else:
+        cursor = max(start - 1, 0)
+    # Start no earlier than the first message retention kept: receive need not
+    # scan the gap the trimmed ones left, window by window.
+    (first,) = conn.execute("SELECT MIN(seq) FROM messages WHERE stream = ?", (sid,)).fetchone()
+    return max(cursor, last_seq if first is None else first - 1)
 
 
 @dataclass(frozen=True)
@@ -415,19 +438,7 @@ class WriteOps:
         self, conn: sqlite3.Connection, sid: int, spec: ConsumerSpec
     ) -> tuple[ConsumerMeta, ConsumerRecord]:
         """Insert a consumer positioned according to ``spec.start``."""
-        row = conn.execute("SELECT last_seq FROM streams WHERE sid = ?", (sid,)).fetchone()
-        if row is None:
-            raise StoreNotFound("stream")
-        if spec.start == "all":
-            cursor = 0
-        elif spec.start == "new":
-            cursor = row[0]
-        else:
-            cursor = max(spec.start - 1, 0)
-        # Start no earlier than the first message retention kept: receive need not
-        # scan the gap the trimmed ones left, window by window.
-        (first,) = conn.execute("SELECT MIN(seq) FROM messages WHERE stream = ?", (sid,)).fetchone()
-        cursor = max(cursor, row[0] if first is None else first - 1)
+        cursor = _start_cursor(conn, sid, spec.start)
         now = now_us()
         try:
             cur = conn.execute(
@@ -455,6 +466,66 @@ class WriteOps:
             f"SELECT {CONSUMER_COLUMNS}{CONSUMER_FROM} WHERE c.cid = ?", (cur.lastrowid,)
         ).fetchone()
         return consumer_meta(row), consumer_record(row, self.account_id)
+
+    def reset_consumer(
+        self, conn: sqlite3.Connection, c: ConsumerMeta, start: StartPosition
+    ) -> None:
+        """Seek: drop every delivery of the consumer and move its cursor to ``start``."""
+        cursor = _start_cursor(conn, c.sid, start)
+        conn.execute("DELETE FROM deliveries WHERE consumer = ?", (c.cid,))
+        if (
+            conn.execute(
+                "UPDATE consumers SET cursor = ?, outstanding = 0, updated_at = ? WHERE cid = ?",
+                (cursor, now_us(), c.cid),
+            ).rowcount
+            == 0
+        ):
+            raise StoreNotFound("consumer")
+        self._due_floor.pop(c.cid, None)
+
+    def redrive(self, conn: sqlite3.Connection, c: ConsumerMeta, seqs: Sequence[int] | None) -> int:
+        """Make dead letters (``seqs``, or all) due now with a fresh delivery count."""
+        now = now_us() // 1000
+        self._bury(conn, c, now)
+        sql = (
+            f"UPDATE deliveries SET state = {WAITING}, token = NULL, due = ?, delivery_count = 0"
+            f" WHERE consumer = ? AND state = {DEAD}"
+        )
+        if seqs is None:
+            moved = conn.execute(sql, (now, c.cid)).rowcount
+        else:
+            moved = conn.executemany(
+                sql + " AND seq = ?", [(now, c.cid, seq) for seq in set(seqs)]
+            ).rowcount
+        if moved:
+            # Waiting again, so outstanding again (dead letters are not).
+            conn.execute(
+                "UPDATE consumers SET outstanding = outstanding + ? WHERE cid = ?", (moved, c.cid)
+            )
+            self._due_floor[c.cid] = min(self._due_floor.get(c.cid, 0), now)
+        return moved
+
+    def discard_dead(
+        self, conn: sqlite3.Connection, c: ConsumerMeta, seqs: Sequence[int] | None
+    ) -> int:
+        """Delete dead letters (``seqs``, or all), as an ack would."""
+        self._bury(conn, c, now_us() // 1000)
+        sql = f"DELETE FROM deliveries WHERE consumer = ? AND state = {DEAD}"
+        if seqs is None:
+            return conn.execute(sql, (c.cid,)).rowcount
+        return conn.executemany(sql + " AND seq = ?", [(c.cid, seq) for seq in set(seqs)]).rowcount
+
+    def _bury(self, conn: sqlite3.Connection, c: ConsumerMeta, now: int) -> None:
+        """Mark deliveries past their last attempt dead now, as the next receive would:
+        a dead letter the listing shows is one redrive and discard can act on."""
+        if c.max_deliver is None:
+            return
+        buried = conn.execute(
+            f"UPDATE deliveries SET state = {DEAD}, token = NULL WHERE consumer = ?"
+            f" AND state < {DEAD} AND due <= ? AND delivery_count >= ?",
+            (c.cid, now, c.max_deliver),
+        ).rowcount
+        self._release(conn, c, buried)
 
     def delete_consumer(self, conn: sqlite3.Connection, cid: int) -> None:
         """Delete a consumer and its delivery state."""
@@ -613,25 +684,33 @@ class WriteOps:
         return bool(row[0] >= c.max_ack_pending)
 
     def nack(
-        self, conn: sqlite3.Connection, c: ConsumerMeta, ack_ids: Sequence[str], delay_ms: int
+        self,
+        conn: sqlite3.Connection,
+        c: ConsumerMeta,
+        ack_ids: Sequence[str],
+        delay_ms: int,
+        reason: str | None = None,
     ) -> bool:
-        """Make deliveries due again after ``delay_ms`` (or dead when out of attempts).
+        """Make deliveries due again after ``delay_ms`` (or dead when out of attempts),
+        keeping ``reason`` (when given) as their ``last_error``.
 
         Returns True when anything became deliverable or freed room.
         """
         now = now_us() // 1000
         dead = 0
         if c.max_deliver is not None:
-            rows = parse_ack_ids(c.cid, ack_ids)
+            rows = parse_ack_ids(c.cid, ack_ids, reason)
             dead = conn.executemany(
-                f"UPDATE deliveries SET state = {DEAD}, token = NULL, due = {now}"
+                f"UPDATE deliveries SET state = {DEAD}, token = NULL, due = {now},"
+                " last_error = COALESCE(?, last_error)"
                 f" WHERE consumer = ? AND seq = ? AND token = ? AND state = {IN_FLIGHT}"
                 f" AND delivery_count >= {int(c.max_deliver)}",
                 rows,
             ).rowcount
-        rows = parse_ack_ids(c.cid, ack_ids, now + delay_ms)
+        rows = parse_ack_ids(c.cid, ack_ids, now + delay_ms, reason)
         waiting = conn.executemany(
-            f"UPDATE deliveries SET state = {WAITING}, token = NULL, due = ?"
+            f"UPDATE deliveries SET state = {WAITING}, token = NULL, due = ?,"
+            " last_error = COALESCE(?, last_error)"
             f" WHERE consumer = ? AND seq = ? AND token = ? AND state = {IN_FLIGHT}",
             rows,
         ).rowcount
