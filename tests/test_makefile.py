@@ -14,7 +14,13 @@ def _planned(target: str) -> list[str]:
     make = shutil.which("make")
     assert make is not None, "make is what the README's set-up runs"
     done = subprocess.run(
-        [make, "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, timeout=30
+        # --no-print-directory: under `make test` (MAKELEVEL set) make would also print
+        # "Entering/Leaving directory" lines.
+        [make, "-n", "-B", "--no-print-directory", target],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
