@@ -327,23 +327,27 @@ class Subscription:
                 batch = await workers.prefetcher.next_batch()
                 if batch is None:
                     return
+                # Until the application sets a tracer provider, spans record nothing and
+                # cost microseconds each: the batch's first span tells, the rest follow it.
+                recording = traced
                 for event in batch:
                     if self._closing:
                         return
                     if event.ack_id in leaser:  # else its lease was dropped: it is stale
-                        if traced:
-                            self._start_span(event)
+                        if recording:
+                            recording = self._start_span(event)
                         yield event
         finally:
             await self.aclose()
 
-    def _start_span(self, event: Event) -> None:
-        """Start ``event``'s consumer span as it is handed out; settling it ends the span."""
+    def _start_span(self, event: Event) -> bool:
+        """Start ``event``'s consumer span as it is handed out (settling it ends the span);
+        False when spans are not being recorded."""
         delivery = event.delivery
         if delivery is None or delivery.settled or delivery.span is not None:
-            return
+            return True
         stream = event.stream or ""
-        delivery.span = tracing.consumer_span(
+        delivery.span = span = tracing.consumer_span(
             f"process {stream}",
             event.headers,
             {
@@ -355,6 +359,7 @@ class Subscription:
                 "messaging.message.id": event.id,
             },
         )
+        return span is not None and bool(span.is_recording())
 
     def _received(self, stream: str, events: list[Event]) -> None:
         for event in events:

@@ -169,3 +169,38 @@ async def test_without_opentelemetry_no_headers_and_no_spans(
                     break
     finally:
         tracing.reset()
+
+
+async def test_without_a_tracer_provider_only_the_first_span_of_a_batch_is_tried(
+    monkeypatch: pytest.MonkeyPatch, streamkit_server: ServerHandle
+) -> None:
+    """OpenTelemetry installed but no provider set (the API's no-op tracer): spans would
+    record nothing, so a subscription stops starting them after a batch's first."""
+    started: list[str] = []
+    noop = otel_trace.NoOpTracer()
+
+    class Counting:
+        def start_span(self, name: str, **options: Any) -> Any:
+            started.append(name)
+            return noop.start_span(name, **options)
+
+        def __getattr__(self, name: str) -> Any:  # the client's own spans: not counted
+            return getattr(noop, name)
+
+    monkeypatch.setattr(otel_trace, "get_tracer", lambda name, *_: Counting())
+    tracing.reset()
+    try:
+        async with streamkit.connect(streamkit_server.url) as client:
+            await client.create_stream("orders")
+            await client.create_consumer("orders", "billing")
+            await client.send("orders", [Event({"n": n}) for n in range(10)])
+            seen = 0
+            async for event in client.subscribe("orders", consumer="billing", batch_size=10):
+                await event.ack()
+                seen += 1
+                if seen == 10:
+                    break
+    finally:
+        tracing.reset()
+    assert seen == 10
+    assert started == ["process orders"]
