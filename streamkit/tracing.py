@@ -40,7 +40,7 @@ _UNSET: Any = object()
 _tracer: Any = _UNSET
 _kinds: dict[str, Any] = {}
 _propagation: Any = _UNSET
-"""(``opentelemetry.propagate``, ``opentelemetry.trace``), or None: no propagation."""
+"""(``opentelemetry.propagate``, ``.trace``, ``.context``), or None: no propagation."""
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
 
@@ -74,6 +74,7 @@ def _load_propagation() -> Any:
                 _propagation = (
                     importlib.import_module("opentelemetry.propagate"),
                     importlib.import_module("opentelemetry.trace"),
+                    importlib.import_module("opentelemetry.context"),
                 )
             except ImportError:
                 _propagation = None
@@ -121,8 +122,8 @@ def context_headers() -> Mapping[str, str]:
     the application's propagator writes them); empty without a current span or without
     OpenTelemetry. Call it where the event is published: the context is the caller's."""
     propagation = _load_propagation()
-    if propagation is None:
-        return _NO_HEADERS
+    if propagation is None or not propagation[2].get_current():
+        return _NO_HEADERS  # no OpenTelemetry, or an empty context: nothing to carry
     carrier: dict[str, str] = {}
     propagation[0].inject(carrier)
     return carrier
@@ -141,7 +142,7 @@ def consumer_span(
     propagation = _load_propagation()
     if tracer is None or propagation is None:
         return None
-    propagate, trace = propagation
+    propagate, trace, _ = propagation
     extracted = propagate.extract(headers)
     producer = trace.get_current_span(extracted).get_span_context()
     if producer.is_valid:
