@@ -321,7 +321,7 @@ class Subscription:
             await self.start()
             workers = self._workers
             assert workers is not None  # start() made them or raised
-            leaser = workers.leaser
+            held = workers.leaser.held_ids
             traced = tracing.enabled()
             while True:
                 batch = await workers.prefetcher.next_batch()
@@ -333,7 +333,7 @@ class Subscription:
                 for event in batch:
                     if self._closing:
                         return
-                    if event.ack_id in leaser:  # else its lease was dropped: it is stale
+                    if event.ack_id in held:  # else its lease was dropped: it is stale
                         if recording:
                             recording = self._start_span(event)
                         yield event
@@ -373,11 +373,17 @@ class Subscription:
 
     async def ack(self, event: Event) -> None:
         """Queue an ack for ``event`` (use ``await event.ack()``)."""
-        stream, ack_id = self._settle(event)
+        # The hot path of every subscription: `_settle` and `_acker` written out.
+        delivery, stream, workers = event.delivery, event.stream, self._workers
+        if delivery is None or stream is None:
+            raise StreamkitError(f"{event!r} was not received from a subscription")
+        delivery.settle()
         try:
-            self._acker().ack(stream, ack_id)
+            if workers is None:
+                raise ClientClosed("the subscription is not running")
+            workers.acker.ack(stream, delivery.ack_id)
         except ClientClosed:
-            await self._settle_late(stream, ack_id)
+            await self._settle_late(stream, delivery.ack_id)
 
     async def nack(self, event: Event, delay: float | None, reason: str | None = None) -> None:
         """Queue a nack: redeliver ``event`` after ``delay`` seconds (``await event.nack()``),

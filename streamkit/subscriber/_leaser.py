@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, KeysView, Mapping
 from dataclasses import dataclass
 
 from streamkit._http.api import API
@@ -70,6 +70,11 @@ class Leaser:
 
     def __contains__(self, ack_id: object) -> bool:
         return ack_id in self._leases
+
+    @property
+    def held_ids(self) -> KeysView[str]:
+        """The ack ids leased now: a live, read-only view (cheap to test membership in)."""
+        return self._leases.keys()
 
     @property
     def deadline(self) -> float:
