@@ -166,7 +166,7 @@ function streamsPage(params) {
     const data = await api("/api/dashboard?limit=" + PAGE + "&offset=" + offset + "&q=" + enc(q));
     if (mine !== generation) return;
     const last = Math.min(data.total, offset + data.streams.length);
-    info.textContent = data.total ? (offset + 1) + "–" + last + " of " + data.total : "no streams" + (q ? " match" : "");
+    info.textContent = data.total ? (offset + 1) + "-" + last + " of " + data.total : "no streams" + (q ? " match" : "");
     next.disabled = last >= data.total;
     const rows = data.streams.map((s) => el("tr", { "data-stream": s.name },
       el("td", {}, el("a", { href: "#/streams/" + enc(s.name), text: s.name })),
