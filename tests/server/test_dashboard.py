@@ -182,3 +182,21 @@ async def test_sampling_runs_in_a_named_task_that_stop_ends() -> None:
     assert "streamkit-rates" not in {t.get_name() for t in asyncio.all_tasks()}
     with pytest.raises(ValueError):
         RateHistory({"c": counter}, interval=0)
+
+
+async def test_the_rates_counters_are_in_the_metrics_exposition(
+    secured: ServerHandle, http: aiohttp.ClientSession
+) -> None:
+    http.headers["Authorization"] = f"Bearer {KEY}"
+    api = Api(http, secured.url)
+    await api.stream("orders")
+    await api.consumer()
+    await api.publish("orders", msgs("a", "b", "c"))
+    got = await api.receive(batch_size=2)
+    await api.ack([d["ack_id"] for d in got])
+    async with http.get(secured.url + "/metrics") as r:
+        text = await r.text()
+    lines = set(text.splitlines())
+    assert 'streamkit_stream_messages_published_total{stream="orders"} 3' in lines
+    assert 'streamkit_consumer_messages_acked_total{stream="orders",consumer="billing"} 2' in lines
+    assert "# TYPE streamkit_consumer_messages_redelivered_total counter" in lines
