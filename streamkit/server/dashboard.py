@@ -98,7 +98,8 @@ async def _index(request: web.Request) -> web.StreamResponse:
 
 async def overview(request: web.Request) -> web.Response:
     """One poll of the dashboard: ``?q`` filters stream names (a substring, any case),
-    ``offset``/``limit`` page them; ``stream`` adds that stream's consumers."""
+    ``offset``/``limit`` page them; ``stream`` adds that stream (``stream``) and its
+    consumers (``consumers``), both ``null`` without it."""
     query = request.query
     text = query.get("q", "")
     if len(text) > MAX_NAME_LENGTH:
@@ -108,9 +109,11 @@ async def overview(request: web.Request) -> web.Response:
     store = request.app[STORE]
     history = request.app[RATES]
     consumers: list[dict[str, Any]] | None = None
+    selected_row: dict[str, Any] | None = None
     if selected := query.get("stream"):
         stream = await store.get_stream(selected)
         consumers = await _consumer_rows(request, store, stream)
+        selected_row = await _stream_row(store, history, stream)
     needle = text.lower()
     matched = sorted(
         (s for s in await store.list_streams() if needle in s.name.lower()),
@@ -125,6 +128,7 @@ async def overview(request: web.Request) -> web.Response:
             "offset": offset,
             "limit": limit,
             "streams": [row for row in rows if row is not None],
+            "stream": selected_row,
             "consumers": consumers,
         }
     )

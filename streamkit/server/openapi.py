@@ -396,30 +396,29 @@ class Operation:
 
 
 _RATES: Schema = {"type": "array", "items": {"type": "number", "minimum": 0}}
+_DASHBOARD_STREAM: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "message_count": {"type": "integer"},
+        "consumer_count": {"type": "integer"},
+        "storage_size": {"type": "integer"},
+        "first_seq": _nullable(_SEQ),
+        "last_seq": _nullable(_SEQ),
+        "publish_rate": _RATES,
+    },
+}
 _DASHBOARD: Schema = {
     "type": "object",
-    "required": ["interval_ms", "total", "offset", "limit", "streams", "consumers"],
+    "required": ["interval_ms", "total", "offset", "limit", "streams", "stream", "consumers"],
     "properties": {
-        "interval_ms": {"type": "integer", "description": "Seconds between rate samples, in ms"},
+        "interval_ms": {"type": "integer", "description": "Time between rate samples, in ms"},
         "total": {"type": "integer", "description": "Streams matching q (all pages)"},
         "offset": {"type": "integer"},
         "limit": {"type": "integer"},
-        "streams": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "message_count": {"type": "integer"},
-                    "consumer_count": {"type": "integer"},
-                    "storage_size": {"type": "integer"},
-                    "first_seq": _nullable(_SEQ),
-                    "last_seq": _nullable(_SEQ),
-                    "publish_rate": _RATES,
-                },
-            },
-        },
+        "streams": {"type": "array", "items": _DASHBOARD_STREAM},
+        "stream": _nullable(_DASHBOARD_STREAM),
         "consumers": _nullable(
             {
                 "type": "array",

@@ -44,7 +44,7 @@ async def _overview(api: Api, **params: str | int) -> dict[str, Any]:
 
 
 async def _consumer(api: Api, name: str = "billing") -> dict[str, Any]:
-    body = await _overview(api, stream="orders", q="orders")
+    body = await _overview(api, stream="orders", limit=1)
     row: dict[str, Any] = next(c for c in body["consumers"] if c["name"] == name)
     return row
 
@@ -58,7 +58,11 @@ async def test_streams_show_counts_seqs_and_publish_rate(api: Api) -> None:
     await api.publish("orders", msgs("a", "b", "c"))
     body = await _overview(api)
     assert body["total"] == 2
-    assert body["consumers"] is None
+    assert (body["stream"], body["consumers"]) == (None, None)
+    selected = await _overview(api, stream="orders", q="empty")
+    assert [s["name"] for s in selected["streams"]] == ["empty"]  # q pages the list
+    assert selected["stream"]["name"] == "orders"  # stream picks one, whatever the page
+    assert selected["stream"]["last_seq"] == 3
     by_name = {s["name"]: s for s in body["streams"]}
     assert [s["name"] for s in body["streams"]] == ["empty", "orders"]
     orders = by_name["orders"]

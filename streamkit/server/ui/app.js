@@ -191,9 +191,9 @@ function consumersPage(stream) {
     el("h1", { text: "Consumers of " + stream }), summary,
     el("p", {}, el("a", { href: "#/streams/" + enc(stream) + "/tail", text: "live tail and publish" })), holder);
   poll(async (mine) => {
-    const data = await api("/api/dashboard?limit=1&q=" + enc(stream) + "&stream=" + enc(stream));
+    const data = await api("/api/dashboard?limit=1&stream=" + enc(stream));
     if (mine !== generation) return;
-    const s = data.streams.find((row) => row.name === stream);
+    const s = data.stream;
     if (s) summary.textContent = s.message_count + " messages, " + bytes(s.storage_size) + ", seq " + (s.first_seq ?? "–") + " to " + (s.last_seq ?? "–") + ", " + perSecond(s.publish_rate) + " published";
     const rows = data.consumers.map((c) => el("tr", { "data-consumer": c.name },
       el("td", { text: c.name + (c.ephemeral ? " (ephemeral)" : "") }),
