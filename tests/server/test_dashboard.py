@@ -21,6 +21,7 @@ from streamkit.server.rates import RateHistory
 from streamkit.testing import ServerHandle, run_server
 from tests.chromium import Chromium
 from tests.http_api import Api, msgs
+from tests.server_process import ServerProcess
 
 KEY = "s3cret-key"
 
@@ -78,6 +79,19 @@ async def test_no_data_without_the_key(secured: ServerHandle, http: aiohttp.Clie
     async with http.get(secured.url + "/api/dashboard", headers=bearer) as r:
         assert r.status == 200
         assert [s["name"] for s in (await r.json())["streams"]] == ["orders"]
+
+
+async def test_the_server_process_serves_the_dashboard_and_stops_cleanly(
+    server_process: ServerProcess, http: aiohttp.ClientSession
+) -> None:
+    await server_process.astart()
+    async with http.get(server_process.url + "/") as r:  # follows the redirect
+        assert (r.status, r.url.path) == (200, "/ui/")
+        assert b'<script src="app.js"' in await r.read()
+    async with http.get(server_process.url + "/api/dashboard") as r:
+        assert r.status == 200
+    # SIGTERM: the rate sampling task is cancelled with the rest, and the exit is clean
+    assert await asyncio.to_thread(server_process.stop) == 0
 
 
 # -- auth in the browser ---------------------------------------------------------------
