@@ -29,7 +29,7 @@ SHOT_AT = 7
 """Seconds into the demo when the browser opens the page (while traffic flows)."""
 
 
-async def traffic(url: str) -> None:
+async def traffic(url: str, seconds: float = SECONDS) -> None:
     """Publish; ``billing`` acks at its own pace, ``shipping`` reads nothing, ``audit``
     dead-letters one message (max_deliver=1)."""
     async with streamkit.connect(url) as client:
@@ -39,7 +39,7 @@ async def traffic(url: str) -> None:
         await client.create_consumer("orders", "shipping", "orders.us.>", exist_ok=True)
         await client.create_consumer("orders", "audit", "orders.eu.>", max_deliver=1)
         n = 0
-        for tick in range(SECONDS * 2):  # bounded: one burst every half second
+        for tick in range(int(seconds * 2)):  # bounded: one burst every half second
             burst = [
                 Event({"id": n + i, "total": 12.5 + i}, key=f"orders.{('eu', 'us')[i % 2]}.{n + i}")
                 for i in range(20 + 10 * (tick % 4))
@@ -84,22 +84,24 @@ async def screenshot(chromium: str, profile: Path, url: str, out: Path) -> None:
             await proc.wait()
 
 
-async def main(out: Path) -> None:
+async def main(out: Path, *, seconds: float = SECONDS, shot_at: float = SHOT_AT) -> Path:
+    """Run the demo for ``seconds``; photograph the page ``shot_at`` seconds in."""
     chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
     if chromium is None:
         raise SystemExit("chromium is not installed")
     with tempfile.TemporaryDirectory(prefix="streamkit-shot-") as tmp:
         running = await start_server(SqliteStore(Path(tmp) / "db"), dashboard_interval=1.0)
         try:
-            demo = asyncio.create_task(traffic(running.url), name="demo-traffic")
+            demo = asyncio.create_task(traffic(running.url, seconds), name="demo-traffic")
             try:
-                await asyncio.sleep(SHOT_AT)
+                await asyncio.sleep(shot_at)
                 await screenshot(chromium, Path(tmp) / "profile", running.url, out)
             finally:
                 await demo
         finally:
             await running.close()
     print(f"wrote {out}")
+    return out
 
 
 if __name__ == "__main__":
