@@ -214,3 +214,40 @@ async def test_the_rates_counters_are_in_the_metrics_exposition(
     assert 'streamkit_stream_messages_published_total{stream="orders"} 3' in lines
     assert 'streamkit_consumer_messages_acked_total{stream="orders",consumer="billing"} 2' in lines
     assert "# TYPE streamkit_consumer_messages_redelivered_total counter" in lines
+
+
+# -- bad input on the pages ------------------------------------------------------------------
+
+
+async def test_bad_input_on_the_pages_gets_the_servers_message(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with run_server(tmp_path / "db") as server:
+        api = Api(http, server.url)
+        await api.stream("orders")
+        await api.consumer(max_deliver=1)
+        await api.publish("orders", msgs("a", "b", "c"))
+        await api.nack([d["ack_id"] for d in await api.receive(batch_size=3)])
+        async with Chromium(tmp_path / "profile") as page:
+            await page.goto(server.url + "/ui/#/streams/orders/tail?key_pattern=orders..x")
+            state = "document.querySelector('#tail-state')"
+            await page.wait_for(f"{state}.className === 'error'")
+            assert "Invalid parameter `key_pattern`" in await page.text("#tail-state")
+            await page.goto(server.url + "/ui/#/streams/orders/tail")
+            await page.wait_for(f"{state}.textContent === 'live'")
+            await page.fill("#publish-key", "bad key!")
+            await page.click("#publish button[type=submit]")
+            await page.wait_for("document.querySelector('#published.error') !== null")
+            shown = await page.text("#published")
+            assert shown.startswith("Validation failed; messages[0].key: ")
+            # "Redrive all" from the dead letters page: all three deliverable again
+            await page.goto(server.url + "/ui/#/streams/orders/consumers/billing/dead")
+            await page.wait_for("document.querySelectorAll('#dead tbody tr').length === 3")
+            await page.click("#redrive-all")
+            await page.wait_for("document.querySelector('#no-dead') !== null")
+            assert await page.text("#result") == "Redriven: 3"
+        # the browser logged the two refused requests (400, 422); the page threw nothing
+        assert len(page.errors) == 2
+        assert all("status of 4" in e for e in page.errors)
+        assert [d["message"]["key"] for d in await api.receive(batch_size=10)] == ["a", "b", "c"]
+        assert [m["key"] for m in await api.read()] == ["a", "b", "c"]  # the bad one: not stored

@@ -46,8 +46,17 @@ async function api(path, options) {
     throw new AuthError("unauthorized");
   }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.summary || response.status + " " + response.statusText);
+  if (!response.ok) throw new Error(problem(body, response));
   return body;
+}
+
+// An error answer as one line: the summary, then each field's problems.
+function problem(body, response) {
+  const parts = [body.summary || response.status + " " + response.statusText];
+  for (const [field, errors] of Object.entries(body.validation_errors || {})) {
+    parts.push(field + ": " + [].concat(errors).join(", "));
+  }
+  return parts.join("; ");
 }
 
 function post(path, body) {
@@ -296,7 +305,7 @@ async function follow(stream, pattern, list, state) {
       if (response.status === 401) { needKey("The server refused this API key (401 Unauthorized). Enter the right key."); return; }
       if (!response.ok) {
         const body = await response.json().catch(() => ({}));
-        state.textContent = body.summary || "error " + response.status;
+        state.textContent = problem(body, response);
         state.className = "error";
         return;
       }
