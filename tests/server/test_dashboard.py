@@ -251,3 +251,34 @@ async def test_bad_input_on_the_pages_gets_the_servers_message(
         assert all("status of 4" in e for e in page.errors)
         assert [d["message"]["key"] for d in await api.receive(batch_size=10)] == ["a", "b", "c"]
         assert [m["key"] for m in await api.read()] == ["a", "b", "c"]  # the bad one: not stored
+
+
+async def test_an_open_page_polls_once_every_few_seconds(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """No polling storm: the streams page asks once per 3 s, whatever it shows."""
+    async with run_server(tmp_path / "db") as server:
+        api = Api(http, server.url)
+        for name in ("orders", "payments", "audit"):
+            await api.stream(name)
+        async with Chromium(tmp_path / "profile") as page:
+            await page.goto(server.url + "/ui/")
+            await page.wait_for("document.querySelectorAll('#streams tbody tr').length === 3")
+            await asyncio.sleep(7)  # bounded: long enough for two more polls
+        async with http.get(server.url + "/metrics") as r:
+            text = await r.text()
+    polls = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("streamkit_http_requests_total{")
+        and 'route="/api/dashboard"' in line
+    )
+    others = [
+        line
+        for line in text.splitlines()
+        if line.startswith("streamkit_http_requests_total{") and 'route="/api/' in line
+        and 'route="/api/dashboard"' not in line
+        and 'method="POST",route="/api/streams"' not in line  # the test's own set-up
+    ]
+    assert 2 <= polls <= 4  # at 0, 3 and 6 s; one request each, never one per stream
+    assert others == []  # nothing else of the API was asked for
