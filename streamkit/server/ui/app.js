@@ -354,6 +354,7 @@ function onEvent(block, list) {
 
 function route() {
   stop();
+  setStatus("");
   document.getElementById("auth").hidden = true;
   document.getElementById("forget").hidden = !apiKey();
   const [path, query] = location.hash.replace(/^#/, "").split("?");
