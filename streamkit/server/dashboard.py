@@ -139,9 +139,7 @@ def _summed(series: Sequence[list[float]]) -> list[float]:
     return [sum(values) for values in zip(*series, strict=False)] if series else []
 
 
-async def _stream_row(
-    store: Store, history: RateHistory, s: StreamRecord
-) -> dict[str, Any] | None:
+async def _stream_row(store: Store, history: RateHistory, s: StreamRecord) -> dict[str, Any] | None:
     try:
         first = await store.read_messages(s.id, MessageQuery(limit=1))
         last = await store.read_messages(s.id, MessageQuery(limit=1, descending=True))

@@ -126,9 +126,7 @@ async def test_bad_parameters_and_unknown_stream(api: Api) -> None:
 # -- the pages, in a real browser ----------------------------------------------------------
 
 
-async def test_pages_load_without_console_errors(
-    api: Api, engine: Engine, tmp_path: Path
-) -> None:
+async def test_pages_load_without_console_errors(api: Api, engine: Engine, tmp_path: Path) -> None:
     await api.stream("orders")
     await api.consumer(max_deliver=1)
     await api.publish("orders", msgs("a", "b"))

@@ -270,13 +270,13 @@ async def test_an_open_page_polls_once_every_few_seconds(
     polls = sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("streamkit_http_requests_total{")
-        and 'route="/api/dashboard"' in line
+        if line.startswith("streamkit_http_requests_total{") and 'route="/api/dashboard"' in line
     )
     others = [
         line
         for line in text.splitlines()
-        if line.startswith("streamkit_http_requests_total{") and 'route="/api/' in line
+        if line.startswith("streamkit_http_requests_total{")
+        and 'route="/api/' in line
         and 'route="/api/dashboard"' not in line
         and 'method="POST",route="/api/streams"' not in line  # the test's own set-up
     ]
