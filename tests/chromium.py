@@ -175,16 +175,26 @@ class Chromium:
         return result["result"].get("value")
 
     async def wait_for(self, expression: str, *, timeout: float | None = None) -> Any:
-        """Poll ``expression`` until it is truthy (bounded); its value."""
+        """Poll ``expression`` until it is truthy (bounded); its value.
+
+        An expression that throws (an element the page has not drawn yet) counts
+        as not yet true; the last error is in the failure message.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout or self.timeout)
+        error: RuntimeError | None = None
         while True:
-            value = await self.evaluate(expression)
+            try:
+                value = await self.evaluate(expression)
+            except RuntimeError as exc:
+                value, error = None, exc
             if value:
                 return value
             if loop.time() > deadline:
                 text = await self.evaluate("document.body ? document.body.innerText : ''")
-                raise AssertionError(f"never true: {expression}\npage text:\n{text}")
+                raise AssertionError(
+                    f"never true: {expression}\nlast error: {error}\npage text:\n{text}"
+                )
             await asyncio.sleep(0.1)
 
     async def text(self, selector: str) -> str:
