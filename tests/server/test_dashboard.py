@@ -122,10 +122,15 @@ async def test_a_wrong_key_shows_the_401_message_and_the_right_one_is_kept(
         await api.publish("orders", msgs("orders.eu.1"))
         await page.wait_for("document.querySelector('#tail li[data-seq=\"1\"]') !== null")
         assert await page.evaluate(f"sessionStorage.getItem('streamkit.apiKey') === '{KEY}'")
-        # the browser logs the two refused loads (no key, wrong key); nothing else
+        # "Forget key": gone from the tab, and the page asks again
+        await page.click("#forget")
+        await page.wait_for("!document.querySelector('#auth').hidden")
+        assert await page.evaluate("sessionStorage.getItem('streamkit.apiKey')") is None
+        assert "needs an API key (401" in await page.text("#auth-message")
+        # the browser logs the refused loads (no key, wrong key, forgotten); nothing else
         unexpected = [e for e in page.errors if "status of 401" not in e]
         assert unexpected == []
-        assert len(page.errors) == 2
+        assert len(page.errors) == 3
 
 
 # -- 1,000 streams ----------------------------------------------------------------------------

@@ -42,7 +42,7 @@ async function api(path, options) {
   opts.headers = headers(opts.headers);
   const response = await fetch(path, opts);
   if (response.status === 401) {
-    needKey(apiKey() ? "The server refused this API key (401 Unauthorized). Enter the right key." : "This server needs an API key (401 Unauthorized).");
+    unauthorized();
     throw new AuthError("unauthorized");
   }
   const body = await response.json().catch(() => ({}));
@@ -61,6 +61,10 @@ function problem(body, response) {
 
 function post(path, body) {
   return api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+}
+
+function unauthorized() {
+  needKey(apiKey() ? "The server refused this API key (401 Unauthorized). Enter the right key." : "This server needs an API key (401 Unauthorized).");
 }
 
 function needKey(message) {
@@ -302,7 +306,7 @@ async function follow(stream, pattern, list, state) {
     if (after !== null) url += "&last_event_id=" + after;
     try {
       const response = await fetch(url, { headers: headers({ Accept: "text/event-stream" }), signal: controller.signal });
-      if (response.status === 401) { needKey("The server refused this API key (401 Unauthorized). Enter the right key."); return; }
+      if (response.status === 401) { unauthorized(); return; }
       if (!response.ok) {
         const body = await response.json().catch(() => ({}));
         state.textContent = problem(body, response);
