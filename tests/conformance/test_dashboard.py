@@ -6,6 +6,7 @@ rate shows up within the test; nothing else differs from ``streamkit serve``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -111,6 +112,20 @@ async def test_streams_page_and_filter(api: Api) -> None:
     assert [s["name"] for s in body["streams"]] == ["s10", "s11"]
     assert (await _overview(api, limit=5))["total"] == 13
     assert [s["name"] for s in (await _overview(api, q="oth"))["streams"]] == ["other"]
+
+
+async def test_a_thousand_streams_page_and_filter(api: Api) -> None:
+    names = [f"s{i:04d}" for i in range(1000)]
+    for start in range(0, len(names), 50):  # bounded: 50 requests at a time
+        await asyncio.gather(*(api.stream(n) for n in names[start : start + 50]))
+    await api.publish("s0999", msgs("a", "b"))
+    first = await _overview(api)
+    assert (first["total"], [s["name"] for s in first["streams"]]) == (1000, names[:50])
+    last = await _overview(api, offset=900, limit=200)
+    assert [s["name"] for s in last["streams"]] == names[900:]
+    assert (last["streams"][-1]["message_count"], last["streams"][-1]["last_seq"]) == (2, 2)
+    found = await _overview(api, q="S099")
+    assert [s["name"] for s in found["streams"]] == names[990:]
 
 
 async def test_bad_parameters_and_unknown_stream(api: Api) -> None:
