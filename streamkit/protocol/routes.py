@@ -54,6 +54,8 @@ DEAD_LETTERS = Route("deadLetters", "GET", _CONSUMER + "/dead")
 REDRIVE = Route("redrive", "POST", _CONSUMER + "/dead/redrive")
 DISCARD_DEAD = Route("discardDead", "POST", _CONSUMER + "/dead/discard")
 RESET_CONSUMER = Route("resetConsumer", "POST", _CONSUMER + "/reset")
+DASHBOARD = Route("dashboard", "GET", "/api/dashboard")
+"""What one poll of the dashboard page (``/ui/``) shows: streams, consumers, rates."""
 
 ROUTES: tuple[Route, ...] = (
     HEALTH,
@@ -81,5 +83,6 @@ ROUTES: tuple[Route, ...] = (
     REDRIVE,
     DISCARD_DEAD,
     RESET_CONSUMER,
+    DASHBOARD,
 )
 """Every route the server serves, in the order it registers them."""

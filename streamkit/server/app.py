@@ -25,7 +25,7 @@ from aiohttp import web
 from streamkit.protocol import routes
 from streamkit.protocol.routes import Route
 from streamkit.protocol.wire import MAX_MESSAGE_BYTES
-from streamkit.server import openapi, sse, validation
+from streamkit.server import dashboard, openapi, rates, sse, validation
 from streamkit.server.limits import DEFAULT_MAX_LONG_POLLS, DEFAULT_MAX_WAITING, LongPolls
 from streamkit.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from streamkit.server.metrics import ServerMetrics, refresh_store_gauges
@@ -76,6 +76,8 @@ def create_app(
     max_long_polls: int = DEFAULT_MAX_LONG_POLLS,
     sse_heartbeat: float = DEFAULT_SSE_HEARTBEAT,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
+    dashboard_interval: float = rates.DEFAULT_INTERVAL,
+    dashboard_window: int = rates.DEFAULT_WINDOW,
 ) -> web.Application:
     """Build the app. The store is opened on startup and closed on cleanup.
 
@@ -85,6 +87,8 @@ def create_app(
     at once, answering 429 past them; ``sse_heartbeat`` is the seconds between
     keepalive comments on an idle live tail; a message whose ``data`` is over
     ``max_message_bytes`` gets 413 and nothing of its batch is stored.
+    The dashboard (``/ui/``) samples its rates every ``dashboard_interval``
+    seconds and keeps ``dashboard_window`` of them.
     """
     if sse_heartbeat <= 0:
         raise ValueError("sse_heartbeat must be positive")
@@ -121,6 +125,7 @@ def create_app(
     handlers = _handlers()
     for route in routes.ROUTES:
         app.router.add_route(route.method, route.path, handlers[route])
+    dashboard.add_pages(app, interval=dashboard_interval, window=dashboard_window)
     return app
 
 
@@ -152,6 +157,7 @@ def _handlers() -> dict[Route, Handler]:
         routes.REDRIVE: redrive,
         routes.DISCARD_DEAD: discard_dead,
         routes.RESET_CONSUMER: reset_consumer,
+        routes.DASHBOARD: dashboard.overview,
     }
 
 
@@ -262,7 +268,7 @@ def _auth_middleware(api_key: str) -> Any:
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != routes.HEALTH.path:
+        if request.path != routes.HEALTH.path and not dashboard.is_page(request):
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 raise ErrorResponse(
@@ -380,6 +386,7 @@ async def publish(request: web.Request) -> web.Response:
     messages = validation.publish_body(await _json_body(request), limit)
     result = await _store(request).publish(stream, messages)
     request.app[METRICS].published.inc(result.published)
+    request.app[METRICS].stream_published.inc(result.published, (stream,))
     return json_response({"data": {"published": result.published, "acks": result.acks}})
 
 
@@ -446,6 +453,7 @@ async def receive(request: web.Request) -> web.Response:
     server_metrics.delivered.inc(len(deliveries))
     if again := sum(1 for d in deliveries if d["delivery_count"] > 1):
         server_metrics.redelivered.inc(again)
+        server_metrics.consumer_redelivered.inc(again, (m["stream"], m["consumer"]))
     return json_response({"data": deliveries})
 
 
@@ -455,6 +463,7 @@ async def ack(request: web.Request) -> web.Response:
     m = request.match_info
     await _store(request).ack(m["stream"], m["consumer"], ids)
     request.app[METRICS].acked.inc(len(ids))
+    request.app[METRICS].consumer_acked.inc(len(ids), (m["stream"], m["consumer"]))
     return json_response({"success": True})
 
 

@@ -109,6 +109,10 @@ class Counter(_Metric):
         """The current total of one series (0 when never incremented)."""
         return self._values.get(labels, 0.0)
 
+    def series(self) -> dict[Labels, float]:
+        """A copy of every series' current total, by label values."""
+        return dict(self._values)
+
     def samples(self) -> list[str]:
         """One line per series."""
         return [
@@ -294,6 +298,21 @@ class ServerMetrics:
             "streamkit_metrics_store_errors_total",
             "Scrapes whose consumer stats could not be read from the store.",
         )
+        self.stream_published = Counter(
+            "streamkit_stream_messages_published_total",
+            "Messages stored by publish requests, per stream as the request named it.",
+            ["stream"],
+        )
+        self.consumer_acked = Counter(
+            "streamkit_consumer_messages_acked_total",
+            "Ack ids accepted by the ack route, per stream and consumer as the request named them.",
+            ["stream", "consumer"],
+        )
+        self.consumer_redelivered = Counter(
+            "streamkit_consumer_messages_redelivered_total",
+            "Redeliveries (delivery_count > 1), per stream and consumer as the request named them.",
+            ["stream", "consumer"],
+        )
 
     def all(self) -> list[_Metric]:
         """Every metric, in exposition order."""
@@ -313,6 +332,9 @@ class ServerMetrics:
             self.requests,
             self.latency,
             self.scrape_errors,
+            self.stream_published,
+            self.consumer_acked,
+            self.consumer_redelivered,
         ]
 
     def render(self) -> str:

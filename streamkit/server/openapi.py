@@ -395,6 +395,54 @@ class Operation:
         return self.route.name
 
 
+_RATES: Schema = {"type": "array", "items": {"type": "number", "minimum": 0}}
+_DASHBOARD_STREAM: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "message_count": {"type": "integer"},
+        "consumer_count": {"type": "integer"},
+        "storage_size": {"type": "integer"},
+        "first_seq": _nullable(_SEQ),
+        "last_seq": _nullable(_SEQ),
+        "publish_rate": _RATES,
+    },
+}
+_DASHBOARD: Schema = {
+    "type": "object",
+    "required": ["interval_ms", "total", "offset", "limit", "streams", "stream", "consumers"],
+    "properties": {
+        "interval_ms": {"type": "integer", "description": "Time between rate samples, in ms"},
+        "total": {"type": "integer", "description": "Streams matching q (all pages)"},
+        "offset": {"type": "integer"},
+        "limit": {"type": "integer"},
+        "streams": {"type": "array", "items": _DASHBOARD_STREAM},
+        "stream": _nullable(_DASHBOARD_STREAM),
+        "consumers": _nullable(
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "filter_key_pattern": {"type": "string"},
+                        "ephemeral": {"type": "boolean"},
+                        "max_deliver": _nullable({"type": "integer"}),
+                        "lag": {"type": "integer", "description": "pending + in_flight"},
+                        "pending": {"type": "integer"},
+                        "in_flight": {"type": "integer"},
+                        "dead": {"type": "integer"},
+                        "redelivered": {"type": "integer"},
+                        "ack_rate": _RATES,
+                    },
+                },
+            }
+        ),
+    },
+}
+
 _WAIT: Schema = {
     "type": "integer",
     "minimum": 0,
@@ -613,6 +661,18 @@ OPERATIONS: tuple[Operation, ...] = (
         body="ResetBody",
         ok_schema=_ref("Consumer"),
         errors=(400, 404, 413, 422),
+    ),
+    Operation(
+        routes.DASHBOARD,
+        "One poll of the dashboard: a page of streams with publish rates, one stream's consumers",
+        query={
+            "q": {"type": "string", "maxLength": MAX_NAME_LENGTH},
+            "offset": _int(0),
+            "limit": _int(1, 200, default=50),
+            "stream": _NAME,
+        },
+        ok_schema=_DASHBOARD,
+        errors=(400, 404),
     ),
 )
 

@@ -13,6 +13,7 @@ import pytest
 
 from streamkit.client import AsyncClient
 from streamkit.testing import ServerHandle
+from tests.chromium import require_chromium
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TIMEOUT = 30.0
@@ -84,3 +85,13 @@ async def test_aiohttp_service(
 async def test_demo(streamkit_server: ServerHandle, capsys: pytest.CaptureFixture[str]) -> None:
     await asyncio.wait_for(load("demo").run(streamkit_server.url), TIMEOUT)
     assert "newest two, read backward: [5, 4]" in capsys.readouterr().out
+
+
+async def test_dashboard_screenshot(tmp_path: Path) -> None:
+    require_chromium()
+    out = await asyncio.wait_for(
+        load("dashboard_screenshot").main(tmp_path / "shot.png", seconds=2, shot_at=1.5), 60
+    )
+    png = out.read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) > 5000  # a drawn page, not an empty image

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamkit.protocol import routes
 from streamkit.protocol.routes import ROUTES, Route
-from streamkit.server import openapi
+from streamkit.server import dashboard, openapi
 from streamkit.server.app import create_app
 from streamkit.server.store.sqlite.store import SqliteStore
 
@@ -18,6 +18,7 @@ NOT_FOR_THE_CLIENT = {
     routes.METRICS,  # for Prometheus
     routes.OPENAPI,  # for tools
     routes.RECEIVE_GET,  # Sequin's GET twin of receive; the client posts
+    routes.DASHBOARD,  # for the dashboard page (/ui/), which polls it from the browser
 }
 
 
@@ -32,7 +33,8 @@ def test_names_are_unique() -> None:
 
 def test_the_app_serves_exactly_the_table(tmp_path: Path) -> None:
     app = create_app(SqliteStore(tmp_path / "db.sqlite"))
-    assert openapi.registered(app.router) == _table()
+    # Beside the table: the dashboard's page routes (its static files are not listed).
+    assert openapi.registered(app.router) == _table() | dashboard.PAGES
 
 
 def test_the_document_describes_exactly_the_table() -> None:
