@@ -81,9 +81,9 @@ class Subscription:
       payload that does not fit raises `DecodeError` there, in the handler,
       and the subscription goes on (the event stays unsettled until the
       handler acks or nacks it, or the subscription closes).
-    - With OpenTelemetry installed, each event handed out gets a consumer span
-      (``event.delivery.span``), linked to the context it was published in and
-      ended when the event is settled.
+    - With an OpenTelemetry tracer provider installed, each event handed out gets
+      a consumer span (``event.delivery.span``), linked to the context it was
+      published in and ended when the event is settled.
 
     Iterate a subscription from one loop at a time.
     """
@@ -325,11 +325,11 @@ class Subscription:
             workers = self._workers
             assert workers is not None  # start() made them or raised
             leaser = workers.leaser
-            traced = tracing.enabled()
             while True:
                 batch = await workers.prefetcher.next_batch()
                 if batch is None:
                     return
+                traced = tracing.recording()
                 for event in batch:
                     if self._closing:
                         return
@@ -359,11 +359,11 @@ class Subscription:
             workers = self._workers
             assert workers is not None  # start() made them or raised
             leaser = workers.leaser
-            traced = tracing.enabled()
             while True:
                 events = await workers.prefetcher.next_batch()
                 if events is None or self._closing:
                     return
+                traced = tracing.recording()
                 # A lease dropped (max_lease) while the batch waited makes its event stale.
                 held = [event for event in events if event.ack_id in leaser]
                 if not held:
