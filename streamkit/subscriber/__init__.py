@@ -65,7 +65,7 @@ class Subscription:
       ids are sent in batches every ``ack_interval`` seconds. Settling an
       event twice is a no-op.
     - ``subscription.batches()`` hands out the same events a receive at a time,
-      as `Batch` es settled whole with ``await batch.ack()`` / ``nack()``.
+      as `Batch` objects settled whole with ``await batch.ack()`` or ``nack()``.
     - Until it is settled, an event's ack deadline is renewed in the background,
       for at most ``max_lease`` seconds.
     - Lost connections and server restarts are retried with backoff for as
