@@ -4,7 +4,8 @@ while its request is in flight forms the next batch.
 The send route here is a recording stand-in for `API.send`, so each test sees exactly
 when a batch started relative to the publish calls (how many had returned), and holds
 each response until the test lets it go. No wall clock is read: the loop's clock is
-frozen, so a linger timer could never fire and only "at once" can pass.
+frozen, so a linger timer could never fire and only "at once" can pass. The last test
+does the same against the real server, holding the first request back at the client.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from typing import Any, cast
 
 import pytest
 
+import streamkit
 from streamkit import Ack, Event, PublisherConfig
 from streamkit._http.api import API
 from streamkit.publisher import Publisher
+from streamkit.testing import ServerHandle
+from tests.stream_reads import read_all
 
 TURNS = 50
 """Loop turns a test gives the lane to start a request (it needs a handful)."""
@@ -150,3 +154,39 @@ async def test_an_explicit_linger_still_holds_a_lone_event_back(
     send.answer(0)
     await asyncio.wait_for(flushed, 5)
     assert event.acked
+
+
+async def test_against_the_server_a_burst_during_a_request_is_the_next_request(
+    streamkit_server: ServerHandle,
+) -> None:
+    config = PublisherConfig(max_in_flight=1)  # the defaults otherwise: no linger
+    async with streamkit.connect(streamkit_server.url, publisher=config, timeout=5.0) as client:
+        await client.create_stream("s")
+        api = client.api
+        real_send = api.send
+        sizes: list[int] = []
+        started = asyncio.Event()
+        gate = asyncio.Event()
+
+        async def held_send(
+            stream: str, messages: Sequence[Mapping[str, Any]], *, retry: bool = True
+        ) -> list[Ack]:
+            sizes.append(len(messages))
+            started.set()
+            await asyncio.wait_for(gate.wait(), 10)  # the first request stays in flight
+            return await real_send(stream, messages, retry=retry)
+
+        api.send = held_send  # type: ignore[method-assign]
+        first = Event("first")
+        await client.publish("s", first)
+        await asyncio.wait_for(started.wait(), 10)
+        burst = [Event(f"burst {i}") for i in range(50)]
+        await client.publish("s", burst)
+        gate.set()
+        await client.flush(timeout=10)
+        assert sizes == [1, 50]
+        stored = await read_all(client, "s")
+        assert [e.id for e in stored] == [first.id] + [e.id for e in burst]
+        assert [(await e.wait_for_ack(timeout=5)).seq for e in [first, *burst]] == list(
+            range(1, 52)
+        )
