@@ -3,6 +3,8 @@
 - streamkit, one subscription: events/s handed out by ``async for`` and acked
   with ``await event.ack()``, until the last ack reached the server (the
   subscription is closed inside the clock). The events are stored first.
+- streamkit, the batch API: the same, by ``async for batch in
+  subscription.batches()`` and ``await batch.ack()``.
 - nats-py JetStream: a durable pull consumer, ``fetch(batch)`` then
   ``await msg.ack()`` for each, over a file-backed stream, same count and size.
 - streamkit, 4 competing processes on one consumer: from "go" until the server
@@ -99,6 +101,26 @@ async def streamkit_rate(url: str, count: int) -> Rate:
             async for event in sub:
                 await event.ack()
                 received += 1
+                if received == count:
+                    break
+        rate = Rate.since(count, wall, cpu)
+        left = await client.get_consumer(stream, "bench")
+        await client.delete_stream(stream)
+    if (left.pending, left.in_flight) != (0, 0):
+        raise RuntimeError(f"streamkit: {left.pending} pending, {left.in_flight} in flight")
+    return rate
+
+
+async def streamkit_batch_rate(url: str, count: int) -> Rate:
+    """Events/s handed out by ``subscription.batches()`` and acked with ``batch.ack()``."""
+    async with streamkit.connect(url) as client:
+        stream = await new_stream(client, count)
+        received = 0
+        wall, cpu = time.perf_counter(), time.process_time()
+        async with client.subscribe(stream, consumer="bench", batch_size=BATCH) as sub:
+            async for batch in sub.batches():
+                await batch.ack()
+                received += len(batch)
                 if received == count:
                     break
         rate = Rate.since(count, wall, cpu)
@@ -282,9 +304,12 @@ async def run(ctx: Context) -> list[Measurement]:
 
     ours = await best_of(RUNS, lambda: streamkit_rate(url, count))
     note = f"{count:,} events, batch {BATCH}, {best}"
+    batched = await best_of(RUNS, lambda: streamkit_batch_rate(url, count))
     rows = [
         m("streamkit subscription, consume+ack", ours.per_second, "events/s", note),
         m("  client CPU per event", ours.cpu_us, "us", "the consuming process only"),
+        m("streamkit batches(), batch.ack()", batched.per_second, "events/s", note),
+        m("  client CPU per event", batched.cpu_us, "us", "the consuming process only"),
     ]
     nats_url = ctx.nats_url
     if nats_url is not None:
@@ -293,10 +318,17 @@ async def run(ctx: Context) -> list[Measurement]:
             m("nats-py JetStream fetch+ack", peer.per_second, "events/s", note),
             m("  client CPU per event", peer.cpu_us, "us", "the consuming process only"),
             m("streamkit / nats JetStream", ours.per_second / peer.per_second, "x"),
+            m("streamkit batches() / nats JetStream", batched.per_second / peer.per_second, "x"),
         ]
     else:
         rows.append(m("nats-py JetStream fetch+ack", math.nan, "events/s", "no nats-server"))
-    rows += await redis_streams.consume_rows(ctx, count, ours.per_second)  # skipped if absent
+    redis_rows = await redis_streams.consume_rows(ctx, count, ours.per_second)  # skipped if absent
+    rows += redis_rows
+    redis = next(r for r in redis_rows if r.name == "redis-py XREADGROUP+XACK")
+    if not math.isnan(redis.value):
+        rows.append(
+            m("streamkit batches() / redis XREADGROUP", batched.per_second / redis.value, "x")
+        )
     competing, shares = await competing_rate(url, count)
     rows.append(
         m(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import sys
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "consumer_span",
     "context_headers",
     "enabled",
+    "recording",
     "reset",
     "set_attribute",
     "span",
@@ -84,6 +86,26 @@ def _load_propagation() -> Any:
 def enabled() -> bool:
     """True when opentelemetry-api is importable (spans are started)."""
     return _load() is not None
+
+
+def recording() -> bool:
+    """True when a span started now can be recorded: opentelemetry-api is importable and
+    the application installed a tracer provider (an SDK), not only the API's default.
+
+    Without one every span is a no-op that still costs a few microseconds to start; the
+    per-event consumer spans are skipped then (checked once per received batch, so a
+    provider installed later is picked up).
+    """
+    tracer = _load()
+    if tracer is None:
+        return False
+    trace = sys.modules["opentelemetry.trace"]  # imported by _load
+    if isinstance(tracer, trace.NoOpTracer):
+        return False
+    if isinstance(tracer, trace.ProxyTracer):  # follows the global provider, once set
+        provider = trace.get_tracer_provider()
+        return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+    return True
 
 
 def reset() -> None:

@@ -2,11 +2,13 @@
 
 ``publish`` only queues: it tracks each event (the future behind
 ``event.wait_for_ack()``), hashes its key to a lane and returns. Each lane's
-task batches by count, bytes and linger time and sends one batch at a time, so
-events of one key are stored in publish order while several lanes keep several
-batches in flight. The buffer counts events from publish until they are settled
-(queued and in flight alike); when it is full, ``publish`` waits for space or,
-with ``block=False``, raises `QueueFull`.
+task sends one batch at a time: at once when it has nothing in flight, and
+whatever arrived meanwhile as its next batch (up to count and byte limits, or
+after an explicit linger time), so events of one key are stored in publish
+order while several lanes keep several batches in flight. The buffer counts
+events from publish until they are settled (queued and in flight alike); when
+it is full, ``publish`` waits for space or, with ``block=False``, raises
+`QueueFull`.
 """
 
 from __future__ import annotations
@@ -35,9 +37,13 @@ Publishable = Event | Iterable[Event] | AsyncIterable[Event]
 class PublisherConfig:
     """How a `Publisher` batches, buffers and retries.
 
-    - ``max_batch`` (≤ 1000), ``max_bytes``, ``linger``: a batch goes out when it
-      holds ``max_batch`` events or ``max_bytes`` of encoded events, or when its
-      oldest event has waited ``linger`` seconds.
+    - ``max_batch`` (≤ 1000), ``max_bytes``: the most events, and encoded bytes,
+      per request. A lane with nothing in flight sends what it holds at once;
+      what arrives while its request is in flight forms the next batch, so
+      batches grow with the rate and a lone event waits for nothing.
+    - ``linger``: 0 by default. Above 0, a batch that is not full waits until
+      its oldest event has waited ``linger`` seconds, trading latency for
+      bigger batches.
     - ``max_in_flight``: lanes, each with at most one batch in flight; events of
       one key always share a lane, so they are stored in publish order.
     - ``max_buffer``, ``max_buffer_bytes``: events (and their encoded bytes)
@@ -50,7 +56,7 @@ class PublisherConfig:
 
     max_batch: int = 1000
     max_bytes: int = 512 * 1024
-    linger: float = 0.005
+    linger: float = 0.0
     max_in_flight: int = 4
     max_buffer: int = 5_000
     max_buffer_bytes: int = 32 * 1024 * 1024

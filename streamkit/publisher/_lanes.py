@@ -4,6 +4,11 @@ The publisher hashes each event's key to one of its lanes. A lane sends one
 batch at a time and only starts the next when every event of the previous one is
 settled, retries included, so events of one key are stored in the order they
 were published. Several lanes give several batches in flight.
+
+Without a linger time a lane with nothing in flight sends what it holds as soon
+as its task runs, and the events that arrive while a batch is in flight form
+the next one (Nagle's algorithm with the request in flight as the timer): a
+lone event waits for nothing, and batches grow with the rate.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 class Lane:
-    """Batches queued events by count, bytes and linger time; sends them one batch at a time.
+    """Batches queued events by count, bytes and (if above 0) linger time; sends them one
+    batch at a time.
 
     ``on_settled(count, size)`` is called after each batch with how many events
     (and wire bytes) left the lane for good, acked or nacked.
@@ -72,7 +78,8 @@ class Lane:
         """Queue one event; never blocks (the publisher bounds the buffer)."""
         queue = self._queue
         if not queue:
-            self._due_at = asyncio.get_running_loop().time() + self.linger
+            if self.linger:
+                self._due_at = asyncio.get_running_loop().time() + self.linger
             self._wake.set()
         queue.append(queued)
         self.queued += 1
@@ -122,7 +129,8 @@ class Lane:
                 await self._wake.wait()
                 continue
             if (
-                len(self._queue) >= self.max_batch
+                not self.linger
+                or len(self._queue) >= self.max_batch
                 or self._queue_bytes >= self.max_bytes
                 or self._taken < self._hurry_until
             ):

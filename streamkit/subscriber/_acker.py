@@ -100,6 +100,30 @@ class Acker:
         if len(ids) >= self.max_ids:
             self._flush_now.set()
 
+    def settle_many(
+        self,
+        stream: str,
+        ack_ids: list[str],
+        *,
+        nack: bool = False,
+        delay: float | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """`ack` (or `nack`) a batch's worth of ids of one stream, sent at once: they
+        fill a request by themselves, so there is nothing to wait for."""
+        if self._stopping:
+            raise ClientClosed("the subscription is closed")
+        remove = self.leaser.remove
+        for ack_id in ack_ids:
+            remove(ack_id)
+        if nack:
+            key = (stream, int(delay * 1000) if delay else 0, reason)
+            self._nacks.setdefault(key, []).extend(ack_ids)
+        else:
+            self._acks.setdefault(stream, []).extend(ack_ids)
+        self._queued.set()
+        self._flush_now.set()
+
     def give_back(self) -> int:
         """Nack every delivery still leased, to be delivered again at once (the
         subscription is closing); returns how many."""

@@ -171,36 +171,57 @@ async def test_without_opentelemetry_no_headers_and_no_spans(
         tracing.reset()
 
 
-async def test_without_a_tracer_provider_only_the_first_span_of_a_batch_is_tried(
-    monkeypatch: pytest.MonkeyPatch, streamkit_server: ServerHandle
+async def test_batches_get_a_consumer_span_per_event(
+    traces: Traces, streamkit_server: ServerHandle
 ) -> None:
-    """OpenTelemetry installed but no provider set (the API's no-op tracer): spans would
-    record nothing, so a subscription stops starting them after a batch's first."""
-    started: list[str] = []
-    noop = otel_trace.NoOpTracer()
+    async with streamkit.connect(streamkit_server.url) as client:
+        await client.create_stream("orders")
+        await client.create_consumer("orders", "billing")
+        with traces.tracer.start_as_current_span("order"):
+            await client.publish("orders", [Event({"n": n}) for n in range(3)])
+        await client.flush()
+        async with client.subscribe("orders", consumer="billing", wait_for=0.2) as sub:
+            async for batch in sub.batches():
+                spans = [event.delivery.span for event in batch if event.delivery is not None]
+                assert len(spans) == 3 and all(span.is_recording() for span in spans)
+                await batch.ack()
+                assert not any(span.is_recording() for span in spans)
+                break
+    assert len(traces.finished("process orders")) == 3
 
-    class Counting:
-        def start_span(self, name: str, **options: Any) -> Any:
-            started.append(name)
-            return noop.start_span(name, **options)
 
-        def __getattr__(self, name: str) -> Any:  # the client's own spans: not counted
-            return getattr(noop, name)
-
-    monkeypatch.setattr(otel_trace, "get_tracer", lambda name, *_: Counting())
+async def test_with_the_api_but_no_tracer_provider_no_consumer_spans_are_started(
+    streamkit_server: ServerHandle,
+) -> None:
+    # The API alone (the default proxy provider, no SDK installed): every span would
+    # be a no-op, so the per-event ones are not started at all.
     tracing.reset()
-    try:
-        async with streamkit.connect(streamkit_server.url) as client:
-            await client.create_stream("orders")
-            await client.create_consumer("orders", "billing")
-            await client.send("orders", [Event({"n": n}) for n in range(10)])
-            seen = 0
-            async for event in client.subscribe("orders", consumer="billing", batch_size=10):
+    if not isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider):
+        pytest.skip("a global tracer provider was installed in this session")
+    assert tracing.enabled() and not tracing.recording()
+    async with streamkit.connect(streamkit_server.url) as client:
+        await client.create_stream("orders")
+        await client.create_consumer("orders", "billing")
+        await client.publish("orders", Event({"n": 0}))
+        await client.flush()
+        async with client.subscribe("orders", consumer="billing", wait_for=0.2) as sub:
+            async for event in sub:
+                assert event.delivery is not None and event.delivery.span is None
                 await event.ack()
-                seen += 1
-                if seen == 10:
-                    break
+                break
+
+
+def test_a_tracer_provider_installed_later_turns_recording_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tracing.reset()
+    if not isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider):
+        pytest.skip("a global tracer provider was installed in this session")
+    try:
+        assert not tracing.recording()  # streamkit now holds the API's proxy tracer
+        provider = sdk_trace.TracerProvider()
+        # As trace.set_tracer_provider would (the global one is set-once).
+        monkeypatch.setattr(otel_trace, "get_tracer_provider", lambda: provider)
+        assert tracing.recording()  # the proxy follows the provider installed later
     finally:
         tracing.reset()
-    assert seen == 10
-    assert started == ["process orders"]

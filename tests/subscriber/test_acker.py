@@ -125,3 +125,17 @@ async def test_stop_gives_up_after_its_timeout(caplog: pytest.LogCaptureFixture)
 def test_max_ids_is_bounded() -> None:
     with pytest.raises(ValueError):
         make_acker(FakeAPI(), {}, max_ids=1001)
+
+
+async def test_a_batch_of_ids_goes_at_once_without_waiting_for_the_interval() -> None:
+    api = FakeAPI()
+    acker = make_acker(api, {"orders": "billing"}, interval=60.0)
+    acker.start()
+    acker.settle_many("orders", [f"a{i}" for i in range(3)])
+    acker.settle_many("orders", ["n1", "n2"], nack=True, delay=2.0, reason="later")
+    await settle(api, 2)  # long before the 60 s interval
+    got = sorted((c.verb, tuple(c.ack_ids), c.delay) for c in api.calls)
+    assert got == [("ack", ("a0", "a1", "a2"), None), ("nack", ("n1", "n2"), 2.0)]
+    await acker.stop(1.0)
+    with pytest.raises(errors.ClientClosed):
+        acker.settle_many("orders", ["late"])
