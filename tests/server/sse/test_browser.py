@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import html.parser
-import os
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -26,19 +24,14 @@ from streamkit.server.app import create_app
 from streamkit.server.state import STORE
 from streamkit.server.store.base import MessageQuery
 from streamkit.server.store.sqlite.store import SqliteStore
+from tests.chromium import CHROMIUM, require_chromium
 
 PAGE = Path(__file__).resolve().parents[3] / "examples" / "sse_tail.html"
-CHROMIUM = next(
-    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
-)
 
 
 @pytest.fixture(autouse=True)
 def _needs_chromium() -> None:
-    if CHROMIUM is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("chromium is not installed - required under CI=true", pytrace=False)
-        pytest.skip("chromium is not installed")
+    require_chromium()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
