@@ -88,6 +88,14 @@ async def new_stream(client: streamkit.AsyncClient, count: int) -> str:
     return stream
 
 
+async def drop_drained(client: streamkit.AsyncClient, stream: str) -> None:
+    """Delete the bench stream, after checking its consumer acked every event."""
+    left = await client.get_consumer(stream, "bench")
+    await client.delete_stream(stream)
+    if (left.pending, left.in_flight) != (0, 0):
+        raise RuntimeError(f"streamkit: {left.pending} pending, {left.in_flight} in flight")
+
+
 # -- one subscription --------------------------------------------------------------------
 
 
@@ -104,10 +112,7 @@ async def streamkit_rate(url: str, count: int) -> Rate:
                 if received == count:
                     break
         rate = Rate.since(count, wall, cpu)
-        left = await client.get_consumer(stream, "bench")
-        await client.delete_stream(stream)
-    if (left.pending, left.in_flight) != (0, 0):
-        raise RuntimeError(f"streamkit: {left.pending} pending, {left.in_flight} in flight")
+        await drop_drained(client, stream)
     return rate
 
 
@@ -124,10 +129,7 @@ async def streamkit_batch_rate(url: str, count: int) -> Rate:
                 if received == count:
                     break
         rate = Rate.since(count, wall, cpu)
-        left = await client.get_consumer(stream, "bench")
-        await client.delete_stream(stream)
-    if (left.pending, left.in_flight) != (0, 0):
-        raise RuntimeError(f"streamkit: {left.pending} pending, {left.in_flight} in flight")
+        await drop_drained(client, stream)
     return rate
 
 

@@ -358,14 +358,14 @@ class Subscription:
             await self.start()
             workers = self._workers
             assert workers is not None  # start() made them or raised
-            leaser = workers.leaser
+            leased = workers.leaser.held_ids
             while True:
                 events = await workers.prefetcher.next_batch()
                 if events is None or self._closing:
                     return
                 traced = tracing.recording()
                 # A lease dropped (max_lease) while the batch waited makes its event stale.
-                held = [event for event in events if event.ack_id in leaser]
+                held = [event for event in events if event.ack_id in leased]
                 if not held:
                     continue
                 if traced:

@@ -68,9 +68,6 @@ class Leaser:
     def __len__(self) -> int:
         return len(self._leases)
 
-    def __contains__(self, ack_id: object) -> bool:
-        return ack_id in self._leases
-
     @property
     def held_ids(self) -> KeysView[str]:
         """The ack ids leased now: a live, read-only view (cheap to test membership in)."""
