@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 _SEQ_BITS = 64
 _SEQ_MASK = (1 << _SEQ_BITS) - 1
-_EMPTY: dict[str, int] = {}
 
 DEFAULT_MAX_IDS = 1_000_000
 """Ids remembered at most, all streams together (about 150 MB resident when all used)."""
@@ -86,19 +85,28 @@ class DedupeWindow:
         # window by the time a fifth opens: at a low rate, no id is forgotten early.
         self._span_us = max(1, self.window_us // (GENERATIONS - 1))
         self._generations: deque[_Generation] = deque()  # oldest first
-        self._uncommitted: dict[int, dict[str, int]] = {}
+        self._uncommitted: dict[int, int] = {}  # key -> packed, this transaction's
         self._next_eviction_log = 0.0
 
     def __len__(self) -> int:
         """Ids held (one stored again in a later generation counts twice)."""
         held = sum(len(g.ids) for g in self._generations)
-        return held + sum(len(ids) for ids in self._uncommitted.values())
+        return held + len(self._uncommitted)
+
+    @staticmethod
+    def key(sid: int, msg_id: str) -> int:
+        """The 96-bit key ``msg_id`` of stream ``sid`` is remembered by (see the module doc)."""
+        return ((hash(msg_id) ^ sid * _SID_MIX) & _SEQ_MASK) << 32 | crc32(msg_id.encode())
 
     def find(self, sid: int, msg_id: str, now_us: int) -> int | None:
         """The `pack` ed entry of ``msg_id`` if stream ``sid`` stored it within the window."""
-        hit = self._uncommitted.get(sid, _EMPTY).get(msg_id)
-        if hit is None and self._generations:
-            key = ((hash(msg_id) ^ sid * _SID_MIX) & _SEQ_MASK) << 32 | crc32(msg_id.encode())
+        return self.find_key(self.key(sid, msg_id), now_us)
+
+    def find_key(self, key: int, now_us: int) -> int | None:
+        """`find` by a `key` the caller has computed already (the hot path: it is
+        computed once per message, for the lookup and, on a miss, for `stage_keys`)."""
+        hit = self._uncommitted.get(key)
+        if hit is None:
             for generation in reversed(self._generations):  # the newest entry wins
                 hit = generation.ids.get(key)
                 if hit is not None:
@@ -109,35 +117,37 @@ class DedupeWindow:
 
     def stage(self, sid: int, entries: dict[str, int]) -> None:
         """Add a finished job's entries (id -> `pack` ed) to the open transaction."""
+        self.stage_keys({self.key(sid, msg_id): packed for msg_id, packed in entries.items()})
+
+    def stage_keys(self, entries: dict[int, int]) -> None:
+        """`stage` entries keyed by `key` already."""
         if entries:
-            self._uncommitted.setdefault(sid, {}).update(entries)
+            self._uncommitted.update(entries)
 
     def commit(self, now_us: int) -> None:
         """The transaction committed: its entries join the window."""
-        for sid, entries in self._uncommitted.items():
-            self._add(sid, entries, now_us)
-        self._uncommitted = {}
+        if self._uncommitted:
+            self._add(self._uncommitted, now_us)
+            self._uncommitted = {}
 
     def load(self, sid: int, entries: dict[str, int], now_us: int) -> None:
         """Add committed entries at once (rebuilding the window; oldest first, please)."""
-        self._add(sid, entries, now_us)
+        self._add({self.key(sid, msg_id): packed for msg_id, packed in entries.items()}, now_us)
 
-    def _add(self, sid: int, entries: dict[str, int], now_us: int) -> None:
+    def _add(self, entries: dict[int, int], now_us: int) -> None:
         generations = self._generations
         current = generations[-1] if generations else None
         ids: dict[int, int] = current.ids if current else {}
         full = self._per_generation
         ends = current.first_us + self._span_us if current else 0
-        mix = sid * _SID_MIX
         added = False
-        for msg_id, packed in entries.items():
+        for key, packed in entries.items():
             at = packed >> _SEQ_BITS
             if current is None or len(ids) >= full or at >= ends:
                 if current is not None and added:  # now_us bounds what this call put in it
                     current.last_us = max(current.last_us, now_us)
                 current = self._open(at)
                 ids, ends = current.ids, at + self._span_us
-            key = ((hash(msg_id) ^ mix) & _SEQ_MASK) << 32 | crc32(msg_id.encode())  # as in find
             ids[key] = packed
             added = True
         if current is not None and added:

@@ -15,10 +15,11 @@ Layout, and why:
   ``cursor``. So its size is bounded by ``max_ack_pending`` + dead letters,
   and it has no secondary index: the writer keeps a per-consumer lower bound
   of the next due time and only scans a consumer's rows when one can be due.
-- ``messages_by_time`` indexes ``(stream, inserted_at)`` so a read or a consumer
-  that starts at a time finds its first seq in one index seek, not a scan. It
-  is the one secondary index on the insert path; files created before it get
-  it when they are opened (``CREATE INDEX IF NOT EXISTS``, a no-op once built).
+- There is no index on time: a read or a consumer that starts at a time finds
+  its first seq by a binary search over seq (``updated_at`` grows with seq), a
+  few dozen seeks, where an index cost every insert a second B-tree write
+  (about a fifth of storing a 100-byte event). Files that have the index
+  (``messages_by_time``, from an earlier release) drop it when opened.
 - ``latest_by_key`` exists only for ``one_message_per_key`` streams.
 - ids are AUTOINCREMENT so a deleted stream's or consumer's number is never
   reused (in-memory state keyed by it can never alias a new one).
@@ -82,7 +83,6 @@ CREATE TABLE IF NOT EXISTS messages (
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (stream, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS messages_by_time ON messages (stream, inserted_at);
 CREATE TABLE IF NOT EXISTS latest_by_key (
     stream INTEGER NOT NULL,
     key TEXT NOT NULL,
@@ -129,6 +129,9 @@ ADDED_COLUMNS = (
     ("deliveries", "last_error", "TEXT"),
 )
 """Columns added after schema version 1 shipped: files created before get them at open."""
+
+DROPPED_INDEXES = ("messages_by_time",)
+"""Indexes files of an earlier release have and this one does not keep up: dropped at open."""
 
 
 def connect(
@@ -177,6 +180,8 @@ def create_schema(conn: sqlite3.Connection) -> None:
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         if column not in have:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+    for index in DROPPED_INDEXES:
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
 
 
 def key_filter_sql(pattern: str | None, column: str = "key") -> tuple[str, tuple[str, ...]]:

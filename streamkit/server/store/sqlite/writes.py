@@ -151,6 +151,7 @@ class WriteOps:
         # A lower bound (lowered on every change, made exact by each scan), so a
         # receive only looks for redeliveries when one can exist: no index needed.
         self._due_floor: dict[int, int] = {}
+        self._last_stored_us = 0
         self.account_id = ""
 
     # transaction hooks, called by SqliteThread
@@ -181,6 +182,7 @@ class WriteOps:
                 "SELECT seq, msg_id, updated_at FROM messages WHERE stream = ? ORDER BY seq DESC",
                 (sid,),
             ):
+                self._last_stored_us = max(self._last_stored_us, upd)
                 if upd < since or len(seen) >= self._window.max_ids:
                     break
                 if msg_id is not None and msg_id not in seen:
@@ -278,7 +280,7 @@ class WriteOps:
         if row is None:
             raise StoreNotFound("stream")
         last_seq, per_key, unmodified, limited = row
-        now = now_us()
+        now = self._store_time()
         self._window.expire(now)
         if per_key:
             result = self._publish_per_key(conn, sid, messages, last_seq, bool(unmodified), now)
@@ -299,21 +301,22 @@ class WriteOps:
     ) -> tuple[int, list[PublishAck]]:
         """Publish into a stream without ``one_message_per_key``."""
         committed = to_datetime(now)
-        staged: dict[str, int] = {}  # id -> pack(seq, committed_us), for the window
+        staged: dict[int, int] = {}  # window key -> pack(seq, committed_us)
         plain: list[tuple[object, ...]] = []  # _INSERT_PLAIN rows
         full: list[tuple[object, ...]] = []  # _INSERT_FULL rows
         acks: list[PublishAck] = []
         size = 0
-        find = self._window.find
+        window_key, find = self._window.key, self._window.find_key
         for m in messages:
             msg_id = m.get("id")
             if msg_id is not None:
-                hit = staged.get(msg_id) or find(sid, msg_id, now)
+                id_key = window_key(sid, msg_id)
+                hit = staged.get(id_key) or find(id_key, now)
                 if hit is not None:
                     seq, at = unpack(hit)
                     acks.append({"id": msg_id, "seq": seq, "committed": to_datetime(at)})
                     continue
-                staged[msg_id] = pack(last_seq + 1, now)
+                staged[id_key] = pack(last_seq + 1, now)
             last_seq += 1
             key = m["key"]
             data = m["data"]
@@ -347,7 +350,7 @@ class WriteOps:
                 " storage_size = storage_size + ? WHERE sid = ?",
                 (last_seq, stored, size, sid),
             )
-        self._window.stage(sid, staged)
+        self._window.stage_keys(staged)
         return stored, acks
 
     def _publish_per_key(
@@ -431,6 +434,13 @@ class WriteOps:
             )
         self._window.stage(sid, staged)
         return published, acks
+
+    def _store_time(self) -> int:
+        """The time (µs) a publish stores its messages at: the wall clock, but never
+        earlier than a time already stored, so ``updated_at`` grows with seq even when
+        the clock steps back (`reads.first_seq_at` and retention by age rely on it)."""
+        self._last_stored_us = max(now_us(), self._last_stored_us)
+        return self._last_stored_us
 
     # consumers
 
