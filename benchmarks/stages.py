@@ -31,6 +31,7 @@ from streamkit.publisher import Publisher
 from streamkit.server import validation
 from streamkit.server.responses import json_response
 from streamkit.server.store.base import ConsumerSpec, StreamOptions
+from streamkit.server.store.sqlite.appends import prepare
 from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES
 from streamkit.server.store.sqlite.rows import ConsumerMeta
 from streamkit.server.store.sqlite.schema import connect
@@ -144,9 +145,12 @@ def publish_stages(repeat: int, db: _Db) -> dict[str, float]:
     messages = validation.publish_body(parsed)
 
     def store_publish(fresh: list[Any]) -> None:
-        db.transaction(lambda c: db.ops.publish(c, db.sid, fresh))
+        batch = prepare(db.sid, fresh)
+        db.transaction(lambda c: db.ops.publish(c, db.sid, batch))
 
-    _, acks = db.transaction(lambda c: db.ops.publish(c, db.sid, messages))
+    batch = prepare(db.sid, messages)
+    stored = db.transaction(lambda c: db.ops.publish(c, db.sid, batch))
+    acks = stored.acks or batch.acks(stored.first_seq, stored.stored_us)
     response = json_response({"data": {"published": len(acks), "acks": acks}})
     assert isinstance(response.body, bytes)
     response_body = response.body
@@ -171,7 +175,12 @@ def publish_stages(repeat: int, db: _Db) -> dict[str, float]:
         "server: validation.publish_body()": best_us_per_event(
             validation.publish_body, repeat, lambda: parsed
         ),
-        "server: store publish + commit": best_us_per_event(store_publish, repeat, _new_messages),
+        "server: prepare the batch (event loop)": best_us_per_event(
+            lambda fresh: prepare(db.sid, fresh), repeat, _new_messages
+        ),
+        "server: prepare + store publish + commit": best_us_per_event(
+            store_publish, repeat, _new_messages
+        ),
         "server: response JSON": best_us_per_event(
             lambda _: json_response({"data": {"published": len(acks), "acks": acks}}), repeat
         ),
@@ -183,7 +192,7 @@ def receive_stages(repeat: int, db: _Db) -> dict[str, float]:
     """Per-event µs of each receive+ack stage on the server (and decoding on the client)."""
     c = db.consumer
     for _ in range(repeat * 2 + 2):  # enough stored messages for every timed receive
-        db.transaction(partial(db.ops.publish, sid=db.sid, messages=_new_messages()))
+        db.transaction(partial(db.ops.publish, sid=db.sid, batch=prepare(db.sid, _new_messages())))
 
     def receive(_: None = None) -> list[Any]:
         result = db.transaction(lambda conn: db.ops.receive(conn, c, BATCH))

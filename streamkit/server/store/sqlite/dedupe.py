@@ -115,6 +115,11 @@ class DedupeWindow:
             return hit
         return None
 
+    def knows_any(self, keys: list[int | None], now_us: int) -> bool:
+        """Whether any of ``keys`` (None: a message without an id) is in the window."""
+        find = self.find_key
+        return any(key is not None and find(key, now_us) is not None for key in keys)
+
     def stage(self, sid: int, entries: dict[str, int]) -> None:
         """Add a finished job's entries (id -> `pack` ed) to the open transaction."""
         self.stage_keys({self.key(sid, msg_id): packed for msg_id, packed in entries.items()})
@@ -137,6 +142,16 @@ class DedupeWindow:
     def _add(self, entries: dict[int, int], now_us: int) -> None:
         generations = self._generations
         current = generations[-1] if generations else None
+        latest = max(entries.values(), default=0) >> _SEQ_BITS
+        if (
+            current is not None
+            and len(current.ids) + len(entries) <= self._per_generation
+            and latest < current.first_us + self._span_us
+        ):
+            # The usual commit: all of it fits the open generation, in one C-level update.
+            current.ids.update(entries)
+            current.last_us = max(current.last_us, now_us, latest)
+            return
         ids: dict[int, int] = current.ids if current else {}
         full = self._per_generation
         ends = current.first_us + self._span_us if current else 0

@@ -46,7 +46,7 @@ from streamkit.server.store.base import (
     StreamOptions,
     StreamRecord,
 )
-from streamkit.server.store.sqlite import disk, retention
+from streamkit.server.store.sqlite import appends, disk, retention
 from streamkit.server.store.sqlite import reads as reads
 from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES, Checkpointer
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS
@@ -352,12 +352,14 @@ class SqliteStore:
     async def publish(self, stream: str, messages: Sequence[NewMessage]) -> PublishResult:
         """Store a batch atomically, deduplicating by ``id``."""
         entry = self._stream(stream)
-        published, acks = await self._writer.run(
-            partial(self._ops.publish, sid=entry.meta.sid, messages=messages)
-        )
-        if published:
+        batch = appends.prepare(entry.meta.sid, messages)
+        stored = await self._writer.run(partial(self._ops.publish, sid=entry.meta.sid, batch=batch))
+        if stored.published:
             self._wake_stream(entry)
-        return PublishResult(published=published, acks=acks)
+        acks = stored.acks
+        if acks is None:
+            acks = batch.acks(stored.first_seq, stored.stored_us)
+        return PublishResult(published=stored.published, acks=acks)
 
     async def read_messages(self, stream: str, query: MessageQuery) -> list[Message]:
         """A page of messages; with ``wait_ms``, wait for at least one match."""

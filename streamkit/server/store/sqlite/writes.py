@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
+from typing import NamedTuple
 
 import orjson
 
@@ -31,7 +32,8 @@ from streamkit.server.store.base import (
     StreamRecord,
     data_hash,
 )
-from streamkit.server.store.sqlite import retention
+from streamkit.server.store.sqlite import appends, retention
+from streamkit.server.store.sqlite.appends import PreparedBatch
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS, DedupeWindow, pack, unpack
 from streamkit.server.store.sqlite.reads import first_seq_at, get_stream
 from streamkit.server.store.sqlite.retention import TrimResult
@@ -142,6 +144,18 @@ class ReceiveResult:
     """True when the scan window ended before the stream did: ask again at once."""
 
 
+class Stored(NamedTuple):
+    """What a publish job stored."""
+
+    published: int
+    """Messages newly stored (a known id is not stored again)."""
+    acks: list[PublishAck] | None
+    """The acks in request order; None when the batch was appended whole, from
+    ``first_seq`` on at ``stored_us`` (`PreparedBatch.acks` builds them then)."""
+    first_seq: int
+    stored_us: int
+
+
 class WriteOps:
     """Write operations plus the dedupe window they share (writer thread only)."""
 
@@ -157,7 +171,7 @@ class WriteOps:
     # transaction hooks, called by SqliteThread
     def commit(self) -> None:
         """Publish this transaction's dedupe entries."""
-        self._window.commit(now_us())
+        self._window.commit(self._store_time())
 
     def rollback(self) -> None:
         """Forget this transaction's dedupe entries and due floors (rescan next time)."""
@@ -268,10 +282,9 @@ class WriteOps:
 
     # publishing
 
-    def publish(
-        self, conn: sqlite3.Connection, sid: int, messages: Sequence[NewMessage]
-    ) -> tuple[int, list[PublishAck]]:
-        """Store a batch atomically; returns (newly stored count, acks in request order)."""
+    def publish(self, conn: sqlite3.Connection, sid: int, batch: PreparedBatch) -> Stored:
+        """Store a batch atomically (new messages only: a known ``id`` is acked with
+        the seq it was stored at)."""
         row = conn.execute(
             "SELECT last_seq, one_message_per_key, process_unmodified,"
             f" {retention.HAS_LIMITS} FROM streams WHERE sid = ?",
@@ -282,35 +295,58 @@ class WriteOps:
         last_seq, per_key, unmodified, limited = row
         now = self._store_time()
         self._window.expire(now)
+        messages = batch.messages
         if per_key:
-            result = self._publish_per_key(conn, sid, messages, last_seq, bool(unmodified), now)
+            published, acks = self._publish_per_key(
+                conn, sid, messages, last_seq, bool(unmodified), now
+            )
+        elif batch.values is not None and not self._window.knows_any(batch.id_keys, now):
+            published, acks = self._append(conn, sid, batch, last_seq, now), None
         else:
-            result = self._publish(conn, sid, messages, last_seq, now)
-        if limited and result[0]:
+            published, acks = self._publish(conn, sid, batch, last_seq, now)
+        if limited and published:
             # Trim as much as was stored (and a little more): a stream at its limit stays there.
-            retention.trim(conn, sid, result[0] + retention.INLINE_SLACK, now)
-        return result
+            retention.trim(conn, sid, published + retention.INLINE_SLACK, now)
+        return Stored(published, acks, last_seq + 1, now)
+
+    def _append(
+        self, conn: sqlite3.Connection, sid: int, batch: PreparedBatch, last_seq: int, now: int
+    ) -> int:
+        """Store a plain batch none of whose ids the window knows (see `appends`)."""
+        assert batch.values is not None
+        first = last_seq + 1
+        appends.append(conn, sid, first, now, batch.values)
+        stored = len(batch.messages)
+        conn.execute(
+            "UPDATE streams SET last_seq = ?, message_count = message_count + ?,"
+            " storage_size = storage_size + ? WHERE sid = ?",
+            (last_seq + stored, stored, batch.size, sid),
+        )
+        packed = pack(first, now)  # pack(first + i, now) == packed + i
+        self._window.stage_keys(
+            {key: packed + i for i, key in enumerate(batch.id_keys) if key is not None}
+        )
+        return stored
 
     def _publish(
         self,
         conn: sqlite3.Connection,
         sid: int,
-        messages: Sequence[NewMessage],
+        batch: PreparedBatch,
         last_seq: int,
         now: int,
     ) -> tuple[int, list[PublishAck]]:
-        """Publish into a stream without ``one_message_per_key``."""
+        """Publish into a stream without ``one_message_per_key``, message by message."""
         committed = to_datetime(now)
         staged: dict[int, int] = {}  # window key -> pack(seq, committed_us)
         plain: list[tuple[object, ...]] = []  # _INSERT_PLAIN rows
         full: list[tuple[object, ...]] = []  # _INSERT_FULL rows
         acks: list[PublishAck] = []
         size = 0
-        window_key, find = self._window.key, self._window.find_key
-        for m in messages:
+        find = self._window.find_key
+        for m, id_key in zip(batch.messages, batch.id_keys, strict=True):
             msg_id = m.get("id")
-            if msg_id is not None:
-                id_key = window_key(sid, msg_id)
+            if id_key is not None:
                 hit = staged.get(id_key) or find(id_key, now)
                 if hit is not None:
                     seq, at = unpack(hit)

@@ -16,6 +16,7 @@ from streamkit.server.engines import create_store
 from streamkit.server.runner import start_server
 from streamkit.server.store.base import StreamOptions
 from streamkit.server.store.sqlite import writes
+from streamkit.server.store.sqlite.appends import prepare
 from streamkit.server.store.sqlite.reads import _NEXT_STORED, _SEQ_RANGE, first_seq_at
 from streamkit.server.store.sqlite.schema import create_schema
 from streamkit.server.store.sqlite.writes import WriteOps
@@ -128,8 +129,8 @@ def test_a_clock_stepped_back_does_not_store_a_message_earlier_than_the_last(
     meta, _ = ops.create_stream(conn, "orders", StreamOptions())
     clock = iter([5_000_000, 2_000_000])  # the second publish sees the clock stepped back
     monkeypatch.setattr(writes, "now_us", lambda: next(clock))
-    ops.publish(conn, meta.sid, [{"key": "a", "data": "1"}])
-    ops.publish(conn, meta.sid, [{"key": "b", "data": "2"}])
+    ops.publish(conn, meta.sid, prepare(meta.sid, [{"key": "a", "data": "1"}]))
+    ops.publish(conn, meta.sid, prepare(meta.sid, [{"key": "b", "data": "2"}]))
     stored = conn.execute("SELECT seq, updated_at FROM messages ORDER BY seq").fetchall()
     assert stored == [(1, 5_000_000), (2, 5_000_000)]
     when = datetime.fromtimestamp(3.0, timezone.utc)

@@ -1,0 +1,95 @@
+"""The publish fast path (`appends`): a plain batch prepared on the event loop and
+appended by the writer stores exactly what the message-by-message path stores."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+
+from streamkit.server.store.base import NewMessage, StreamOptions
+from streamkit.server.store.sqlite import writes
+from streamkit.server.store.sqlite.appends import prepare
+from streamkit.server.store.sqlite.writes import WriteOps
+
+ROW = "SELECT seq, key, data, data_hash, msg_id, headers, encoding, inserted_at, updated_at"
+
+
+def _ops() -> tuple[sqlite3.Connection, WriteOps]:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    ops = WriteOps(dedupe_window_ms=60_000)
+    ops.setup(conn)
+    return conn, ops
+
+
+def _batch(n: int, prefix: str = "") -> list[NewMessage]:
+    return [
+        {"key": f"k.{i % 3}", "data": f"{prefix}data {i} é", "id": f"{prefix}id-{i}"}
+        if i % 4
+        else {"key": f"k.{i % 3}", "data": f"{prefix}no id {i}"}
+        for i in range(n)
+    ]
+
+
+def test_prepare_sends_all_but_plain_batches_down_the_general_path() -> None:
+    plain = prepare(1, _batch(5))
+    assert plain.values is not None and len(plain.values) == 5 * 4
+    assert plain.size == sum(len(m["key"]) + len(m["data"]) for m in _batch(5))
+    assert [k is None for k in plain.id_keys] == [True, False, False, False, True]
+    headers: list[NewMessage] = [*_batch(3), {"key": "k", "data": "d", "headers": {"a": "b"}}]
+    encoded: list[NewMessage] = [{"key": "k", "data": "ZA==", "encoding": "base64"}]
+    twice: list[NewMessage] = [
+        {"key": "k", "data": "1", "id": "x"},
+        {"key": "k", "data": "2", "id": "x"},
+    ]
+    assert prepare(1, headers).values is None
+    assert prepare(1, encoded).values is None
+    assert prepare(1, twice).values is None
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 63, 64, 65, 127, 200, 1000])
+def test_an_appended_batch_stores_the_rows_the_general_path_stores(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writes, "now_us", lambda: 1_700_000_000_000_000)
+    conn, ops = _ops()
+    fast, _ = ops.create_stream(conn, "fast", StreamOptions())
+    slow, _ = ops.create_stream(conn, "slow", StreamOptions())
+    ops.publish(conn, fast.sid, prepare(fast.sid, _batch(7, "before ")))
+    ops.publish(conn, slow.sid, prepare(slow.sid, _batch(7, "before ")))
+    batch = _batch(size)
+    appended = ops.publish(conn, fast.sid, prepare(fast.sid, batch))
+    general = prepare(slow.sid, batch)
+    general = general.__class__(general.messages, general.id_keys, None, general.size)
+    one_by_one = ops.publish(conn, slow.sid, general)
+    assert appended.acks is None and one_by_one.acks is not None  # the two paths were taken
+
+    def stored(sid: int) -> list[Any]:
+        return conn.execute(ROW + " FROM messages WHERE stream = ? ORDER BY seq", (sid,)).fetchall()
+
+    def stream(sid: int) -> Any:
+        sql = "SELECT last_seq, message_count, storage_size FROM streams WHERE sid = ?"
+        return conn.execute(sql, (sid,)).fetchone()
+
+    assert stored(fast.sid) == stored(slow.sid)
+    assert stream(fast.sid) == stream(slow.sid) == (7 + size, 7 + size, stream(slow.sid)[2])
+    acks = prepare(fast.sid, batch).acks(appended.first_seq, appended.stored_us)
+    assert acks == one_by_one.acks
+
+
+def test_an_id_the_window_knows_is_acked_with_its_first_seq_not_stored_again() -> None:
+    conn, ops = _ops()
+    meta, _ = ops.create_stream(conn, "orders", StreamOptions())
+    conn.execute("BEGIN")
+    first = ops.publish(conn, meta.sid, prepare(meta.sid, _batch(8)))
+    again = ops.publish(conn, meta.sid, prepare(meta.sid, _batch(8)[5:6] + _batch(2, "new ")))
+    conn.execute("COMMIT")
+    ops.commit()
+    after = ops.publish(conn, meta.sid, prepare(meta.sid, _batch(8)[1:2]))
+    assert first.acks is None and first.published == 8
+    assert again.acks is not None and again.published == 2  # seen in the same transaction
+    assert [a["seq"] for a in again.acks] == [6, 9, 10]
+    assert after.published == 0 and after.acks == [
+        {"id": "id-1", "seq": 2, "committed": again.acks[0]["committed"]}
+    ]
