@@ -9,8 +9,9 @@ the next seqs and stores the rows 64 to a statement, each row's seq an offset
 from one bound parameter, while SQLite's own work runs without the GIL. The
 acks are built back on the event loop (`PreparedBatch.acks`).
 
-A batch that is not plain (headers, an encoding, an id given twice) or that
-holds an id the window already has takes the general, message-by-message path.
+A batch whose messages differ in shape (some with headers or an encoding,
+some without), that gives an id twice, or that holds an id the window
+already has takes the general, message-by-message path.
 """
 
 from __future__ import annotations
@@ -20,12 +21,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
+import orjson
+
 from streamkit.server.store.base import NewMessage, PublishAck, data_hash
 from streamkit.server.store.sqlite.dedupe import DedupeWindow
 from streamkit.server.store.sqlite.rows import to_datetime
 
-_COLUMNS = 4
-"""Values bound per row: key, data, data_hash, msg_id (stream, seq and times are shared)."""
+_SHAPES = {
+    (False, False): ("key", "data", "data_hash", "msg_id"),
+    (True, False): ("key", "data", "data_hash", "msg_id", "headers"),
+    (False, True): ("key", "data", "data_hash", "msg_id", "encoding"),
+    (True, True): ("key", "data", "data_hash", "msg_id", "headers", "encoding"),
+}
+"""The columns bound per row, by (has headers, has an encoding): a column left out is
+NULL, which is cheaper than binding None (sqlite3 looks for an adapter for each)."""
 _CHUNKS = (64, 32, 16, 8, 4, 2, 1)
 """Rows per INSERT statement, largest first: seven statements store any batch."""
 
@@ -37,9 +46,11 @@ class PreparedBatch:
     messages: Sequence[NewMessage]
     id_keys: list[int | None]
     """Each message's dedupe-window key (None: it has no id)."""
+    columns: tuple[str, ...]
+    """The columns `values` holds for each row."""
     values: list[object] | None
-    """Key, data, data hash and id of each message in a row; None when the batch
-    is not plain (headers, an encoding, or an id twice) and takes the general path."""
+    """The ``columns`` of each message, row after row; None when the messages
+    differ in shape or an id comes twice: the batch takes the general path."""
     size: int
     """Key and data characters of the batch (what `storage_size` counts)."""
 
@@ -58,44 +69,56 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     id_keys: list[int | None] = []
     values: list[object] | None = []
     size = 0
+    first = messages[0] if messages else None
+    shape = (bool(first.get("headers")), bool(first.get("encoding"))) if first else (False, False)
     for m in messages:
         key, data, msg_id = m["key"], m["data"], m.get("id")
         id_keys.append(None if msg_id is None else window_key(sid, msg_id))
         size += len(key) + len(data)
-        if values is not None:
-            if m.get("headers") or m.get("encoding"):
-                values = None
-            else:
-                values += (key, data, data_hash(data), msg_id)
+        if values is None:
+            continue
+        headers, encoding = m.get("headers"), m.get("encoding")
+        if (bool(headers), bool(encoding)) != shape:
+            values = None
+            continue
+        values += (key, data, data_hash(data), msg_id)
+        if headers:
+            values.append(orjson.dumps(headers).decode())
+        if encoding:
+            values.append(encoding)
     keyed = [k for k in id_keys if k is not None]
     if len(set(keyed)) != len(keyed):
         values = None
-    return PreparedBatch(messages, id_keys, values, size)
+    return PreparedBatch(messages, id_keys, _SHAPES[shape], values, size)
 
 
 @cache
-def _insert_sql(rows: int) -> str:
+def _insert_sql(columns: tuple[str, ...], rows: int) -> str:
     # ?1 stream, ?2 the first row's seq, ?3 the time; then each row's values.
+    width = len(columns)
     cells = [
-        f"(?1, ?2 + {i}, ?{4 + i * _COLUMNS}, ?{5 + i * _COLUMNS}, ?{6 + i * _COLUMNS},"
-        f" ?{7 + i * _COLUMNS}, ?3, ?3)"
+        "(?1, ?2 + {}, {}, ?3, ?3)".format(
+            i, ", ".join(f"?{4 + i * width + c}" for c in range(width))
+        )
         for i in range(rows)
     ]
     return (
-        "INSERT INTO messages (stream, seq, key, data, data_hash, msg_id, inserted_at,"
-        " updated_at) VALUES " + ", ".join(cells)
+        f"INSERT INTO messages (stream, seq, {', '.join(columns)}, inserted_at, updated_at)"
+        " VALUES " + ", ".join(cells)
     )
 
 
 def append(
-    conn: sqlite3.Connection, sid: int, first_seq: int, stored_us: int, values: list[object]
+    conn: sqlite3.Connection, sid: int, first_seq: int, stored_us: int, batch: PreparedBatch
 ) -> None:
-    """Store a plain batch's rows (`PreparedBatch.values`) from ``first_seq`` on."""
-    rows, done = len(values) // _COLUMNS, 0
+    """Store a batch's rows (`PreparedBatch.values`) from ``first_seq`` on."""
+    assert batch.values is not None
+    values, columns, width = batch.values, batch.columns, len(batch.columns)
+    rows, done = len(values) // width, 0
     for chunk in _CHUNKS:
         while rows - done >= chunk:
             head: list[object] = [sid, first_seq + done, stored_us]
             conn.execute(
-                _insert_sql(chunk), head + values[done * _COLUMNS : (done + chunk) * _COLUMNS]
+                _insert_sql(columns, chunk), head + values[done * width : (done + chunk) * width]
             )
             done += chunk

@@ -312,10 +312,9 @@ class WriteOps:
     def _append(
         self, conn: sqlite3.Connection, sid: int, batch: PreparedBatch, last_seq: int, now: int
     ) -> int:
-        """Store a plain batch none of whose ids the window knows (see `appends`)."""
-        assert batch.values is not None
+        """Store a batch of one shape none of whose ids the window knows (see `appends`)."""
         first = last_seq + 1
-        appends.append(conn, sid, first, now, batch.values)
+        appends.append(conn, sid, first, now, batch)
         stored = len(batch.messages)
         conn.execute(
             "UPDATE streams SET last_seq = ?, message_count = message_count + ?,"

@@ -1,9 +1,10 @@
-"""The publish fast path (`appends`): a plain batch prepared on the event loop and
-appended by the writer stores exactly what the message-by-message path stores."""
+"""The publish fast path (`appends`): a batch prepared on the event loop and appended
+by the writer stores exactly what the message-by-message path stores."""
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -23,34 +24,42 @@ def _ops() -> tuple[sqlite3.Connection, WriteOps]:
     return conn, ops
 
 
-def _batch(n: int, prefix: str = "") -> list[NewMessage]:
-    return [
-        {"key": f"k.{i % 3}", "data": f"{prefix}data {i} é", "id": f"{prefix}id-{i}"}
-        if i % 4
-        else {"key": f"k.{i % 3}", "data": f"{prefix}no id {i}"}
-        for i in range(n)
-    ]
+def _batch(n: int, prefix: str = "", shape: str = "plain") -> list[NewMessage]:
+    batch: list[NewMessage] = []
+    for i in range(n):
+        m: NewMessage = {"key": f"k.{i % 3}", "data": f"{prefix}data {i} é"}
+        if i % 4:
+            m["id"] = f"{prefix}id-{i}"
+        if shape in ("headers", "both"):
+            m["headers"] = {"content-type": "application/json", "n": str(i)}
+        if shape in ("encoding", "both"):
+            m["encoding"] = "utf-8"
+        batch.append(m)
+    return batch
 
 
-def test_prepare_sends_all_but_plain_batches_down_the_general_path() -> None:
+def test_prepare_sends_mixed_batches_and_repeated_ids_down_the_general_path() -> None:
     plain = prepare(1, _batch(5))
     assert plain.values is not None and len(plain.values) == 5 * 4
     assert plain.size == sum(len(m["key"]) + len(m["data"]) for m in _batch(5))
     assert [k is None for k in plain.id_keys] == [True, False, False, False, True]
-    headers: list[NewMessage] = [*_batch(3), {"key": "k", "data": "d", "headers": {"a": "b"}}]
-    encoded: list[NewMessage] = [{"key": "k", "data": "ZA==", "encoding": "base64"}]
+    for shape, width in (("headers", 5), ("encoding", 5), ("both", 6)):
+        values = prepare(1, _batch(5, shape=shape)).values
+        assert values is not None and len(values) == 5 * width, shape
+    mixed: list[NewMessage] = [*_batch(3), {"key": "k", "data": "d", "headers": {"a": "b"}}]
     twice: list[NewMessage] = [
         {"key": "k", "data": "1", "id": "x"},
         {"key": "k", "data": "2", "id": "x"},
     ]
-    assert prepare(1, headers).values is None
-    assert prepare(1, encoded).values is None
+    assert prepare(1, mixed).values is None
+    assert prepare(1, _batch(2, shape="headers") + _batch(1, "x", shape="both")).values is None
     assert prepare(1, twice).values is None
 
 
+@pytest.mark.parametrize("shape", ["plain", "headers", "encoding", "both"])
 @pytest.mark.parametrize("size", [1, 2, 3, 63, 64, 65, 127, 200, 1000])
 def test_an_appended_batch_stores_the_rows_the_general_path_stores(
-    size: int, monkeypatch: pytest.MonkeyPatch
+    size: int, shape: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(writes, "now_us", lambda: 1_700_000_000_000_000)
     conn, ops = _ops()
@@ -58,11 +67,9 @@ def test_an_appended_batch_stores_the_rows_the_general_path_stores(
     slow, _ = ops.create_stream(conn, "slow", StreamOptions())
     ops.publish(conn, fast.sid, prepare(fast.sid, _batch(7, "before ")))
     ops.publish(conn, slow.sid, prepare(slow.sid, _batch(7, "before ")))
-    batch = _batch(size)
+    batch = _batch(size, shape=shape)
     appended = ops.publish(conn, fast.sid, prepare(fast.sid, batch))
-    general = prepare(slow.sid, batch)
-    general = general.__class__(general.messages, general.id_keys, None, general.size)
-    one_by_one = ops.publish(conn, slow.sid, general)
+    one_by_one = ops.publish(conn, slow.sid, replace(prepare(slow.sid, batch), values=None))
     assert appended.acks is None and one_by_one.acks is not None  # the two paths were taken
 
     def stored(sid: int) -> list[Any]:
