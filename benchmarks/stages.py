@@ -19,6 +19,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -30,7 +31,7 @@ from streamkit.models import Ack, Event, acks_from_wire, new_event_id
 from streamkit.publisher import Publisher
 from streamkit.server import validation
 from streamkit.server.responses import json_response
-from streamkit.server.store.base import ConsumerSpec, StreamOptions
+from streamkit.server.store.base import AckRun, ConsumerSpec, PublishResult, StreamOptions
 from streamkit.server.store.sqlite.appends import prepare
 from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES
 from streamkit.server.store.sqlite.rows import ConsumerMeta
@@ -150,7 +151,9 @@ def publish_stages(repeat: int, db: _Db) -> dict[str, float]:
 
     batch = prepare(db.sid, messages)
     stored = db.transaction(lambda c: db.ops.publish(c, db.sid, batch))
-    acks = stored.acks or batch.acks(stored.first_seq, stored.stored_us)
+    acks = stored.acks or PublishResult(
+        stored.published, [AckRun(stored.first_seq, len(messages), datetime.now(timezone.utc))]
+    ).acks(messages)
     response = json_response({"data": {"published": len(acks), "acks": acks}})
     assert isinstance(response.body, bytes)
     response_body = response.body

@@ -40,6 +40,12 @@ EVENT_STREAM = "text/event-stream"
 HEARTBEAT_HEADER = "Streamkit-Heartbeat-Ms"
 """Response header of a live tail: its keepalive interval, for the reader's idle timeout."""
 
+ACKS_PARAM = "acks"
+"""Query parameter of a publish asking for its acks in another form."""
+ACK_RUNS = "runs"
+"""``?acks=runs``: the publish answers ``"ack_runs": [[first_seq, count, committed], ...]``,
+runs of the request's messages in order, instead of an object per message."""
+
 CONTENT_TYPE_HEADER = "content-type"
 """The message header reserved for the payload's mimetype."""
 

@@ -380,14 +380,18 @@ async def delete_stream(request: web.Request) -> web.Response:
 
 
 async def publish(request: web.Request) -> web.Response:
-    """Store 1..1000 messages atomically; acks in request order."""
+    """Store 1..1000 messages atomically; acks in request order (``?acks=runs``: as runs)."""
     stream = request.match_info["stream"]
     limit: int = request.app[CONFIG]["max_message_bytes"]
+    runs = validation.wants_ack_runs(request.query)
     messages = validation.publish_body(await _json_body(request), limit)
     result = await _store(request).publish(stream, messages)
     request.app[METRICS].published.inc(result.published)
     request.app[METRICS].stream_published.inc(result.published, (stream,))
-    return json_response({"data": {"published": result.published, "acks": result.acks}})
+    if runs:
+        ack_runs = [list(run) for run in result.runs]
+        return json_response({"data": {"published": result.published, "ack_runs": ack_runs}})
+    return json_response({"data": {"published": result.published, "acks": result.acks(messages)}})
 
 
 async def read_messages(request: web.Request) -> web.Response:

@@ -22,6 +22,8 @@ from streamkit.protocol import routes
 from streamkit.protocol.keys import MAX_KEY_LENGTH, MAX_KEY_TOKENS, MAX_NAME_LENGTH
 from streamkit.protocol.routes import Route
 from streamkit.protocol.wire import (
+    ACK_RUNS,
+    ACKS_PARAM,
     DEFAULT_PAGE_LIMIT,
     DEFAULT_RECEIVE_BATCH,
     EVENT_STREAM,
@@ -195,10 +197,28 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "data": {
                 "type": "object",
-                "required": ["published", "acks"],
+                "required": ["published"],
                 "properties": {
                     "published": {"type": "integer", "minimum": 0, "maximum": MAX_BATCH},
-                    "acks": {"type": "array", "items": _ref("PublishAck")},
+                    "acks": {
+                        "type": "array",
+                        "items": _ref("PublishAck"),
+                        "description": "One per message, in request order (without ?acks=runs)",
+                    },
+                    "ack_runs": {
+                        "type": "array",
+                        "description": (
+                            "With ?acks=runs: the messages' acks in request order, as runs"
+                            " of [first seq, count, commit time]: the run's messages got"
+                            " first seq, first seq + 1, ..."
+                        ),
+                        "items": {
+                            "type": "array",
+                            "prefixItems": [_SEQ, {"type": "integer", "minimum": 1}, _TIME],
+                            "minItems": 3,
+                            "maxItems": 3,
+                        },
+                    },
                 },
             }
         },
@@ -538,6 +558,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         routes.PUBLISH,
         "Publish 1..1000 messages, all or nothing",
+        query={ACKS_PARAM: {"enum": [ACK_RUNS]}},
         body="PublishRequest",
         ok_schema=_ref("PublishResponse"),
         errors=(400, 404, 413, 422),

@@ -17,6 +17,8 @@ from typing import Any
 
 from streamkit.protocol.keys import filter_problem, key_problem, name_problem
 from streamkit.protocol.wire import (
+    ACK_RUNS,
+    ACKS_PARAM,
     DEFAULT_PAGE_LIMIT,
     DEFAULT_RECEIVE_BATCH,
     MAX_ACK_IDS,
@@ -419,6 +421,16 @@ def int_param(
     if value is None or value < minimum or value > top:
         raise BadParam(name, f"must be an integer between {minimum} and {top}")
     return value
+
+
+def wants_ack_runs(params: Mapping[str, Any]) -> bool:
+    """Whether a publish asked for ``?acks=runs`` (absent: an ack object per message)."""
+    form = params.get(ACKS_PARAM)
+    if form is None:
+        return False
+    if form != ACK_RUNS:
+        raise BadParam(ACKS_PARAM, f"must be {ACK_RUNS!r} or absent")
+    return True
 
 
 def receive_params(

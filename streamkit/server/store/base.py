@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from hashlib import sha256
-from typing import Literal, Protocol, TypedDict
+from typing import Literal, NamedTuple, Protocol, TypedDict
 
 from streamkit.protocol.wire import StartPosition
 
@@ -266,12 +266,46 @@ class PublishAck(TypedDict):
     committed: datetime
 
 
+class AckRun(NamedTuple):
+    """Messages next to each other in a publish request, acked with consecutive seqs
+    committed at one time (a batch stored whole is one run)."""
+
+    first_seq: int
+    length: int
+    committed: datetime
+
+
 @dataclass(frozen=True)
 class PublishResult:
-    """Outcome of one all-or-nothing publish; ``acks`` are in request order."""
+    """Outcome of one all-or-nothing publish: what was stored, and each message's ack."""
 
     published: int
-    acks: list[PublishAck]
+    """Messages newly stored (a message whose id was seen is acked, not stored again)."""
+    runs: list[AckRun]
+    """The acks of the request's messages in request order, as runs."""
+
+    @classmethod
+    def of_acks(cls, published: int, acks: Sequence[PublishAck]) -> PublishResult:
+        """The result of a publish whose per-message acks are known (in request order)."""
+        runs: list[AckRun] = []
+        for ack in acks:
+            last = runs[-1] if runs else None
+            if last and last.committed == ack["committed"] and sum(last[:2]) == ack["seq"]:
+                runs[-1] = AckRun(last.first_seq, last.length + 1, last.committed)
+            else:
+                runs.append(AckRun(ack["seq"], 1, ack["committed"]))
+        return cls(published, runs)
+
+    def acks(self, messages: Sequence[NewMessage]) -> list[PublishAck]:
+        """The per-message acks, given the request's ``messages`` (for their ids)."""
+        ids = [m.get("id") for m in messages]
+        acks: list[PublishAck] = []
+        for first, length, committed in self.runs:
+            at = len(acks)
+            acks += [
+                {"id": ids[at + i], "seq": first + i, "committed": committed} for i in range(length)
+            ]
+        return acks
 
 
 def data_hash(data: str) -> str:

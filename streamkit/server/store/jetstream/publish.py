@@ -140,7 +140,7 @@ class BatchWriter:
                 first = acks[target]
                 assert first is not None
                 acks[index] = {**first, "id": messages[index].get("id")}
-        return PublishResult(published=len(seqs), acks=[a for a in acks if a is not None])
+        return PublishResult.of_acks(len(seqs), [a for a in acks if a is not None])
 
     # -- planning -------------------------------------------------------------------
 

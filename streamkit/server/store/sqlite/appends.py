@@ -6,8 +6,8 @@ is made ready on the event loop first (`prepare`): each message's data hash,
 its dedupe-window key, its column values and its size, nothing that depends
 on the stream's state. The writer (`append`) then only checks the window, takes
 the next seqs and stores the rows 64 to a statement, each row's seq an offset
-from one bound parameter, while SQLite's own work runs without the GIL. The
-acks are built back on the event loop (`PreparedBatch.acks`).
+from one bound parameter, while SQLite's own work runs without the GIL. It
+answers with the first seq: the acks are one run, built back on the event loop.
 
 A batch whose messages differ in shape (some with headers or an encoding,
 some without), that gives an id twice, or that holds an id the window
@@ -23,9 +23,8 @@ from functools import cache
 
 import orjson
 
-from streamkit.server.store.base import NewMessage, PublishAck, data_hash
+from streamkit.server.store.base import NewMessage, data_hash
 from streamkit.server.store.sqlite.dedupe import DedupeWindow
-from streamkit.server.store.sqlite.rows import to_datetime
 
 _SHAPES = {
     (False, False): ("key", "data", "data_hash", "msg_id"),
@@ -53,14 +52,6 @@ class PreparedBatch:
     differ in shape or an id comes twice: the batch takes the general path."""
     size: int
     """Key and data characters of the batch (what `storage_size` counts)."""
-
-    def acks(self, first_seq: int, stored_us: int) -> list[PublishAck]:
-        """The acks of a batch `append` stored from ``first_seq`` on, at ``stored_us``."""
-        committed = to_datetime(stored_us)
-        return [
-            {"id": m.get("id"), "seq": seq, "committed": committed}
-            for seq, m in enumerate(self.messages, first_seq)
-        ]
 
 
 def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:

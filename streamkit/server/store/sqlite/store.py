@@ -32,6 +32,7 @@ from streamkit.protocol.wire import StartPosition
 from streamkit.server.store.base import (
     DEFAULT_DEDUPE_WINDOW_MS,
     DEFAULT_INACTIVE_THRESHOLD_MS,
+    AckRun,
     ConsumerRecord,
     ConsumerSpec,
     DeadLetter,
@@ -51,7 +52,7 @@ from streamkit.server.store.sqlite import reads as reads
 from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES, Checkpointer
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS
 from streamkit.server.store.sqlite.lock import DatabaseLock
-from streamkit.server.store.sqlite.rows import ConsumerMeta, StreamMeta
+from streamkit.server.store.sqlite.rows import ConsumerMeta, StreamMeta, to_datetime
 from streamkit.server.store.sqlite.schema import Synchronous, connect
 from streamkit.server.store.sqlite.thread import SqliteThread
 from streamkit.server.store.sqlite.writes import ReceiveResult, WriteOps
@@ -356,10 +357,10 @@ class SqliteStore:
         stored = await self._writer.run(partial(self._ops.publish, sid=entry.meta.sid, batch=batch))
         if stored.published:
             self._wake_stream(entry)
-        acks = stored.acks
-        if acks is None:
-            acks = batch.acks(stored.first_seq, stored.stored_us)
-        return PublishResult(published=stored.published, acks=acks)
+        if stored.acks is not None:
+            return PublishResult.of_acks(stored.published, stored.acks)
+        run = AckRun(stored.first_seq, len(messages), to_datetime(stored.stored_us))
+        return PublishResult(stored.published, [run])
 
     async def read_messages(self, stream: str, query: MessageQuery) -> list[Message]:
         """A page of messages; with ``wait_ms``, wait for at least one match."""

@@ -151,7 +151,7 @@ class Stored(NamedTuple):
     """Messages newly stored (a known id is not stored again)."""
     acks: list[PublishAck] | None
     """The acks in request order; None when the batch was appended whole, from
-    ``first_seq`` on at ``stored_us`` (`PreparedBatch.acks` builds them then)."""
+    ``first_seq`` on at ``stored_us`` (one `AckRun`)."""
     first_seq: int
     stored_us: int
 

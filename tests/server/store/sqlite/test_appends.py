@@ -9,9 +9,16 @@ from typing import Any
 
 import pytest
 
-from streamkit.server.store.base import NewMessage, StreamOptions
+from streamkit.server.store.base import (
+    AckRun,
+    NewMessage,
+    PublishAck,
+    PublishResult,
+    StreamOptions,
+)
 from streamkit.server.store.sqlite import writes
 from streamkit.server.store.sqlite.appends import prepare
+from streamkit.server.store.sqlite.rows import to_datetime
 from streamkit.server.store.sqlite.writes import WriteOps
 
 ROW = "SELECT seq, key, data, data_hash, msg_id, headers, encoding, inserted_at, updated_at"
@@ -81,8 +88,8 @@ def test_an_appended_batch_stores_the_rows_the_general_path_stores(
 
     assert stored(fast.sid) == stored(slow.sid)
     assert stream(fast.sid) == stream(slow.sid) == (7 + size, 7 + size, stream(slow.sid)[2])
-    acks = prepare(fast.sid, batch).acks(appended.first_seq, appended.stored_us)
-    assert acks == one_by_one.acks
+    run = AckRun(appended.first_seq, size, to_datetime(appended.stored_us))
+    assert PublishResult(size, [run]).acks(batch) == one_by_one.acks
 
 
 def test_an_id_the_window_knows_is_acked_with_its_first_seq_not_stored_again() -> None:
@@ -100,3 +107,19 @@ def test_an_id_the_window_knows_is_acked_with_its_first_seq_not_stored_again() -
     assert after.published == 0 and after.acks == [
         {"id": "id-1", "seq": 2, "committed": again.acks[0]["committed"]}
     ]
+
+
+def test_a_publish_result_keeps_per_message_acks_as_runs() -> None:
+    t0, t1 = to_datetime(1_000_000), to_datetime(2_000_000)
+    acks: list[PublishAck] = [
+        {"id": "a", "seq": 5, "committed": t1},
+        {"id": None, "seq": 6, "committed": t1},
+        {"id": "b", "seq": 2, "committed": t0},  # seen before
+        {"id": "c", "seq": 7, "committed": t1},
+        {"id": "d", "seq": 8, "committed": t1},
+        {"id": "e", "seq": 9, "committed": t0},  # another commit time breaks a run too
+    ]
+    result = PublishResult.of_acks(4, acks)
+    assert result.runs == [(5, 2, t1), (2, 1, t0), (7, 2, t1), (9, 1, t0)]
+    messages: list[NewMessage] = [{"key": "k", "data": "", "id": a["id"]} for a in acks]
+    assert result.acks(messages) == acks
