@@ -154,29 +154,52 @@ class Publication:
     in progress); the publisher settles it, and the event only reads it
     (`Event.acked`, `Event.wait_for_ack`). Publishing the event again starts a
     new publication, and settling an old one then changes nothing. The
-    publisher's queued item is a subclass that also carries the callbacks.
+    publisher's queued item is a subclass that also carries the event (until it
+    is settled) and the callbacks.
+
+    The event holds its publication, not the other way round: a settled event
+    is freed as soon as nobody uses it, with no reference cycle left for the
+    garbage collector. An ack given with `settle_ack` is kept as its seq and
+    commit time; the `Ack` object is made the first time somebody asks for it.
     """
 
-    __slots__ = ("_outcome", "_waiter", "event")
+    __slots__ = ("_committed", "_outcome", "_seq", "_waiter", "id")
 
     def __init__(self, event: Event) -> None:
         current = event._publication
-        if current is not None and current._outcome is None:
+        if current is not None and not current.settled:
             raise StreamkitError(f"event {event.id} is already being published")
-        self.event = event
+        self.id = event.id
+        """The id of the published event."""
         self._outcome: Ack | Nack | None = None
+        self._seq = 0
+        self._committed: datetime | None = None
+        """Set by `settle_ack`: the event is stored, its `Ack` not made yet."""
         self._waiter: asyncio.Future[Ack] | None = None
         """Made by `wait` only: most published events are never waited for."""
         event._publication = self
 
     @property
+    def settled(self) -> bool:
+        """True once it has ended (acked or nacked)."""
+        return self._outcome is not None or self._committed is not None
+
+    @property
     def outcome(self) -> Ack | Nack | None:
         """How it ended; None until it has."""
-        return self._outcome
+        outcome = self._outcome
+        if outcome is None and self._committed is not None:
+            outcome = self._outcome = Ack(self.id, self._seq, self._committed)
+        return outcome
+
+    @property
+    def acked(self) -> bool:
+        """True once it ended with an `Ack`."""
+        return self._committed is not None or isinstance(self._outcome, Ack)
 
     def settle(self, outcome: Ack | Nack) -> bool:
         """End it with ``outcome``; False (and no change) if it had already ended."""
-        if self._outcome is not None:
+        if self._outcome is not None or self._committed is not None:
             return False
         self._outcome = outcome
         waiter = self._waiter
@@ -188,9 +211,20 @@ class Publication:
                 waiter.set_result(outcome)
         return True
 
+    def settle_ack(self, seq: int, committed: datetime) -> bool:
+        """End it with the ack of a stored event, without making the `Ack` unless
+        somebody waits for it; False (and no change) if it had already ended."""
+        if self._waiter is not None:
+            return self.settle(Ack(self.id, seq, committed))
+        if self._outcome is not None or self._committed is not None:
+            return False
+        self._seq = seq
+        self._committed = committed
+        return True
+
     async def wait(self, timeout: float | None = None) -> Ack:
         """The `Ack` once it is settled (or raise the `Nack`)."""
-        outcome = self._outcome
+        outcome = self.outcome
         if outcome is None:
             if self._waiter is None:
                 self._waiter = asyncio.get_running_loop().create_future()
@@ -499,17 +533,18 @@ class Event:
     @property
     def publishing(self) -> bool:
         """True while a publication of this event is in progress."""
-        return self._publication is not None and self._publication.outcome is None
+        return self._publication is not None and not self._publication.settled
 
     @property
     def acked(self) -> bool:
         """True once the server stored this published event."""
-        return self._publication is not None and isinstance(self._publication.outcome, Ack)
+        return self._publication is not None and self._publication.acked
 
     @property
     def nacked(self) -> bool:
         """True once publishing this event failed for good."""
-        return self._publication is not None and isinstance(self._publication.outcome, Nack)
+        publication = self._publication
+        return publication is not None and publication.settled and not publication.acked
 
     async def wait_for_ack(self, timeout: float | None = None) -> Ack:
         """Wait until the server stores this event; return the `Ack` or raise the `Nack`."""

@@ -32,10 +32,15 @@ NackCallback = Callable[[errors.Nack], Any]
 
 
 class QueuedEvent(Publication):
-    """A publication waiting in a lane or in flight, with its callbacks and its
-    encoded ``size`` in bytes (for batching and the buffer bound)."""
+    """A publication waiting in a lane or in flight, with its event, its callbacks and
+    its encoded ``size`` in bytes (for batching and the buffer bound).
 
-    __slots__ = ("on_ack", "on_nack", "size")
+    It lets go of the event once settled (`ack_events`, `nack_events`): the event
+    keeps its publication, and a reference back would make every published event
+    a reference cycle that only the garbage collector frees.
+    """
+
+    __slots__ = ("event", "on_ack", "on_nack", "size")
 
     def __init__(
         self,
@@ -45,9 +50,17 @@ class QueuedEvent(Publication):
         size: int,
     ) -> None:
         super().__init__(event)
+        self.event: Event | None = event
         self.on_ack = on_ack
         self.on_nack = on_nack
         self.size = size
+
+    def to_wire(self, default_key: str) -> dict[str, Any]:
+        """The event's message object for ``POST .../messages`` (while not settled)."""
+        event = self.event
+        if event is None:
+            raise errors.StreamkitError(f"event {self.id} is already settled")
+        return event.to_wire(default_key)
 
 
 # Nack codes: why an event was not stored.
@@ -99,44 +112,45 @@ def _nack_code(exc: errors.StreamkitError) -> str:
     return _CODES_BY_ERROR.get(type(exc), REJECTED)
 
 
-def _run_callback(callback: Callable[[Any], Any], outcome: object, event: Event) -> Any:
+def _run_callback(callback: Callable[[Any], Any], outcome: object, event_id: str) -> Any:
     """Call a callback, logging (not raising) what it raises; return what it returned."""
     try:
         return callback(outcome)
     except Exception:
-        log.exception("publish callback failed for event %s (%r)", event.id, callback)
+        log.exception("publish callback failed for event %s (%r)", event_id, callback)
         return None
 
 
-async def _finish_callback(result: Awaitable[Any], event: Event) -> None:
+async def _finish_callback(result: Awaitable[Any], event_id: str) -> None:
     try:
         await result
     except Exception:
-        log.exception("async publish callback failed for event %s", event.id)
+        log.exception("async publish callback failed for event %s", event_id)
 
 
 async def ack_events(part: Sequence[QueuedEvent], acks: Sequence[Ack]) -> None:
     """Settle each event of ``part`` with its `Ack` (same order), then call ``on_ack``."""
     for queued, ack in zip(part, acks, strict=True):
+        queued.event = None
         if not queued.settle(ack):
             continue
         if (on_ack := queued.on_ack) is not None:
-            result = _run_callback(on_ack, ack, queued.event)
+            result = _run_callback(on_ack, ack, queued.id)
             if result is not None and inspect.isawaitable(result):
-                await _finish_callback(result, queued.event)
+                await _finish_callback(result, queued.id)
 
 
 async def nack_events(part: Iterable[QueuedEvent], code: str, error: str) -> None:
     """Settle every not yet settled event of ``part`` with a `Nack`, then call ``on_nack``."""
     for queued in part:
-        event = queued.event
-        nack = errors.Nack(event.id, code, error)
+        queued.event = None
+        nack = errors.Nack(queued.id, code, error)
         if not queued.settle(nack):
             continue
         if (on_nack := queued.on_nack) is not None:
-            result = _run_callback(on_nack, nack, event)
+            result = _run_callback(on_nack, nack, queued.id)
             if result is not None and inspect.isawaitable(result):
-                await _finish_callback(result, event)
+                await _finish_callback(result, queued.id)
 
 
 class BatchSender:
@@ -167,7 +181,7 @@ class BatchSender:
             part = todo.pop()
             try:
                 acks = await self.api.send(
-                    self.stream, [p.event.to_wire(self.stream) for p in part], retry=False
+                    self.stream, [p.to_wire(self.stream) for p in part], retry=False
                 )
             except errors.ValidationError as exc:
                 await self._reject(part, exc, todo)
