@@ -14,9 +14,10 @@ import asyncio
 import base64
 import binascii
 import functools
+import operator
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar, overload
@@ -690,21 +691,44 @@ def ack_from_wire(body: Mapping[str, Any]) -> Ack:
     return acks_from_wire([body])[0]
 
 
-def acks_from_wire(items: Iterable[Mapping[str, Any]]) -> list[Ack]:
-    """`ack_from_wire` for each entry of a send response's ``acks``, in order.
-
-    The acks of one batch share their commit time: it is parsed once per run of
-    equal values, and each `Ack` is built positionally (this runs per event).
-    """
-    acks: list[Ack] = []
-    stamp: object = None
-    committed: datetime | None = None
+def acks_from_wire(items: Sequence[Mapping[str, Any]]) -> list[Ack]:
+    """`ack_from_wire` for each entry of a send response's ``acks``, in order."""
+    seqs, committed = ack_fields_from_wire(items)
     try:
-        for body in items:
-            if committed is None or body.get("committed") != stamp:
-                stamp = body.get("committed")
-                committed = parse_time(stamp) or datetime.now(timezone.utc)
-            acks.append(Ack(str(body["id"]), int(body["seq"]), committed))
+        return [
+            Ack(str(body["id"]), seq, stamp)
+            for body, seq, stamp in zip(items, seqs, committed, strict=True)
+        ]
+    except (KeyError, TypeError) as exc:
+        raise DecodeError(f"malformed ack: {exc!r}") from exc
+
+
+_get_seq = operator.itemgetter("seq")
+_get_committed = operator.methodcaller("get", "committed")
+
+
+def ack_fields_from_wire(items: Sequence[Mapping[str, Any]]) -> tuple[list[int], list[datetime]]:
+    """The seq and the commit time of each entry of a send response's ``acks``, in order,
+    without making an `Ack` of each (the publisher makes one only for whoever asks).
+
+    The acks of one batch share their commit time: each distinct one is parsed
+    once, and the list then holds the same `datetime` object many times.
+    """
+    try:
+        seqs = list(map(int, map(_get_seq, items)))
+        stamps = list(map(_get_committed, items))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"malformed ack: {exc!r}") from exc
-    return acks
+    if not stamps:
+        return seqs, []
+    if stamps.count(stamps[0]) == len(stamps):  # the usual case: one commit
+        return seqs, [parse_time(stamps[0]) or datetime.now(timezone.utc)] * len(stamps)
+    committed: list[datetime] = []
+    last: object = committed  # equal to no stamp
+    moment = datetime.now(timezone.utc)
+    for stamp in stamps:
+        if stamp != last:
+            last = stamp
+            moment = parse_time(stamp) or datetime.now(timezone.utc)
+        committed.append(moment)
+    return seqs, committed

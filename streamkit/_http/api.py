@@ -15,7 +15,15 @@ from typing import Any
 from streamkit import tracing
 from streamkit._http.transport import StreamingBody, Transport
 from streamkit.errors import DecodeError
-from streamkit.models import Ack, Consumer, Delivery, Event, Stream, acks_from_wire
+from streamkit.models import (
+    Ack,
+    Consumer,
+    Delivery,
+    Event,
+    Stream,
+    ack_fields_from_wire,
+    acks_from_wire,
+)
 from streamkit.protocol import routes
 from streamkit.protocol.routes import Route
 from streamkit.protocol.wire import (
@@ -135,6 +143,19 @@ class API:
         self, stream: str, messages: Sequence[Mapping[str, Any]], *, retry: bool = True
     ) -> list[Ack]:
         """``POST /api/streams/{stream}/messages`` with wire messages; one `Ack` each, in order."""
+        return acks_from_wire(await self._send(stream, messages, retry))
+
+    async def send_for_seqs(
+        self, stream: str, messages: Sequence[Mapping[str, Any]], *, retry: bool = True
+    ) -> tuple[list[int], list[datetime]]:
+        """`send`, returning the seq and the commit time of each message, in order, instead of
+        `Ack` objects (the publisher makes an `Ack` only for whoever asks for one)."""
+        return ack_fields_from_wire(await self._send(stream, messages, retry))
+
+    async def _send(
+        self, stream: str, messages: Sequence[Mapping[str, Any]], retry: bool
+    ) -> list[Any]:
+        """The per-message ``acks`` of a publish request (checked to be one per message)."""
         route = routes.PUBLISH
         attributes: dict[str, tracing.AttributeValue] = {
             "messaging.system": tracing.SYSTEM,
@@ -154,7 +175,7 @@ class API:
         acks = data.get("acks")
         if not isinstance(acks, list) or len(acks) != len(messages):
             raise DecodeError("send response has no per-message acks; is the server streamkit?")
-        return acks_from_wire(acks)
+        return acks
 
     async def read(
         self,

@@ -15,6 +15,7 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from streamkit import errors
@@ -128,16 +129,23 @@ async def _finish_callback(result: Awaitable[Any], event_id: str) -> None:
         log.exception("async publish callback failed for event %s", event_id)
 
 
-async def ack_events(part: Sequence[QueuedEvent], acks: Sequence[Ack]) -> None:
-    """Settle each event of ``part`` with its `Ack` (same order), then call ``on_ack``."""
-    for queued, ack in zip(part, acks, strict=True):
+async def ack_events(
+    part: Sequence[QueuedEvent], seqs: Sequence[int], committed: Sequence[datetime]
+) -> None:
+    """Settle each event of ``part`` with its seq and commit time (same order), then call
+    ``on_ack``. The `Ack` object is made only for a callback (or a waiter) that wants it."""
+    for queued, seq, stamp in zip(part, seqs, committed, strict=True):
         queued.event = None
+        on_ack = queued.on_ack
+        if on_ack is None:
+            queued.settle_ack(seq, stamp)
+            continue
+        ack = Ack(queued.id, seq, stamp)
         if not queued.settle(ack):
             continue
-        if (on_ack := queued.on_ack) is not None:
-            result = _run_callback(on_ack, ack, queued.id)
-            if result is not None and inspect.isawaitable(result):
-                await _finish_callback(result, queued.id)
+        result = _run_callback(on_ack, ack, queued.id)
+        if result is not None and inspect.isawaitable(result):
+            await _finish_callback(result, queued.id)
 
 
 async def nack_events(part: Iterable[QueuedEvent], code: str, error: str) -> None:
@@ -180,7 +188,7 @@ class BatchSender:
         while todo:
             part = todo.pop()
             try:
-                acks = await self.api.send(
+                seqs, committed = await self.api.send_for_seqs(
                     self.stream, [p.to_wire(self.stream) for p in part], retry=False
                 )
             except errors.ValidationError as exc:
@@ -209,7 +217,7 @@ class BatchSender:
                     await asyncio.sleep(delay)
                     todo.append(part)
             else:
-                await ack_events(part, acks)
+                await ack_events(part, seqs, committed)
 
     async def _reject(
         self, part: list[QueuedEvent], exc: errors.ValidationError, todo: list[list[QueuedEvent]]
