@@ -26,7 +26,7 @@ def test_the_acks_of_one_commit_share_one_datetime() -> None:
 
 def test_acks_of_several_commits_keep_each_its_own() -> None:
     later = "2024-07-01T12:00:01Z"
-    items = [
+    items: list[dict[str, Any]] = [
         {"id": "a", "seq": 1, "committed": STAMP},
         {"id": "b", "seq": "2", "committed": later},
         {"id": "c", "seq": 3, "committed": STAMP},
