@@ -24,6 +24,11 @@ from typing import Any, Protocol, TypeVar, overload
 
 import orjson
 
+try:  # the `fast` extra: UUIDv7 strings made in Rust, about twice as fast
+    import uuid_utils
+except ImportError:  # pragma: no cover - depends on what is installed
+    uuid_utils = None  # type: ignore[assignment]
+
 from streamkit import _typed_payloads
 from streamkit.errors import DecodeError, Nack, StreamkitError
 from streamkit.protocol import keys
@@ -63,8 +68,8 @@ def loads(raw: bytes | str) -> Any:
 
 
 _ID_TAILS_PER_REFILL = 256
-_VARIANT_DIGIT = {d: "89ab"[int(d, 16) & 0b11] for d in "0123456789abcdef"}
-"""A random hex digit -> a random digit with the RFC 9562 variant bits (``10xx``)."""
+_VARIANT = bytes(b & 0xF0 | 0x08 | b & 0x03 for b in range(256))
+"""A random byte -> one whose low hex digit has the RFC 9562 variant bits (``10xx``)."""
 
 _id_tails: Iterator[str] = iter(())
 _id_prefix: tuple[int, str] = (-1, "")
@@ -74,12 +79,11 @@ _id_prefix: tuple[int, str] = (-1, "")
 def _random_id_tails() -> Iterator[str]:
     """The random ends of UUIDv7 strings, ``rrr-Vrrr-rrrrrrrrrrrr`` (74 random bits each),
     from one ``os.urandom`` call for the lot."""
-    digits = os.urandom(10 * _ID_TAILS_PER_REFILL).hex()
+    raw = bytearray(os.urandom(10 * _ID_TAILS_PER_REFILL))
+    raw[1::10] = raw[1::10].translate(_VARIANT)  # each tail's 4th hex digit: V
+    d = raw.hex()
     return iter(
-        [
-            f"{d[:3]}-{_VARIANT_DIGIT[d[3]]}{d[4:7]}-{d[7:19]}"
-            for d in (digits[i : i + 20] for i in range(0, len(digits), 20))
-        ]
+        [f"{d[i : i + 3]}-{d[i + 3 : i + 7]}-{d[i + 7 : i + 19]}" for i in range(0, len(d), 20)]
     )
 
 
@@ -93,8 +97,8 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_forget_id_tails)
 
 
-def new_event_id() -> str:
-    """A new time-ordered UUIDv7 string (RFC 9562): 48 bits of unix ms, 74 random bits.
+def python_event_id() -> str:
+    """`new_event_id` in pure Python, used when ``uuid-utils`` is not installed.
 
     Per id this only reads the clock: the timestamp is formatted once per
     millisecond and the random parts come from `os.urandom` a few hundred at a
@@ -111,6 +115,22 @@ def new_event_id() -> str:
         _id_tails = _random_id_tails()
         tail = next(_id_tails)
     return prefix[1] + tail
+
+
+if uuid_utils is None:  # pragma: no cover - depends on what is installed
+
+    def new_event_id() -> str:
+        """A new time-ordered UUIDv7 string (RFC 9562): 48 bits of unix ms, 74 random bits
+        (made by `python_event_id`; install the ``fast`` extra for ``uuid-utils``)."""
+        return python_event_id()
+
+else:
+    _uuid7 = uuid_utils.uuid7
+
+    def new_event_id() -> str:
+        """A new time-ordered UUIDv7 string (RFC 9562): 48 bits of unix ms, 74 random bits
+        (made by ``uuid-utils``, the ``fast`` extra; without it by `python_event_id`)."""
+        return str(_uuid7())
 
 
 def parse_time(value: object) -> datetime | None:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
+import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
 from streamkit import Ack, DecodeError, Event, Nack
-from streamkit.models import Publication, ack_fields_from_wire, acks_from_wire
+from streamkit.models import (
+    Publication,
+    ack_fields_from_wire,
+    acks_from_wire,
+    new_event_id,
+    python_event_id,
+)
 
 STAMP = "2024-07-01T12:00:00.123456Z"
 
@@ -81,3 +91,18 @@ async def test_a_waiter_gets_an_ack_settled_by_its_fields() -> None:
     await asyncio.sleep(0)
     assert publication.settle_ack(3, committed)
     assert (await task).seq == 3
+
+
+UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+@pytest.mark.parametrize("make", [new_event_id, python_event_id])
+def test_event_ids_are_uuid7_strings_ordered_by_time(make: Callable[[], str]) -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [make() for _ in range(2000)]  # more than one refill of the pure-Python tails
+    after = time.time_ns() // 1_000_000
+    assert all(UUID7.match(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+    stamps = [uuid.UUID(i).int >> 80 for i in ids]
+    assert stamps == sorted(stamps) and before <= stamps[0] and stamps[-1] <= after
+    assert {uuid.UUID(i).version for i in ids} == {7}
