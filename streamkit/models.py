@@ -374,7 +374,10 @@ class Event:
     ) -> None:
         if key is not None and (problem := _key_problem(key)):
             raise ValueError(f"invalid event key {key!r}: {problem}")
-        wire_data, encoding, mimetype = _encode_data(data, mimetype)
+        if type(data) is str:  # the common case, without a call
+            wire_data, encoding = data, None
+        else:
+            wire_data, encoding, mimetype = _encode_data(data, mimetype)
         if (
             len(wire_data) > MAX_MESSAGE_BYTES
             and len(wire_data.encode("utf-8")) > MAX_MESSAGE_BYTES

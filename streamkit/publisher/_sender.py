@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from streamkit import errors
 from streamkit._http.api import API
@@ -52,16 +52,18 @@ class QueuedEvent(Publication):
     ) -> None:
         super().__init__(event)
         self.event: Event | None = event
+        """None once settled."""
         self.on_ack = on_ack
         self.on_nack = on_nack
         self.size = size
 
-    def to_wire(self, default_key: str) -> dict[str, Any]:
-        """The event's message object for ``POST .../messages`` (while not settled)."""
-        event = self.event
-        if event is None:
-            raise errors.StreamkitError(f"event {self.id} is already settled")
-        return event.to_wire(default_key)
+    @staticmethod
+    def messages(part: Sequence[QueuedEvent], default_key: str) -> list[dict[str, Any]]:
+        """The message objects of ``part``'s events for ``POST .../messages``."""
+        events = [queued.event for queued in part]
+        if None in events:
+            raise errors.StreamkitError("a settled event was to be sent again")
+        return [event.to_wire(default_key) for event in cast("list[Event]", events)]
 
 
 # Nack codes: why an event was not stored.
@@ -189,7 +191,7 @@ class BatchSender:
             part = todo.pop()
             try:
                 seqs, committed = await self.api.send_for_seqs(
-                    self.stream, [p.to_wire(self.stream) for p in part], retry=False
+                    self.stream, QueuedEvent.messages(part, self.stream), retry=False
                 )
             except errors.ValidationError as exc:
                 await self._reject(part, exc, todo)
