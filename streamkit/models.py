@@ -264,7 +264,7 @@ class Delivery:
     again is a no-op.
     """
 
-    __slots__ = ("_settled", "ack_id", "count", "settler", "span")
+    __slots__ = ("_settled", "ack_id", "count", "leased_at", "settler", "span")
 
     def __init__(self, ack_id: str, count: int = 1) -> None:
         self.ack_id = ack_id
@@ -273,6 +273,9 @@ class Delivery:
         self.span: Any = None
         """The OpenTelemetry consumer span of this delivery, once a subscription handed
         it out with tracing on; it ends when the delivery is settled."""
+        self.leased_at = 0.0
+        """``loop.time()`` when a subscription began to hold it (its ``max_lease`` runs
+        from there); 0.0 when no subscription holds it."""
         self._settled = False
 
     @property

@@ -400,7 +400,7 @@ class Subscription:
             if event.delivery is not None:
                 event.delivery.settler = self
         assert self._workers is not None  # the prefetcher runs only once they exist
-        self._workers.leaser.add(stream, events, asyncio.get_running_loop().time())
+        self._workers.leaser.add(events, asyncio.get_running_loop().time())
 
     # The Acknowledger protocol, behind Event.ack() / nack() / extend().
 
