@@ -517,13 +517,20 @@ class Event:
             text = message["data"]
             if not isinstance(text, str):
                 raise DecodeError("message data must be a string")
-            headers = dict(message.get("headers") or {})
-            mimetype = headers.pop(CONTENT_TYPE_HEADER, None)
+            headers: dict[str, str] | None = None
+            mimetype = None
+            if raw_headers := message.get("headers"):
+                headers = dict(raw_headers)
+                mimetype = headers.pop(CONTENT_TYPE_HEADER, None)
+                headers = headers or None  # made on first use, as for published events
             encoding = message.get("encoding")
             event = cls.__new__(cls)
             event._decode_error = None
             try:
-                event.data = _decode_data(text, encoding, mimetype)
+                if encoding is None and mimetype is None:  # plain text, without a call
+                    event.data = text
+                else:
+                    event.data = _decode_data(text, encoding, mimetype)
             except DecodeError as exc:
                 # One bad payload must not fail the events received with it: the
                 # user gets it as the wire text, flagged, and decides what to do.
