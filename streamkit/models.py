@@ -162,6 +162,10 @@ class Ack:
 class Acknowledger(Protocol):
     """What a received event asks to settle itself (implemented by a subscription)."""
 
+    def ack_nowait(self, event: Event) -> bool:
+        """Queue the ack of ``event`` if that needs no waiting; False if `ack` must run."""
+        ...
+
     async def ack(self, event: Event) -> None: ...
     async def nack(self, event: Event, delay: float | None, reason: str | None = None) -> None: ...
     async def extend(self, event: Event) -> None: ...
@@ -612,8 +616,8 @@ class Event:
 
     async def ack(self) -> None:
         """Tell the server this event is handled. Acking twice is a no-op."""
-        if settler := self._settler():
-            await settler.ack(self)
+        if (settler := self._settler()) and not settler.ack_nowait(self):
+            await settler.ack(self)  # only when the subscription is closing
 
     async def nack(self, delay: float | None = None, *, reason: str | None = None) -> None:
         """Give the event back to be delivered again, after ``delay`` seconds. ``reason``

@@ -64,6 +64,11 @@ class Acker:
         self._stopping = False
 
     @property
+    def stopping(self) -> bool:
+        """True once `stop` was called: `ack` and `nack` raise `ClientClosed`."""
+        return self._stopping
+
+    @property
     def pending(self) -> int:
         """Ids queued and not yet handed to a request."""
         return sum(map(len, self._acks.values())) + sum(map(len, self._nacks.values()))
