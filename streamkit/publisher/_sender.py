@@ -50,7 +50,7 @@ class QueuedEvent(Publication):
         on_nack: NackCallback | None,
         size: int,
     ) -> None:
-        super().__init__(event)
+        Publication.__init__(self, event)  # not super(): one object less per event
         self.event: Event | None = event
         """None once settled."""
         self.on_ack = on_ack
