@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
+import orjson
+
 from streamkit import errors
 from streamkit._http.api import API
 from streamkit._http.retry import Backoff, retriable
@@ -58,12 +60,14 @@ class QueuedEvent(Publication):
         self.size = size
 
     @staticmethod
-    def messages(part: Sequence[QueuedEvent], default_key: str) -> list[dict[str, Any]]:
-        """The message objects of ``part``'s events for ``POST .../messages``."""
+    def messages(part: Sequence[QueuedEvent], default_key: str) -> list[bytes]:
+        """The message objects of ``part``'s events for ``POST .../messages``, each encoded
+        as JSON at once (its dict is freed before the next one is made)."""
         events = [queued.event for queued in part]
         if None in events:
             raise errors.StreamkitError("a settled event was to be sent again")
-        return [event.to_wire(default_key) for event in cast("list[Event]", events)]
+        encode = orjson.dumps
+        return [encode(event.to_wire(default_key)) for event in cast("list[Event]", events)]
 
 
 # Nack codes: why an event was not stored.

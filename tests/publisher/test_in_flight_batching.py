@@ -11,10 +11,11 @@ does the same against the real server, holding the first request back at the cli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, cast
 
+import orjson
 import pytest
 
 import streamkit
@@ -40,10 +41,10 @@ class RecordingSend:
         self._seq = 0
 
     async def send_for_seqs(
-        self, stream: str, messages: Sequence[Mapping[str, Any]], *, retry: bool = True
+        self, stream: str, messages: Sequence[bytes], *, retry: bool = True
     ) -> tuple[list[int], list[datetime]]:
         """Record the batch, wait to be answered, ack every message."""
-        self.batches.append((self.published, [m["id"] for m in messages]))
+        self.batches.append((self.published, [orjson.loads(m)["id"] for m in messages]))
         answer = asyncio.get_running_loop().create_future()
         self._answers.append(answer)
         await answer
@@ -165,7 +166,7 @@ async def test_against_the_server_a_burst_during_a_request_is_the_next_request(
         gate = asyncio.Event()
 
         async def held_send(
-            stream: str, messages: Sequence[Mapping[str, Any]], *, retry: bool = True
+            stream: str, messages: Sequence[bytes], *, retry: bool = True
         ) -> tuple[list[int], list[datetime]]:
             sizes.append(len(messages))
             started.set()
