@@ -58,13 +58,6 @@ def _list(body: Any) -> list[Any]:
     return items
 
 
-def _delivery(item: Mapping[str, Any]) -> Delivery:
-    try:
-        return Delivery(str(item["ack_id"]), int(item.get("delivery_count") or 1))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DecodeError(f"malformed delivery: {exc!r}") from exc
-
-
 class API:
     """Typed calls of the HTTP API. Reads and settles are retried; writes retry only
     when idempotent (publishes carry event ids the server dedupes on)."""
@@ -259,7 +252,11 @@ class API:
             message = item.get("message")
             if type(message) is not dict:
                 message = _object(message)
-            events.append(from_wire(message, stream=stream, delivery=_delivery(item)))
+            try:
+                delivery = Delivery(str(item["ack_id"]), int(item.get("delivery_count") or 1))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DecodeError(f"malformed delivery: {exc!r}") from exc
+            events.append(from_wire(message, stream=stream, delivery=delivery))
         return events
 
     @contextlib.asynccontextmanager
