@@ -740,6 +740,30 @@ def acks_from_wire(items: Sequence[Mapping[str, Any]]) -> list[Ack]:
         raise DecodeError(f"malformed ack: {exc!r}") from exc
 
 
+def ack_fields_from_runs(runs: object, count: int) -> tuple[list[int], list[datetime]]:
+    """The seq and the commit time of each of ``count`` published messages, in order, from
+    a send response's ``ack_runs``: ``[first seq, count, commit time]`` runs in request
+    order (``?acks=runs``; a batch stored whole is one run)."""
+    seqs: list[int] = []
+    committed: list[datetime] = []
+    if not isinstance(runs, list):
+        raise DecodeError(f"malformed ack runs: {str(runs)[:200]!r}")
+    try:
+        for first, length, stamp in runs:
+            if type(first) is not int or type(length) is not int or length < 1:
+                raise DecodeError(f"malformed ack run: {[first, length, stamp]!r}")
+            if len(seqs) + length > count:
+                break  # more than was sent: said below
+            moment = parse_time(stamp) or datetime.now(timezone.utc)
+            seqs += range(first, first + length)
+            committed += [moment] * length
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"malformed ack runs: {exc!r}") from exc
+    if len(seqs) != count or len(runs) > count:
+        raise DecodeError(f"ack runs do not cover the {count} messages sent: {str(runs)[:200]}")
+    return seqs, committed
+
+
 _get_seq = operator.itemgetter("seq")
 _get_committed = operator.methodcaller("get", "committed")
 

@@ -15,6 +15,7 @@ import pytest
 from streamkit import Ack, DecodeError, Event, Nack
 from streamkit.models import (
     Publication,
+    ack_fields_from_runs,
     ack_fields_from_wire,
     acks_from_wire,
     new_event_id,
@@ -106,3 +107,30 @@ def test_event_ids_are_uuid7_strings_ordered_by_time(make: Callable[[], str]) ->
     stamps = [uuid.UUID(i).int >> 80 for i in ids]
     assert stamps == sorted(stamps) and before <= stamps[0] and stamps[-1] <= after
     assert {uuid.UUID(i).version for i in ids} == {7}
+
+
+def test_ack_runs_give_each_message_its_seq_and_commit_time() -> None:
+    later = "2024-07-01T12:00:01Z"
+    seqs, committed = ack_fields_from_runs([[41, 3, STAMP], [7, 1, later], [44, 2, STAMP]], 6)
+    assert seqs == [41, 42, 43, 7, 44, 45]
+    assert [c.second for c in committed] == [0, 0, 0, 1, 0, 0]
+    assert committed[0] is committed[2]  # one datetime per run
+
+
+@pytest.mark.parametrize(
+    "runs",
+    [
+        {"first": 1},
+        [[1, 2]],  # no commit time
+        [[1, 0, STAMP]],  # an empty run
+        [[True, 2, STAMP]],
+        [["1", 2, STAMP]],
+        [[1, 2, "yesterday"]],
+        [[1, 1, STAMP]],  # covers fewer messages than were sent
+        [[1, 3, STAMP]],  # and more
+        [[1, 10**12, STAMP]],  # far more: refused before a list that long is made
+    ],
+)
+def test_malformed_ack_runs_raise_decode_error(runs: Any) -> None:
+    with pytest.raises(DecodeError):
+        ack_fields_from_runs(runs, 2)
