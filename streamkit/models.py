@@ -14,14 +14,20 @@ import asyncio
 import base64
 import binascii
 import functools
+import operator
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar, overload
 
 import orjson
+
+try:  # the `fast` extra: UUIDv7 strings made in Rust, about twice as fast
+    import uuid_utils
+except ImportError:  # pragma: no cover - depends on what is installed
+    uuid_utils = None  # type: ignore[assignment]
 
 from streamkit import _typed_payloads
 from streamkit.errors import DecodeError, Nack, StreamkitError
@@ -62,8 +68,8 @@ def loads(raw: bytes | str) -> Any:
 
 
 _ID_TAILS_PER_REFILL = 256
-_VARIANT_DIGIT = {d: "89ab"[int(d, 16) & 0b11] for d in "0123456789abcdef"}
-"""A random hex digit -> a random digit with the RFC 9562 variant bits (``10xx``)."""
+_VARIANT = bytes(b & 0xF0 | 0x08 | b & 0x03 for b in range(256))
+"""A random byte -> one whose low hex digit has the RFC 9562 variant bits (``10xx``)."""
 
 _id_tails: Iterator[str] = iter(())
 _id_prefix: tuple[int, str] = (-1, "")
@@ -73,12 +79,11 @@ _id_prefix: tuple[int, str] = (-1, "")
 def _random_id_tails() -> Iterator[str]:
     """The random ends of UUIDv7 strings, ``rrr-Vrrr-rrrrrrrrrrrr`` (74 random bits each),
     from one ``os.urandom`` call for the lot."""
-    digits = os.urandom(10 * _ID_TAILS_PER_REFILL).hex()
+    raw = bytearray(os.urandom(10 * _ID_TAILS_PER_REFILL))
+    raw[1::10] = raw[1::10].translate(_VARIANT)  # each tail's 4th hex digit: V
+    d = raw.hex()
     return iter(
-        [
-            f"{d[:3]}-{_VARIANT_DIGIT[d[3]]}{d[4:7]}-{d[7:19]}"
-            for d in (digits[i : i + 20] for i in range(0, len(digits), 20))
-        ]
+        [f"{d[i : i + 3]}-{d[i + 3 : i + 7]}-{d[i + 7 : i + 19]}" for i in range(0, len(d), 20)]
     )
 
 
@@ -92,8 +97,8 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_forget_id_tails)
 
 
-def new_event_id() -> str:
-    """A new time-ordered UUIDv7 string (RFC 9562): 48 bits of unix ms, 74 random bits.
+def python_event_id() -> str:
+    """`new_event_id` in pure Python, used when ``uuid-utils`` is not installed.
 
     Per id this only reads the clock: the timestamp is formatted once per
     millisecond and the random parts come from `os.urandom` a few hundred at a
@@ -110,6 +115,22 @@ def new_event_id() -> str:
         _id_tails = _random_id_tails()
         tail = next(_id_tails)
     return prefix[1] + tail
+
+
+if uuid_utils is None:  # pragma: no cover - depends on what is installed
+
+    def new_event_id() -> str:
+        """A new time-ordered UUIDv7 string (RFC 9562): 48 bits of unix ms, 74 random bits
+        (made by `python_event_id`; install the ``fast`` extra for ``uuid-utils``)."""
+        return python_event_id()
+
+else:
+    _uuid7 = uuid_utils.uuid7
+
+    def new_event_id() -> str:
+        """A new time-ordered UUIDv7 string (RFC 9562): 48 bits of unix ms, 74 random bits
+        (made by ``uuid-utils``, the ``fast`` extra; without it by `python_event_id`)."""
+        return str(_uuid7())
 
 
 def parse_time(value: object) -> datetime | None:
@@ -141,6 +162,10 @@ class Ack:
 class Acknowledger(Protocol):
     """What a received event asks to settle itself (implemented by a subscription)."""
 
+    def ack_nowait(self, event: Event) -> bool:
+        """Queue the ack of ``event`` if that needs no waiting; False if `ack` must run."""
+        ...
+
     async def ack(self, event: Event) -> None: ...
     async def nack(self, event: Event, delay: float | None, reason: str | None = None) -> None: ...
     async def extend(self, event: Event) -> None: ...
@@ -154,29 +179,52 @@ class Publication:
     in progress); the publisher settles it, and the event only reads it
     (`Event.acked`, `Event.wait_for_ack`). Publishing the event again starts a
     new publication, and settling an old one then changes nothing. The
-    publisher's queued item is a subclass that also carries the callbacks.
+    publisher's queued item is a subclass that also carries the event (until it
+    is settled) and the callbacks.
+
+    The event holds its publication, not the other way round: a settled event
+    is freed as soon as nobody uses it, with no reference cycle left for the
+    garbage collector. An ack given with `settle_ack` is kept as its seq and
+    commit time; the `Ack` object is made the first time somebody asks for it.
     """
 
-    __slots__ = ("_outcome", "_waiter", "event")
+    __slots__ = ("_committed", "_outcome", "_seq", "_waiter", "id")
 
     def __init__(self, event: Event) -> None:
         current = event._publication
-        if current is not None and current._outcome is None:
+        if current is not None and not current.settled:
             raise StreamkitError(f"event {event.id} is already being published")
-        self.event = event
+        self.id = event.id
+        """The id of the published event."""
         self._outcome: Ack | Nack | None = None
+        self._seq = 0
+        self._committed: datetime | None = None
+        """Set by `settle_ack`: the event is stored, its `Ack` not made yet."""
         self._waiter: asyncio.Future[Ack] | None = None
         """Made by `wait` only: most published events are never waited for."""
         event._publication = self
 
     @property
+    def settled(self) -> bool:
+        """True once it has ended (acked or nacked)."""
+        return self._outcome is not None or self._committed is not None
+
+    @property
     def outcome(self) -> Ack | Nack | None:
         """How it ended; None until it has."""
-        return self._outcome
+        outcome = self._outcome
+        if outcome is None and self._committed is not None:
+            outcome = self._outcome = Ack(self.id, self._seq, self._committed)
+        return outcome
+
+    @property
+    def acked(self) -> bool:
+        """True once it ended with an `Ack`."""
+        return self._committed is not None or isinstance(self._outcome, Ack)
 
     def settle(self, outcome: Ack | Nack) -> bool:
         """End it with ``outcome``; False (and no change) if it had already ended."""
-        if self._outcome is not None:
+        if self._outcome is not None or self._committed is not None:
             return False
         self._outcome = outcome
         waiter = self._waiter
@@ -188,9 +236,20 @@ class Publication:
                 waiter.set_result(outcome)
         return True
 
+    def settle_ack(self, seq: int, committed: datetime) -> bool:
+        """End it with the ack of a stored event, without making the `Ack` unless
+        somebody waits for it; False (and no change) if it had already ended."""
+        if self._waiter is not None:
+            return self.settle(Ack(self.id, seq, committed))
+        if self._outcome is not None or self._committed is not None:
+            return False
+        self._seq = seq
+        self._committed = committed
+        return True
+
     async def wait(self, timeout: float | None = None) -> Ack:
         """The `Ack` once it is settled (or raise the `Nack`)."""
-        outcome = self._outcome
+        outcome = self.outcome
         if outcome is None:
             if self._waiter is None:
                 self._waiter = asyncio.get_running_loop().create_future()
@@ -209,7 +268,7 @@ class Delivery:
     again is a no-op.
     """
 
-    __slots__ = ("_settled", "ack_id", "count", "settler", "span")
+    __slots__ = ("_settled", "ack_id", "count", "leased_at", "settler", "span")
 
     def __init__(self, ack_id: str, count: int = 1) -> None:
         self.ack_id = ack_id
@@ -218,6 +277,9 @@ class Delivery:
         self.span: Any = None
         """The OpenTelemetry consumer span of this delivery, once a subscription handed
         it out with tracing on; it ends when the delivery is settled."""
+        self.leased_at = 0.0
+        """``loop.time()`` when a subscription began to hold it (its ``max_lease`` runs
+        from there); 0.0 when no subscription holds it."""
         self._settled = False
 
     @property
@@ -319,7 +381,10 @@ class Event:
     ) -> None:
         if key is not None and (problem := _key_problem(key)):
             raise ValueError(f"invalid event key {key!r}: {problem}")
-        wire_data, encoding, mimetype = _encode_data(data, mimetype)
+        if type(data) is str:  # the common case, without a call
+            wire_data, encoding = data, None
+        else:
+            wire_data, encoding, mimetype = _encode_data(data, mimetype)
         if (
             len(wire_data) > MAX_MESSAGE_BYTES
             and len(wire_data.encode("utf-8")) > MAX_MESSAGE_BYTES
@@ -456,13 +521,20 @@ class Event:
             text = message["data"]
             if not isinstance(text, str):
                 raise DecodeError("message data must be a string")
-            headers = dict(message.get("headers") or {})
-            mimetype = headers.pop(CONTENT_TYPE_HEADER, None)
+            headers: dict[str, str] | None = None
+            mimetype = None
+            if raw_headers := message.get("headers"):
+                headers = dict(raw_headers)
+                mimetype = headers.pop(CONTENT_TYPE_HEADER, None)
+                headers = headers or None  # made on first use, as for published events
             encoding = message.get("encoding")
             event = cls.__new__(cls)
             event._decode_error = None
             try:
-                event.data = _decode_data(text, encoding, mimetype)
+                if encoding is None and mimetype is None:  # plain text, without a call
+                    event.data = text
+                else:
+                    event.data = _decode_data(text, encoding, mimetype)
             except DecodeError as exc:
                 # One bad payload must not fail the events received with it: the
                 # user gets it as the wire text, flagged, and decides what to do.
@@ -499,17 +571,18 @@ class Event:
     @property
     def publishing(self) -> bool:
         """True while a publication of this event is in progress."""
-        return self._publication is not None and self._publication.outcome is None
+        return self._publication is not None and not self._publication.settled
 
     @property
     def acked(self) -> bool:
         """True once the server stored this published event."""
-        return self._publication is not None and isinstance(self._publication.outcome, Ack)
+        return self._publication is not None and self._publication.acked
 
     @property
     def nacked(self) -> bool:
         """True once publishing this event failed for good."""
-        return self._publication is not None and isinstance(self._publication.outcome, Nack)
+        publication = self._publication
+        return publication is not None and publication.settled and not publication.acked
 
     async def wait_for_ack(self, timeout: float | None = None) -> Ack:
         """Wait until the server stores this event; return the `Ack` or raise the `Nack`."""
@@ -543,8 +616,8 @@ class Event:
 
     async def ack(self) -> None:
         """Tell the server this event is handled. Acking twice is a no-op."""
-        if settler := self._settler():
-            await settler.ack(self)
+        if (settler := self._settler()) and not settler.ack_nowait(self):
+            await settler.ack(self)  # only when the subscription is closing
 
     async def nack(self, delay: float | None = None, *, reason: str | None = None) -> None:
         """Give the event back to be delivered again, after ``delay`` seconds. ``reason``
@@ -655,21 +728,68 @@ def ack_from_wire(body: Mapping[str, Any]) -> Ack:
     return acks_from_wire([body])[0]
 
 
-def acks_from_wire(items: Iterable[Mapping[str, Any]]) -> list[Ack]:
-    """`ack_from_wire` for each entry of a send response's ``acks``, in order.
-
-    The acks of one batch share their commit time: it is parsed once per run of
-    equal values, and each `Ack` is built positionally (this runs per event).
-    """
-    acks: list[Ack] = []
-    stamp: object = None
-    committed: datetime | None = None
+def acks_from_wire(items: Sequence[Mapping[str, Any]]) -> list[Ack]:
+    """`ack_from_wire` for each entry of a send response's ``acks``, in order."""
+    seqs, committed = ack_fields_from_wire(items)
     try:
-        for body in items:
-            if committed is None or body.get("committed") != stamp:
-                stamp = body.get("committed")
-                committed = parse_time(stamp) or datetime.now(timezone.utc)
-            acks.append(Ack(str(body["id"]), int(body["seq"]), committed))
+        return [
+            Ack(str(body["id"]), seq, stamp)
+            for body, seq, stamp in zip(items, seqs, committed, strict=True)
+        ]
+    except (KeyError, TypeError) as exc:
+        raise DecodeError(f"malformed ack: {exc!r}") from exc
+
+
+def ack_fields_from_runs(runs: object, count: int) -> tuple[list[int], list[datetime]]:
+    """The seq and the commit time of each of ``count`` published messages, in order, from
+    a send response's ``ack_runs``: ``[first seq, count, commit time]`` runs in request
+    order (``?acks=runs``; a batch stored whole is one run)."""
+    seqs: list[int] = []
+    committed: list[datetime] = []
+    if not isinstance(runs, list):
+        raise DecodeError(f"malformed ack runs: {str(runs)[:200]!r}")
+    try:
+        for first, length, stamp in runs:
+            if type(first) is not int or type(length) is not int or length < 1:
+                raise DecodeError(f"malformed ack run: {[first, length, stamp]!r}")
+            if len(seqs) + length > count:
+                break  # more than was sent: said below
+            moment = parse_time(stamp) or datetime.now(timezone.utc)
+            seqs += range(first, first + length)
+            committed += [moment] * length
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"malformed ack runs: {exc!r}") from exc
+    if len(seqs) != count or len(runs) > count:
+        raise DecodeError(f"ack runs do not cover the {count} messages sent: {str(runs)[:200]}")
+    return seqs, committed
+
+
+_get_seq = operator.itemgetter("seq")
+_get_committed = operator.methodcaller("get", "committed")
+
+
+def ack_fields_from_wire(items: Sequence[Mapping[str, Any]]) -> tuple[list[int], list[datetime]]:
+    """The seq and the commit time of each entry of a send response's ``acks``, in order,
+    without making an `Ack` of each (the publisher makes one only for whoever asks).
+
+    The acks of one batch share their commit time: each distinct one is parsed
+    once, and the list then holds the same `datetime` object many times.
+    """
+    try:
+        seqs = list(map(int, map(_get_seq, items)))
+        stamps = list(map(_get_committed, items))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"malformed ack: {exc!r}") from exc
-    return acks
+    if not stamps:
+        return seqs, []
+    if stamps.count(stamps[0]) == len(stamps):  # the usual case: one commit
+        return seqs, [parse_time(stamps[0]) or datetime.now(timezone.utc)] * len(stamps)
+    committed: list[datetime] = []
+    last: object = committed  # equal to no stamp
+    moment = datetime.now(timezone.utc)
+    for stamp in stamps:
+        if stamp != last:
+            last = stamp
+            moment = parse_time(stamp) or datetime.now(timezone.utc)
+        committed.append(moment)
+    return seqs, committed

@@ -141,14 +141,18 @@ class Transport:
         path: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         params: Mapping[str, str | int] | None = None,
         retry: bool = False,
         timeout: float | None = None,
         retries: int | None = None,
     ) -> Any:
-        """Send one request and return its decoded JSON body; raise a streamkit error."""
+        """Send one request and return its decoded JSON body; raise a streamkit error.
+
+        The body is ``json`` encoded, or ``content``: JSON already encoded.
+        """
         attempts = (self.retries if retries is None else retries) + 1 if retry else 1
-        body = None if json is None else dumps(json)
+        body = content if json is None else dumps(json)
         backoff = Backoff(self.backoff, self.max_backoff)
         while True:
             try:

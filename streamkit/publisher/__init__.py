@@ -234,12 +234,15 @@ class Publisher:
         """Queue ``events`` in order, waiting for space before each that does not fit."""
         self._check_open()  # an async iterable may have awaited across a close
         enqueue = self._enqueue
+        max_buffer, max_bytes = self.config.max_buffer, self.config.max_buffer_bytes
         for event in events:
             if not isinstance(event, Event):
                 raise TypeError(f"publish() takes events, not {type(event).__name__}")
             size = event.wire_size
-            while not self._fits(1, size):
-                await self._wait_for_space()
+            # Inline, the usual answer of _fits (room to spare); else ask it, and wait.
+            if not (self._buffered < max_buffer and self._buffered_bytes + size <= max_bytes):
+                while not self._fits(1, size):
+                    await self._wait_for_space()
             enqueue(event, size, on_ack, on_nack)
 
     def _put_now(

@@ -15,7 +15,10 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
+
+import orjson
 
 from streamkit import errors
 from streamkit._http.api import API
@@ -32,10 +35,15 @@ NackCallback = Callable[[errors.Nack], Any]
 
 
 class QueuedEvent(Publication):
-    """A publication waiting in a lane or in flight, with its callbacks and its
-    encoded ``size`` in bytes (for batching and the buffer bound)."""
+    """A publication waiting in a lane or in flight, with its event, its callbacks and
+    its encoded ``size`` in bytes (for batching and the buffer bound).
 
-    __slots__ = ("on_ack", "on_nack", "size")
+    It lets go of the event once settled (`ack_events`, `nack_events`): the event
+    keeps its publication, and a reference back would make every published event
+    a reference cycle that only the garbage collector frees.
+    """
+
+    __slots__ = ("event", "on_ack", "on_nack", "size")
 
     def __init__(
         self,
@@ -44,10 +52,22 @@ class QueuedEvent(Publication):
         on_nack: NackCallback | None,
         size: int,
     ) -> None:
-        super().__init__(event)
+        Publication.__init__(self, event)  # not super(): one object less per event
+        self.event: Event | None = event
+        """None once settled."""
         self.on_ack = on_ack
         self.on_nack = on_nack
         self.size = size
+
+    @staticmethod
+    def messages(part: Sequence[QueuedEvent], default_key: str) -> list[bytes]:
+        """The message objects of ``part``'s events for ``POST .../messages``, each encoded
+        as JSON at once (its dict is freed before the next one is made)."""
+        events = [queued.event for queued in part]
+        if None in events:
+            raise errors.StreamkitError("a settled event was to be sent again")
+        encode = orjson.dumps
+        return [encode(event.to_wire(default_key)) for event in cast("list[Event]", events)]
 
 
 # Nack codes: why an event was not stored.
@@ -99,44 +119,52 @@ def _nack_code(exc: errors.StreamkitError) -> str:
     return _CODES_BY_ERROR.get(type(exc), REJECTED)
 
 
-def _run_callback(callback: Callable[[Any], Any], outcome: object, event: Event) -> Any:
+def _run_callback(callback: Callable[[Any], Any], outcome: object, event_id: str) -> Any:
     """Call a callback, logging (not raising) what it raises; return what it returned."""
     try:
         return callback(outcome)
     except Exception:
-        log.exception("publish callback failed for event %s (%r)", event.id, callback)
+        log.exception("publish callback failed for event %s (%r)", event_id, callback)
         return None
 
 
-async def _finish_callback(result: Awaitable[Any], event: Event) -> None:
+async def _finish_callback(result: Awaitable[Any], event_id: str) -> None:
     try:
         await result
     except Exception:
-        log.exception("async publish callback failed for event %s", event.id)
+        log.exception("async publish callback failed for event %s", event_id)
 
 
-async def ack_events(part: Sequence[QueuedEvent], acks: Sequence[Ack]) -> None:
-    """Settle each event of ``part`` with its `Ack` (same order), then call ``on_ack``."""
-    for queued, ack in zip(part, acks, strict=True):
+async def ack_events(
+    part: Sequence[QueuedEvent], seqs: Sequence[int], committed: Sequence[datetime]
+) -> None:
+    """Settle each event of ``part`` with its seq and commit time (same order), then call
+    ``on_ack``. The `Ack` object is made only for a callback (or a waiter) that wants it."""
+    for queued, seq, stamp in zip(part, seqs, committed, strict=True):
+        queued.event = None
+        on_ack = queued.on_ack
+        if on_ack is None:
+            queued.settle_ack(seq, stamp)
+            continue
+        ack = Ack(queued.id, seq, stamp)
         if not queued.settle(ack):
             continue
-        if (on_ack := queued.on_ack) is not None:
-            result = _run_callback(on_ack, ack, queued.event)
-            if result is not None and inspect.isawaitable(result):
-                await _finish_callback(result, queued.event)
+        result = _run_callback(on_ack, ack, queued.id)
+        if result is not None and inspect.isawaitable(result):
+            await _finish_callback(result, queued.id)
 
 
 async def nack_events(part: Iterable[QueuedEvent], code: str, error: str) -> None:
     """Settle every not yet settled event of ``part`` with a `Nack`, then call ``on_nack``."""
     for queued in part:
-        event = queued.event
-        nack = errors.Nack(event.id, code, error)
+        queued.event = None
+        nack = errors.Nack(queued.id, code, error)
         if not queued.settle(nack):
             continue
         if (on_nack := queued.on_nack) is not None:
-            result = _run_callback(on_nack, nack, event)
+            result = _run_callback(on_nack, nack, queued.id)
             if result is not None and inspect.isawaitable(result):
-                await _finish_callback(result, event)
+                await _finish_callback(result, queued.id)
 
 
 class BatchSender:
@@ -166,8 +194,8 @@ class BatchSender:
         while todo:
             part = todo.pop()
             try:
-                acks = await self.api.send(
-                    self.stream, [p.event.to_wire(self.stream) for p in part], retry=False
+                seqs, committed = await self.api.send_for_seqs(
+                    self.stream, QueuedEvent.messages(part, self.stream), retry=False
                 )
             except errors.ValidationError as exc:
                 await self._reject(part, exc, todo)
@@ -195,7 +223,7 @@ class BatchSender:
                     await asyncio.sleep(delay)
                     todo.append(part)
             else:
-                await ack_events(part, acks)
+                await ack_events(part, seqs, committed)
 
     async def _reject(
         self, part: list[QueuedEvent], exc: errors.ValidationError, todo: list[list[QueuedEvent]]

@@ -400,9 +400,20 @@ class Subscription:
             if event.delivery is not None:
                 event.delivery.settler = self
         assert self._workers is not None  # the prefetcher runs only once they exist
-        self._workers.leaser.add(stream, events, asyncio.get_running_loop().time())
+        self._workers.leaser.add(events, asyncio.get_running_loop().time())
 
     # The Acknowledger protocol, behind Event.ack() / nack() / extend().
+
+    def ack_nowait(self, event: Event) -> bool:
+        """Queue an ack for ``event`` while the subscription runs; False (and nothing done)
+        once it is closing, when `ack` must settle it. Behind ``await event.ack()``: no
+        coroutine of its own per event."""
+        delivery, stream, workers = event.delivery, event.stream, self._workers
+        if delivery is None or stream is None or workers is None or workers.acker.stopping:
+            return False
+        delivery.settle()
+        workers.acker.ack(stream, delivery.ack_id)
+        return True
 
     async def ack(self, event: Event) -> None:
         """Queue an ack for ``event`` (use ``await event.ack()``)."""

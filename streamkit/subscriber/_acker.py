@@ -64,6 +64,11 @@ class Acker:
         self._stopping = False
 
     @property
+    def stopping(self) -> bool:
+        """True once `stop` was called: `ack` and `nack` raise `ClientClosed`."""
+        return self._stopping
+
+    @property
     def pending(self) -> int:
         """Ids queued and not yet handed to a request."""
         return sum(map(len, self._acks.values())) + sum(map(len, self._nacks.values()))
@@ -128,10 +133,11 @@ class Acker:
         """Nack every delivery still leased, to be delivered again at once (the
         subscription is closing); returns how many."""
         held = self.leaser.pop_all()
-        for lease in held:
-            if lease.event.delivery is not None:
-                lease.event.delivery.settle()
-            self.nack(lease.stream, lease.ack_id)
+        for event in held:
+            delivery, stream = event.delivery, event.stream
+            if delivery is not None and stream is not None:  # always, for a leased event
+                delivery.settle()
+                self.nack(stream, delivery.ack_id)
         return len(held)
 
     # Lifecycle.

@@ -7,11 +7,11 @@ import contextlib
 import logging
 import random
 from collections.abc import Iterable, KeysView, Mapping
-from dataclasses import dataclass
+from typing import cast
 
 from streamkit._http.api import API
 from streamkit.errors import StreamkitError
-from streamkit.models import Event
+from streamkit.models import Delivery, Event
 from streamkit.protocol.wire import MAX_ACK_IDS
 from streamkit.subscriber._attachment import Attachment
 
@@ -21,22 +21,14 @@ MIN_SNOOZE = 0.01
 """Shortest pause between renewal cycles, in seconds."""
 
 
-@dataclass(slots=True)
-class Lease:
-    """One delivery the subscription holds: received, not yet acked or nacked."""
-
-    event: Event
-    stream: str
-    ack_id: str
-    leased_at: float
-    """``loop.time()`` when it was received."""
-
-
 class Leaser:
     """Holds every unsettled delivery of a subscription and renews their ack deadlines.
 
-    Its leases (ack id → `Lease`) are the one record of what the subscription
-    holds, prefetched or handed out; counts are derived from them. Deliveries
+    Its leases (ack id → the received `Event`, whose `Delivery` says since when
+    it is held) are the one record of what the subscription holds, prefetched
+    or handed out; counts are derived from them. No object per lease: a
+    subscription receives thousands of events per second, and each object
+    that lives as long as its event is work for the garbage collector. Deliveries
     are added as they arrive and removed as they are settled (by the `Acker`,
     through which every ack and nack goes) or given back. Each cycle
     the task sends one ``extend`` request per stream for all of its leases,
@@ -61,7 +53,7 @@ class Leaser:
         self.attachments = attachments
         self.max_lease = max_lease
         self.name = name
-        self._leases: dict[str, Lease] = {}
+        self._leases: dict[str, Event] = {}
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
@@ -78,22 +70,24 @@ class Leaser:
         """The shortest lease deadline of the streams, in seconds."""
         return min((a.lease_deadline for a in self.attachments.values()), default=30.0)
 
-    def add(self, stream: str, events: Iterable[Event], now: float) -> None:
-        """Lease freshly received deliveries."""
+    def add(self, events: Iterable[Event], now: float) -> None:
+        """Lease freshly received deliveries (each with its ``stream`` set), at ``now``."""
         leases = self._leases
         for event in events:
-            if (ack_id := event.ack_id) is not None:
-                leases[ack_id] = Lease(event, stream, ack_id, now)
+            delivery = event.delivery
+            if delivery is not None and event.stream is not None:
+                delivery.leased_at = now
+                leases[delivery.ack_id] = event
 
-    def remove(self, ack_id: str) -> Lease | None:
-        """Stop leasing a delivery (it was settled); None if it was not leased."""
+    def remove(self, ack_id: str) -> Event | None:
+        """Stop leasing a delivery (it was settled); its event, None if it was not leased."""
         return self._leases.pop(ack_id, None)
 
-    def pop_all(self) -> list[Lease]:
-        """Stop leasing everything and return what was held."""
-        leases = list(self._leases.values())
+    def pop_all(self) -> list[Event]:
+        """Stop leasing everything and return the events held."""
+        events = list(self._leases.values())
         self._leases.clear()
-        return leases
+        return events
 
     # Lifecycle.
 
@@ -125,7 +119,11 @@ class Leaser:
 
     def _drop_expired(self, now: float) -> None:
         cutoff = now - self.max_lease
-        expired = [ack_id for ack_id, lease in self._leases.items() if lease.leased_at < cutoff]
+        expired = [
+            ack_id
+            for ack_id, event in self._leases.items()
+            if cast(Delivery, event.delivery).leased_at < cutoff
+        ]
         if expired:
             log.warning(
                 "%s: dropping %d leases held over max_lease=%ss; they will be redelivered",
@@ -138,8 +136,8 @@ class Leaser:
 
     async def _renew(self, timeout: float) -> None:
         by_stream: dict[str, list[str]] = {}
-        for ack_id, lease in self._leases.items():
-            by_stream.setdefault(lease.stream, []).append(ack_id)
+        for ack_id, event in self._leases.items():
+            by_stream.setdefault(cast(str, event.stream), []).append(ack_id)
         requests = [
             self._extend(stream, ids[i : i + MAX_ACK_IDS])
             for stream, ids in by_stream.items()

@@ -23,7 +23,7 @@ from streamkit.errors import Nack
 from streamkit.models import Ack, Event
 
 BASE = "http://streamkit.test"
-SEND_URL = re.compile(r"^http://streamkit\.test/api/streams/[^/]+/messages$")
+SEND_URL = re.compile(r"^http://streamkit\.test/api/streams/[^/]+/messages(\?.*)?$")
 HOLD_LIMIT = 10.0
 """Seconds a held response waits for `release` before the fake gives up (bounds every test)."""
 
@@ -67,6 +67,8 @@ class FakeSendRoute:
     _seq_by_id: dict[str, int] = field(default_factory=dict)
     _open: asyncio.Event | None = None
     on_request: Callable[[list[Message]], None] | None = None
+    ack_runs: bool = True
+    """Answer ``?acks=runs`` with runs, as the server does (False: as an older one)."""
 
     # Scripting.
 
@@ -131,7 +133,10 @@ class FakeSendRoute:
             result = self.script.popleft()(messages)
             if result is not None:
                 return result
-        return json_response(200, {"data": self._store(messages)})
+        data = self._store(messages)
+        if self.ack_runs and "acks=runs" in str(url):  # as the server answers ?acks=runs
+            data["ack_runs"] = _runs(data.pop("acks"))
+        return json_response(200, {"data": data})
 
     def _store(self, messages: list[Message]) -> dict[str, Any]:
         acks, published = [], 0
@@ -143,6 +148,18 @@ class FakeSendRoute:
                 published += 1
             acks.append({"id": message["id"], "seq": seq, "committed": "2024-07-01T12:00:00Z"})
         return {"published": published, "acks": acks}
+
+
+def _runs(acks: list[dict[str, Any]]) -> list[list[Any]]:
+    """Per-message acks as ``[first seq, count, committed]`` runs."""
+    runs: list[list[Any]] = []
+    for ack in acks:
+        last = runs[-1] if runs else None
+        if last is not None and last[0] + last[1] == ack["seq"] and last[2] == ack["committed"]:
+            last[1] += 1
+        else:
+            runs.append([ack["seq"], 1, ack["committed"]])
+    return runs
 
 
 @dataclass

@@ -11,14 +11,15 @@ does the same against the real server, holding the first request back at the cli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, cast
 
+import orjson
 import pytest
 
 import streamkit
-from streamkit import Ack, Event, PublisherConfig
+from streamkit import Event, PublisherConfig
 from streamkit._http.api import API
 from streamkit.publisher import Publisher
 from streamkit.testing import ServerHandle
@@ -29,7 +30,7 @@ TURNS = 50
 
 
 class RecordingSend:
-    """Stands in for `API.send`: records each batch, answers when `answer` is called."""
+    """Stands in for `API.send_for_seqs`: records each batch, answers when `answer` is called."""
 
     def __init__(self) -> None:
         self.published = 0
@@ -39,20 +40,16 @@ class RecordingSend:
         self._answers: list[asyncio.Future[None]] = []
         self._seq = 0
 
-    async def send(
-        self, stream: str, messages: Sequence[Mapping[str, Any]], *, retry: bool = True
-    ) -> list[Ack]:
+    async def send_for_seqs(
+        self, stream: str, messages: Sequence[bytes], *, retry: bool = True
+    ) -> tuple[list[int], list[datetime]]:
         """Record the batch, wait to be answered, ack every message."""
-        self.batches.append((self.published, [m["id"] for m in messages]))
+        self.batches.append((self.published, [orjson.loads(m)["id"] for m in messages]))
         answer = asyncio.get_running_loop().create_future()
         self._answers.append(answer)
         await answer
-        committed = datetime.now(timezone.utc)
-        acks = []
-        for message in messages:
-            self._seq += 1
-            acks.append(Ack(message["id"], self._seq, committed))
-        return acks
+        first, self._seq = self._seq + 1, self._seq + len(messages)
+        return list(range(first, self._seq + 1)), [datetime.now(timezone.utc)] * len(messages)
 
     def answer(self, index: int) -> None:
         """Let request ``index`` (in start order) succeed."""
@@ -163,20 +160,20 @@ async def test_against_the_server_a_burst_during_a_request_is_the_next_request(
     async with streamkit.connect(streamkit_server.url, publisher=config, timeout=5.0) as client:
         await client.create_stream("s")
         api = client.api
-        real_send = api.send
+        real_send = api.send_for_seqs
         sizes: list[int] = []
         started = asyncio.Event()
         gate = asyncio.Event()
 
         async def held_send(
-            stream: str, messages: Sequence[Mapping[str, Any]], *, retry: bool = True
-        ) -> list[Ack]:
+            stream: str, messages: Sequence[bytes], *, retry: bool = True
+        ) -> tuple[list[int], list[datetime]]:
             sizes.append(len(messages))
             started.set()
             await asyncio.wait_for(gate.wait(), 10)  # the first request stays in flight
             return await real_send(stream, messages, retry=retry)
 
-        api.send = held_send  # type: ignore[method-assign]
+        api.send_for_seqs = held_send  # type: ignore[method-assign]
         first = Event("first")
         await client.publish("s", first)
         await asyncio.wait_for(started.wait(), 10)

@@ -20,8 +20,8 @@ async def test_renews_every_lease_in_one_request_per_stream_before_the_deadline(
     loop = asyncio.get_running_loop()
     a = [delivery("a") for _ in range(3)]
     b = [delivery("b")]
-    leaser.add("a", a, loop.time())
-    leaser.add("b", b, loop.time())
+    leaser.add(a, loop.time())
+    leaser.add(b, loop.time())
     leaser.start()
     started = loop.time()
     await asyncio.sleep(0.5)
@@ -40,7 +40,7 @@ async def test_settled_leases_are_no_longer_renewed() -> None:
     api = FakeAPI()
     leaser = Leaser(api, attached({"a": "c"}, {"a": 0.05}))
     events = [delivery("a"), delivery("a")]
-    leaser.add("a", events, asyncio.get_running_loop().time())
+    leaser.add(events, asyncio.get_running_loop().time())
     assert events[0].ack_id is not None
     assert leaser.remove(events[0].ack_id) is not None
     assert leaser.remove(events[0].ack_id) is None
@@ -48,14 +48,14 @@ async def test_settled_leases_are_no_longer_renewed() -> None:
     await asyncio.sleep(0.15)
     await leaser.stop()
     assert api.calls and all(c.ack_ids == [events[1].ack_id] for c in api.calls)
-    assert [lease.event for lease in leaser.pop_all()] == [events[1]]
+    assert leaser.pop_all() == [events[1]]
     assert len(leaser) == 0
 
 
 async def test_leases_held_past_max_lease_are_dropped() -> None:
     api = FakeAPI()
     leaser = Leaser(api, attached({"a": "c"}, {"a": 0.05}), max_lease=0.1)
-    leaser.add("a", [delivery("a")], asyncio.get_running_loop().time())
+    leaser.add([delivery("a")], asyncio.get_running_loop().time())
     leaser.start()
     for _ in range(100):
         if not len(leaser):
