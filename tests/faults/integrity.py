@@ -31,6 +31,8 @@ def check_db(path: Path) -> Integrity:
     - each consumer's ``outstanding`` (unacked, not dead) equals its delivery rows
       in those states and is never negative; its cursor is never negative (it may
       lie past ``last_seq``: a consumer may start at a seq not stored yet);
+    - each consumer's ``leased`` equals the live messages of its leases, and each
+      lease's ``n_live`` the live flags it holds (files from before leases have none);
     - no message, consumer or delivery belongs to something that is gone.
     """
     out = Integrity()
@@ -72,6 +74,34 @@ def check_db(path: Path) -> Integrity:
                 out.problems.append(f"consumer {name}: outstanding {outstanding} != {real} rows")
             if cursor < 0:
                 out.problems.append(f"consumer {name}: negative cursor {cursor}")
+        has_leases = conn.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'leases'"
+        ).fetchone()[0]
+        if has_leases:
+            leased = dict(
+                conn.execute(
+                    "SELECT c.name, c.leased FROM consumers c JOIN streams s ON s.sid = c.stream"
+                ).fetchall()
+            )
+            real_leased: dict[str, int] = dict.fromkeys(leased, 0)
+            for name, token, live, n_live in conn.execute(
+                "SELECT c.name, l.token, l.live, l.n_live FROM leases l"
+                " JOIN consumers c ON c.cid = l.consumer"
+            ):
+                flags = sum(1 for b in live if b)
+                if flags != n_live or n_live < 1:
+                    out.problems.append(f"lease {token}: n_live {n_live} != {flags} live flags")
+                real_leased[name] = real_leased.get(name, 0) + flags
+            for name, count in leased.items():
+                if count != real_leased[name]:
+                    out.problems.append(
+                        f"consumer {name}: leased {count} != {real_leased[name]} live"
+                    )
+            (n,) = conn.execute(
+                "SELECT COUNT(*) FROM leases WHERE consumer NOT IN (SELECT cid FROM consumers)"
+            ).fetchone()
+            if n:
+                out.problems.append(f"{n} orphaned leases")
         orphans = {
             "messages": "SELECT COUNT(*) FROM messages"
             " WHERE stream NOT IN (SELECT sid FROM streams)",
