@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from streamkit.server.store.sqlite.rows import parse_ack_ids
 from streamkit.server.store.sqlite.schema import IN_FLIGHT
 
 TOKEN_PREFIX = "L"
@@ -170,28 +171,46 @@ def _by_token(rows: Iterable[tuple[object, ...]]) -> dict[str, list[int]]:
 
 
 def ack(
-    conn: sqlite3.Connection, cid: int, rows: Sequence[tuple[object, ...]]
+    conn: sqlite3.Connection, cid: int, ack_ids: Sequence[str]
 ) -> tuple[int, list[tuple[object, ...]]]:
-    """Ack what ``rows`` (``(cid, seq, token)``) name in live leases.
+    """Ack what ``ack_ids`` name in live leases.
 
-    Returns (how many were acked here, the rows left for the ``deliveries`` table:
-    other tokens, and lease messages already moved out of their lease).
+    Returns (how many were acked here, ``(cid, seq, token)`` rows of the others, for
+    the ``deliveries`` table: other tokens, and lease messages moved out of their lease).
+    Ids that are not well formed are dropped, as `parse_ack_ids` drops them.
     """
-    grouped = _by_token(rows)
-    if not grouped:
-        return 0, list(rows)
-    rest: list[tuple[object, ...]] = [r for r in rows if not is_token(r[-1])]
+    groups: dict[str, list[str]] = {}
+    for ack_id in ack_ids:
+        seq_text, _, token = ack_id.partition(".")
+        texts = groups.get(token)
+        if texts is None:
+            groups[token] = [seq_text]
+        else:
+            texts.append(seq_text)
     acked = 0
-    for token, seqs in grouped.items():
-        lease = _load(conn, cid, token)
+    rest: list[tuple[object, ...]] = []
+    for token, texts in groups.items():
+        lease = _load(conn, cid, token) if token.startswith(TOKEN_PREFIX) else None
         if lease is None:
-            rest.extend((cid, seq, token) for seq in seqs)
+            if token:
+                rest.extend(parse_ack_ids(cid, [f"{t}.{token}" for t in texts]))
             continue
-        taken, others = lease.take(seqs)
+        live, first, n = lease.live, lease.first, len(lease.live)
+        taken = 0
+        for text in texts:
+            if not text.isdigit() or not text.isascii() or len(text) > 18:
+                continue
+            seq = int(text)
+            i = seq - first if lease.seqs is None else lease.index(seq)
+            if 0 <= i < n and live[i]:
+                live[i] = _DONE
+                taken += 1
+            else:
+                rest.append((cid, seq, token))
         if taken:
+            lease.n_live -= taken
             _save(conn, cid, lease)
-        acked += len(taken)
-        rest.extend((cid, seq, token) for seq in others)
+            acked += taken
     return acked, rest
 
 

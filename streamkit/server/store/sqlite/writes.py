@@ -737,10 +737,7 @@ class WriteOps:
     def ack(self, conn: sqlite3.Connection, c: ConsumerMeta, ack_ids: Sequence[str]) -> bool:
         """Settle acked deliveries (in leases or rows); True when that freed room under a
         full max_ack_pending."""
-        rows = parse_ack_ids(c.cid, ack_ids)
-        if not rows:
-            return False
-        from_leases, rows = leases.ack(conn, c.cid, rows)
+        from_leases, rows = leases.ack(conn, c.cid, ack_ids)
         done = 0
         if rows:
             done = conn.executemany(
