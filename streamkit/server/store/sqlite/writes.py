@@ -46,6 +46,7 @@ from streamkit.server.store.sqlite.rows import (
     StreamMeta,
     consumer_meta,
     consumer_record,
+    deliveries_from_rows,
     messages_from_rows,
     now_us,
     parse_ack_ids,
@@ -722,8 +723,7 @@ class WriteOps:
         cursor = rows[-1][0] if len(rows) == room else upto
         if rows and use_lease:
             token = leases.new_token()
-            for msg in messages_from_rows(rows, c.stream_id):
-                out.append({"ack_id": f"{msg['seq']}.{token}", "message": msg, "delivery_count": 1})
+            out.extend(deliveries_from_rows(rows, c.stream_id, token))
             leases.add(conn, c.cid, token, deadline, [r[0] for r in rows])
         elif rows:
             inserts: list[tuple[object, ...]] = []
