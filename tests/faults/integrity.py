@@ -78,24 +78,25 @@ def check_db(path: Path) -> Integrity:
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'leases'"
         ).fetchone()[0]
         if has_leases:
-            leased = dict(
-                conn.execute(
-                    "SELECT c.name, c.leased FROM consumers c JOIN streams s ON s.sid = c.stream"
-                ).fetchall()
-            )
-            real_leased: dict[str, int] = dict.fromkeys(leased, 0)
-            for name, token, live, n_live in conn.execute(
-                "SELECT c.name, l.token, l.live, l.n_live FROM leases l"
-                " JOIN consumers c ON c.cid = l.consumer"
+            counted = {
+                cid: (f"{stream}/{name}", leased)
+                for cid, stream, name, leased in conn.execute(
+                    "SELECT c.cid, s.name, c.name, c.leased FROM consumers c"
+                    " JOIN streams s ON s.sid = c.stream"
+                )
+            }
+            live_by_cid: dict[int, int] = dict.fromkeys(counted, 0)
+            for cid, token, live, n_live in conn.execute(
+                "SELECT consumer, token, live, n_live FROM leases"
             ):
                 flags = sum(1 for b in live if b)
                 if flags != n_live or n_live < 1:
                     out.problems.append(f"lease {token}: n_live {n_live} != {flags} live flags")
-                real_leased[name] = real_leased.get(name, 0) + flags
-            for name, count in leased.items():
-                if count != real_leased[name]:
+                live_by_cid[cid] = live_by_cid.get(cid, 0) + flags
+            for cid, (name, leased) in counted.items():
+                if leased != live_by_cid[cid]:
                     out.problems.append(
-                        f"consumer {name}: leased {count} != {real_leased[name]} live"
+                        f"consumer {name}: leased {leased} != {live_by_cid[cid]} live"
                     )
             (n,) = conn.execute(
                 "SELECT COUNT(*) FROM leases WHERE consumer NOT IN (SELECT cid FROM consumers)"

@@ -642,7 +642,8 @@ class WriteOps:
         the messages of leases past their deadline into delivery rows.
 
         Returns (deliveries no longer outstanding, lease messages moved, new due floor).
-        The consumer's counters are the caller's to update.
+        Moving lease messages updated the consumer's stored counters already; the
+        released ones are the caller's to subtract.
         """
         released = 0
         expired = leases.expire(conn, c.cid, now)
