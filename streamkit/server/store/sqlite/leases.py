@@ -12,8 +12,11 @@ Anything that needs per-message state moves the message out of its lease into
 an ordinary ``deliveries`` row first (in flight, same token, same deadline,
 delivery count 1), and the existing per-message code takes it from there:
 
-- `detach`: before a nack, release or extend names it;
+- `detach`: before a nack, release or extend names it (an extend naming every
+  live message of a lease just moves the lease's deadline);
 - `expire`: when the lease's deadline passes (the next receive redelivers them).
+
+Retention forgets trimmed seqs in leases (`drop_upto`) as it deletes their rows.
 
 The consumer's ``leased`` column counts live lease messages, as ``outstanding``
 counts undead delivery rows; ``max_ack_pending`` bounds their sum. Consumers
