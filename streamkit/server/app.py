@@ -32,6 +32,7 @@ from streamkit.server.metrics import ServerMetrics, refresh_store_gauges
 from streamkit.server.responses import (
     ErrorResponse,
     consumer_json,
+    deliveries_response,
     json_response,
     not_found,
     stream_json,
@@ -458,7 +459,7 @@ async def receive(request: web.Request) -> web.Response:
     if again := sum(1 for d in deliveries if d["delivery_count"] > 1):
         server_metrics.redelivered.inc(again)
         server_metrics.consumer_redelivered.inc(again, (m["stream"], m["consumer"]))
-    return json_response({"data": deliveries})
+    return deliveries_response(deliveries)
 
 
 async def ack(request: web.Request) -> web.Response:

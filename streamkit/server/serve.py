@@ -17,6 +17,7 @@ from streamkit.server.connections import (
     DEFAULT_MAX_CONNECTIONS,
 )
 from streamkit.server.engines import ENGINES, create_store, default_engine
+from streamkit.server.gc_tuning import tune_gc
 from streamkit.server.limits import DEFAULT_MAX_LONG_POLLS, DEFAULT_MAX_WAITING
 from streamkit.server.logs import quiet_malformed_requests
 from streamkit.server.nofile import raise_open_file_limit
@@ -207,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     quiet_malformed_requests()
     raise_open_file_limit()
+    tune_gc()
     try:
         asyncio.run(serve(args))
     except KeyboardInterrupt:  # signal handlers unavailable (Windows)

@@ -31,6 +31,8 @@ def check_db(path: Path) -> Integrity:
     - each consumer's ``outstanding`` (unacked, not dead) equals its delivery rows
       in those states and is never negative; its cursor is never negative (it may
       lie past ``last_seq``: a consumer may start at a seq not stored yet);
+    - each consumer's ``leased`` equals the live messages of its leases, and each
+      lease's ``n_live`` the live flags it holds (files from before leases have none);
     - no message, consumer or delivery belongs to something that is gone.
     """
     out = Integrity()
@@ -72,6 +74,35 @@ def check_db(path: Path) -> Integrity:
                 out.problems.append(f"consumer {name}: outstanding {outstanding} != {real} rows")
             if cursor < 0:
                 out.problems.append(f"consumer {name}: negative cursor {cursor}")
+        has_leases = conn.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'leases'"
+        ).fetchone()[0]
+        if has_leases:
+            counted = {
+                cid: (f"{stream}/{name}", leased)
+                for cid, stream, name, leased in conn.execute(
+                    "SELECT c.cid, s.name, c.name, c.leased FROM consumers c"
+                    " JOIN streams s ON s.sid = c.stream"
+                )
+            }
+            live_by_cid: dict[int, int] = dict.fromkeys(counted, 0)
+            for cid, token, live, n_live in conn.execute(
+                "SELECT consumer, token, live, n_live FROM leases"
+            ):
+                flags = sum(1 for b in live if b)
+                if flags != n_live or n_live < 1:
+                    out.problems.append(f"lease {token}: n_live {n_live} != {flags} live flags")
+                live_by_cid[cid] = live_by_cid.get(cid, 0) + flags
+            for cid, (name, leased) in counted.items():
+                if leased != live_by_cid[cid]:
+                    out.problems.append(
+                        f"consumer {name}: leased {leased} != {live_by_cid[cid]} live"
+                    )
+            (n,) = conn.execute(
+                "SELECT COUNT(*) FROM leases WHERE consumer NOT IN (SELECT cid FROM consumers)"
+            ).fetchone()
+            if n:
+                out.problems.append(f"{n} orphaned leases")
         orphans = {
             "messages": "SELECT COUNT(*) FROM messages"
             " WHERE stream NOT IN (SELECT sid FROM streams)",

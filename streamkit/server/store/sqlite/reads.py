@@ -15,6 +15,7 @@ from streamkit.server.store.base import (
     StoreNotFound,
     StreamRecord,
 )
+from streamkit.server.store.sqlite import leases
 from streamkit.server.store.sqlite.rows import (
     CONSUMER_COLUMNS,
     CONSUMER_FROM,
@@ -101,6 +102,9 @@ def get_consumer(conn: sqlite3.Connection, cid: int, account_id: str) -> Consume
             WHERE d.consumer = :cid""",
         params,
     ).fetchone()
+    leased_in_flight, leased_overdue = leases.counts(conn, cid, meta.sid, now)
+    in_flight += leased_in_flight
+    waiting += leased_overdue
     clause, args = key_filter_sql(meta.filter_key_pattern)
     (fresh,) = conn.execute(
         f"SELECT COUNT(*) FROM messages WHERE stream = ? AND seq > ?{clause}",

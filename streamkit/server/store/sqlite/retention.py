@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from streamkit.protocol.keys import matches
 from streamkit.server.store.base import StreamOptions
+from streamkit.server.store.sqlite import leases
 from streamkit.server.store.sqlite.schema import DEAD
 
 TRIM_BATCH = 2_000
@@ -135,18 +136,20 @@ def _move_consumers(
         " AND seq <= ?",
         (sid, last),
     )
+    lost_leased = leases.drop_upto(conn, sid, last)
     behind = conn.execute(
         "SELECT cid, cursor, filter_key_pattern FROM consumers WHERE stream = ? AND cursor < ?",
         (sid, last),
     ).fetchall()
     updates = {cid: (cursor, pattern) for cid, cursor, pattern in behind}
-    for cid in lost:
+    for cid in (*lost, *lost_leased):
         updates.setdefault(cid, (last, ">"))
     for cid, (cursor, pattern) in updates.items():
         never_delivered = sum(1 for seq, key in gone if seq > cursor and matches(pattern, key))
         dropped = lost.get(cid, 0)
+        dropped_leased = lost_leased.get(cid, 0)
         conn.execute(
             "UPDATE consumers SET cursor = MAX(cursor, ?), outstanding = MAX(outstanding - ?, 0),"
-            " skipped = skipped + ? WHERE cid = ?",
-            (last, dropped, never_delivered + dropped, cid),
+            " leased = MAX(leased - ?, 0), skipped = skipped + ? WHERE cid = ?",
+            (last, dropped, dropped_leased, never_delivered + dropped + dropped_leased, cid),
         )

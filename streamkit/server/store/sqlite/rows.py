@@ -16,6 +16,7 @@ import orjson
 from streamkit.server.store.base import (
     ConsumerRecord,
     ConsumerStats,
+    Delivery,
     Message,
     StreamOptions,
     StreamRecord,
@@ -96,6 +97,36 @@ def messages_from_rows(rows: Sequence[Sequence[Any]], stream_id: str) -> list[Me
         if encoding is not None:
             msg["encoding"] = encoding
         out.append(msg)
+    return out
+
+
+def deliveries_from_rows(
+    rows: Sequence[Sequence[Any]], stream_id: str, token: str
+) -> list[Delivery]:
+    """Rows of ``MESSAGE_COLUMNS`` as first deliveries sharing ``token`` (one lease):
+    `messages_from_rows` and the delivery around each message in one pass."""
+    out: list[Delivery] = []
+    last_us = -1
+    last_dt = _EPOCH
+    for seq, key, data, hash_, msg_id, headers, encoding, ins, upd in rows:
+        if ins != last_us:
+            last_us, last_dt = ins, to_datetime(ins)
+        msg: Message = {
+            "key": key,
+            "stream_id": stream_id,
+            "data": data,
+            "data_hash": hash_,
+            "seq": seq,
+            "inserted_at": last_dt,
+            "updated_at": last_dt if upd == ins else to_datetime(upd),
+        }
+        if msg_id is not None:
+            msg["id"] = msg_id
+        if headers is not None:
+            msg["headers"] = orjson.loads(headers)
+        if encoding is not None:
+            msg["encoding"] = encoding
+        out.append({"ack_id": f"{seq}.{token}", "message": msg, "delivery_count": 1})
     return out
 
 

@@ -15,6 +15,10 @@ Layout, and why:
   ``cursor``. So its size is bounded by ``max_ack_pending`` + dead letters,
   and it has no secondary index: the writer keeps a per-consumer lower bound
   of the next due time and only scans a consumer's rows when one can be due.
+- ``leases`` holds, one row per receive, the messages it delivered for the
+  first time (``leases.py``): an in-order consumer writes one row per batch on
+  receive and deletes it on ack, instead of a ``deliveries`` row per message.
+  The consumer's ``leased`` counts their unacked messages.
 - There is no index on time: a read or a consumer that starts at a time finds
   its first seq by a binary search over seq (``updated_at`` grows with seq), a
   few dozen seeks, where an index cost every insert a second B-tree write
@@ -103,6 +107,7 @@ CREATE TABLE IF NOT EXISTS consumers (
     cursor INTEGER NOT NULL,
     outstanding INTEGER NOT NULL DEFAULT 0,
     skipped INTEGER NOT NULL DEFAULT 0,
+    leased INTEGER NOT NULL DEFAULT 0,
     inserted_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     UNIQUE (stream, name)
@@ -118,6 +123,18 @@ CREATE TABLE IF NOT EXISTS deliveries (
     delivery_count INTEGER NOT NULL,
     PRIMARY KEY (consumer, seq)
 ) WITHOUT ROWID;
+-- One row per receive's first deliveries (see leases.py): live is one byte per message,
+-- seqs NULL when they run first_seq, first_seq + 1, ...
+CREATE TABLE IF NOT EXISTS leases (
+    consumer INTEGER NOT NULL,
+    token TEXT NOT NULL,
+    due INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    seqs BLOB,
+    live BLOB NOT NULL,
+    n_live INTEGER NOT NULL,
+    PRIMARY KEY (consumer, token)
+) WITHOUT ROWID;
 """
 
 IN_FLIGHT, WAITING, DEAD = 0, 1, 2
@@ -127,6 +144,7 @@ ADDED_COLUMNS = (
     ("streams", "max_age_ms", "INTEGER"),
     ("consumers", "skipped", "INTEGER NOT NULL DEFAULT 0"),
     ("deliveries", "last_error", "TEXT"),
+    ("consumers", "leased", "INTEGER NOT NULL DEFAULT 0"),
 )
 """Columns added after schema version 1 shipped: files created before get them at open."""
 

@@ -32,7 +32,7 @@ from streamkit.server.store.base import (
     StreamRecord,
     data_hash,
 )
-from streamkit.server.store.sqlite import appends, retention
+from streamkit.server.store.sqlite import appends, leases, retention
 from streamkit.server.store.sqlite.appends import PreparedBatch
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS, DedupeWindow, pack, unpack
 from streamkit.server.store.sqlite.reads import first_seq_at, get_stream
@@ -46,6 +46,7 @@ from streamkit.server.store.sqlite.rows import (
     StreamMeta,
     consumer_meta,
     consumer_record,
+    deliveries_from_rows,
     messages_from_rows,
     now_us,
     parse_ack_ids,
@@ -272,6 +273,10 @@ class WriteOps:
         """Delete a stream and everything in it."""
         conn.execute(
             "DELETE FROM deliveries WHERE consumer IN (SELECT cid FROM consumers WHERE stream = ?)",
+            (sid,),
+        )
+        conn.execute(
+            "DELETE FROM leases WHERE consumer IN (SELECT cid FROM consumers WHERE stream = ?)",
             (sid,),
         )
         conn.execute("DELETE FROM consumers WHERE stream = ?", (sid,))
@@ -518,9 +523,11 @@ class WriteOps:
         """Seek: drop every delivery of the consumer and move its cursor to ``start``."""
         cursor = _start_cursor(conn, c.sid, start)
         conn.execute("DELETE FROM deliveries WHERE consumer = ?", (c.cid,))
+        conn.execute("DELETE FROM leases WHERE consumer = ?", (c.cid,))
         if (
             conn.execute(
-                "UPDATE consumers SET cursor = ?, outstanding = 0, updated_at = ? WHERE cid = ?",
+                "UPDATE consumers SET cursor = ?, outstanding = 0, leased = 0, updated_at = ?"
+                " WHERE cid = ?",
                 (cursor, now_us(), c.cid),
             ).rowcount
             == 0
@@ -576,39 +583,49 @@ class WriteOps:
         """Delete a consumer and its delivery state."""
         self._due_floor.pop(cid, None)
         conn.execute("DELETE FROM deliveries WHERE consumer = ?", (cid,))
+        conn.execute("DELETE FROM leases WHERE consumer = ?", (cid,))
         if conn.execute("DELETE FROM consumers WHERE cid = ?", (cid,)).rowcount == 0:
             raise StoreNotFound("consumer")
 
     def receive(self, conn: sqlite3.Connection, c: ConsumerMeta, batch_size: int) -> ReceiveResult:
         """Hand out up to ``batch_size`` deliveries: due redeliveries first, then new messages."""
         row = conn.execute(
-            "SELECT cursor, outstanding FROM consumers WHERE cid = ?", (c.cid,)
+            "SELECT cursor, outstanding, leased FROM consumers WHERE cid = ?", (c.cid,)
         ).fetchone()
         if row is None:
             raise StoreNotFound("consumer")
-        cursor, outstanding = row
+        cursor, outstanding, leased = row
         now = now_us() // 1000
         deadline = now + c.ack_wait_ms
         token_base = secrets.token_hex(8)
         out: list[Delivery] = []
         floor = self._due_floor.get(c.cid, 0)
-        released = 0
+        released = expired = 0
         if now >= floor:
-            released, floor = self._redeliver(conn, c, batch_size, now, token_base, out)
+            released, expired, floor = self._redeliver(conn, c, batch_size, now, token_base, out)
+        outstanding += expired - released
+        leased -= expired
         more = False
         new_cursor = cursor
         redelivered = len(out)
-        room = min(batch_size - redelivered, c.max_ack_pending - (outstanding - released))
+        room = min(batch_size - redelivered, c.max_ack_pending - outstanding - leased)
+        use_lease = leases.usable(c.max_deliver)
         if room > 0:
-            new_cursor, more = self._deliver_new(conn, c, cursor, room, deadline, token_base, out)
+            new_cursor, more = self._deliver_new(
+                conn, c, cursor, room, deadline, token_base, out, use_lease
+            )
         delivered_new = len(out) - redelivered
         if delivered_new:
             floor = min(floor, deadline)
+            if use_lease:
+                leased += delivered_new
+            else:
+                outstanding += delivered_new
         self._due_floor[c.cid] = floor
         if new_cursor != cursor or released or delivered_new:
             conn.execute(
-                "UPDATE consumers SET cursor = ?, outstanding = ? WHERE cid = ?",
-                (new_cursor, outstanding - released + delivered_new, c.cid),
+                "UPDATE consumers SET cursor = ?, outstanding = ?, leased = ? WHERE cid = ?",
+                (new_cursor, outstanding, leased, c.cid),
             )
         return ReceiveResult(out, None if floor == _NEVER else floor, more)
 
@@ -620,12 +637,16 @@ class WriteOps:
         now: int,
         token_base: str,
         out: list[Delivery],
-    ) -> tuple[int, int]:
-        """Dead-letter exhausted deliveries and hand out due ones again.
+    ) -> tuple[int, int, int]:
+        """Dead-letter exhausted deliveries and hand out due ones again, after moving
+        the messages of leases past their deadline into delivery rows.
 
-        Returns (deliveries no longer outstanding, new due floor).
+        Returns (deliveries no longer outstanding, lease messages moved, new due floor).
+        Moving lease messages updated the consumer's stored counters already; the
+        released ones are the caller's to subtract.
         """
         released = 0
+        expired = leases.expire(conn, c.cid, now)
         if c.max_deliver is not None:
             released += conn.execute(
                 f"UPDATE deliveries SET state = {DEAD}, token = NULL WHERE consumer = ?"
@@ -667,7 +688,10 @@ class WriteOps:
             f" WHERE consumer = ? AND state < {DEAD}",
             (c.cid,),
         ).fetchone()
-        return released, floor
+        lease_due = leases.min_due(conn, c.cid)
+        if lease_due is not None:
+            floor = min(floor, lease_due)
+        return released, expired, floor
 
     def _deliver_new(
         self,
@@ -678,8 +702,10 @@ class WriteOps:
         deadline: int,
         token_base: str,
         out: list[Delivery],
+        use_lease: bool,
     ) -> tuple[int, bool]:
-        """Hand out up to ``room`` matching messages past ``cursor``.
+        """Hand out up to ``room`` matching messages past ``cursor``, in one lease
+        (``use_lease``) or a delivery row each.
 
         Returns (new cursor, whether the scan window stopped short of the stream's end).
         """
@@ -696,7 +722,11 @@ class WriteOps:
             (c.sid, cursor, upto, *args, room),
         ).fetchall()
         cursor = rows[-1][0] if len(rows) == room else upto
-        if rows:
+        if rows and use_lease:
+            token = leases.new_token()
+            out.extend(deliveries_from_rows(rows, c.stream_id, token))
+            leases.add(conn, c.cid, token, deadline, [r[0] for r in rows])
+        elif rows:
             inserts: list[tuple[object, ...]] = []
             for i, msg in enumerate(messages_from_rows(rows, c.stream_id), len(out)):
                 seq, token = msg["seq"], f"{token_base}{i:x}"
@@ -706,25 +736,32 @@ class WriteOps:
         return cursor, cursor < last_seq
 
     def ack(self, conn: sqlite3.Connection, c: ConsumerMeta, ack_ids: Sequence[str]) -> bool:
-        """Delete acked deliveries; True when that freed room under a full max_ack_pending."""
-        rows = parse_ack_ids(c.cid, ack_ids)
-        if not rows:
-            return False
-        done = conn.executemany(
-            f"DELETE FROM deliveries WHERE consumer = ? AND seq = ? AND token = ?"
-            f" AND state = {IN_FLIGHT}",
-            rows,
-        ).rowcount
-        return self._release(conn, c, done)
+        """Settle acked deliveries (in leases or rows); True when that freed room under a
+        full max_ack_pending."""
+        from_leases, rows = leases.ack(conn, c.cid, ack_ids)
+        done = 0
+        if rows:
+            done = conn.executemany(
+                f"DELETE FROM deliveries WHERE consumer = ? AND seq = ? AND token = ?"
+                f" AND state = {IN_FLIGHT}",
+                rows,
+            ).rowcount
+        return self._release(conn, c, done, from_leases)
 
-    def _release(self, conn: sqlite3.Connection, c: ConsumerMeta, count: int) -> bool:
-        if count <= 0:
+    def _release(
+        self, conn: sqlite3.Connection, c: ConsumerMeta, count: int, leased: int = 0
+    ) -> bool:
+        """``count`` delivery rows and ``leased`` lease messages are no longer outstanding."""
+        if count <= 0 and leased <= 0:
             return False
-        row = conn.execute("SELECT outstanding FROM consumers WHERE cid = ?", (c.cid,)).fetchone()
+        row = conn.execute(
+            "SELECT outstanding + leased FROM consumers WHERE cid = ?", (c.cid,)
+        ).fetchone()
         if row is None:
             return False
         conn.execute(
-            "UPDATE consumers SET outstanding = outstanding - ? WHERE cid = ?", (count, c.cid)
+            "UPDATE consumers SET outstanding = outstanding - ?, leased = leased - ? WHERE cid = ?",
+            (max(count, 0), leased, c.cid),
         )
         return bool(row[0] >= c.max_ack_pending)
 
@@ -742,6 +779,7 @@ class WriteOps:
         Returns True when anything became deliverable or freed room.
         """
         now = now_us() // 1000
+        leases.detach(conn, c.cid, parse_ack_ids(c.cid, ack_ids))
         dead = 0
         if c.max_deliver is not None:
             rows = parse_ack_ids(c.cid, ack_ids, reason)
@@ -772,6 +810,7 @@ class WriteOps:
         """
         now = now_us() // 1000
         rows = parse_ack_ids(c.cid, ack_ids, now)
+        leases.detach(conn, c.cid, rows)
         back = conn.executemany(
             f"UPDATE deliveries SET state = {WAITING}, token = NULL, due = ?,"
             " delivery_count = delivery_count - 1"
@@ -784,7 +823,9 @@ class WriteOps:
 
     def extend(self, conn: sqlite3.Connection, c: ConsumerMeta, ack_ids: Sequence[str]) -> None:
         """Push in-flight deliveries' deadlines to now + ack_wait."""
-        rows = parse_ack_ids(c.cid, ack_ids, now_us() // 1000 + c.ack_wait_ms)
+        due = now_us() // 1000 + c.ack_wait_ms
+        rows = leases.extend(conn, c.cid, parse_ack_ids(c.cid, ack_ids, due), due)
+        leases.detach(conn, c.cid, rows)
         conn.executemany(
             "UPDATE deliveries SET due = ?"
             f" WHERE consumer = ? AND seq = ? AND token = ? AND state = {IN_FLIGHT}",
