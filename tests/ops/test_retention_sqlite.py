@@ -7,10 +7,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from streamkit.server.store.base import StreamOptions
 from streamkit.server.store.sqlite import retention
 from streamkit.server.store.sqlite.rows import now_us
-from streamkit.server.store.sqlite.schema import connect
+from streamkit.server.store.sqlite.schema import SCHEMA_VERSION, connect
 from streamkit.server.store.sqlite.store import SqliteStore
 from streamkit.testing import ServerHandle
 from tests.conformance.helpers import eventually
@@ -161,3 +163,18 @@ async def test_a_file_from_before_retention_opens_and_trims(tmp_path: Path) -> N
         assert record.options.retain_up_to == 3 and record.options.max_bytes is None
     finally:
         await store.close()
+    with sqlite3.connect(db) as conn:  # brought up to this format: an older server refuses it
+        version = conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()
+    assert version == (SCHEMA_VERSION,) and SCHEMA_VERSION != "1"
+
+
+async def test_a_file_from_a_newer_server_is_refused_with_its_version(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    store = SqliteStore(db)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET v = '99' WHERE k = 'schema_version'")
+    store = SqliteStore(db)
+    with pytest.raises(sqlite3.DatabaseError, match=r"schema version '99'.*newer streamkit"):
+        await store.open()

@@ -46,7 +46,11 @@ from streamkit.protocol.keys import matches
 
 Synchronous = Literal["normal", "full"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+"""The file format. "2" added ``leases``: a server of format "1" must refuse such a
+file, as it would never redeliver the messages a lease holds."""
+UPGRADED_VERSIONS = ("1",)
+"""Formats this server brings up to `SCHEMA_VERSION` when it opens them."""
 PAGE_SIZE = 16 * 1024
 """Bytes per page of a new database file (see the module docstring)."""
 WAL_SIZE_LIMIT = 8 * 1024 * 1024
@@ -192,8 +196,13 @@ def create_schema(conn: sqlite3.Connection) -> None:
     row = conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()
     if row is None:
         conn.execute("INSERT INTO meta (k, v) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+    elif row[0] in UPGRADED_VERSIONS:
+        conn.execute("UPDATE meta SET v = ? WHERE k = 'schema_version'", (SCHEMA_VERSION,))
     elif row[0] != SCHEMA_VERSION:
-        raise RuntimeError(f"unsupported database schema version {row[0]!r}")
+        raise sqlite3.DatabaseError(
+            f"the database has schema version {row[0]!r}, this server knows"
+            f" {SCHEMA_VERSION!r}: it was written by a newer streamkit"
+        )
     for table, column, decl in ADDED_COLUMNS:
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         if column not in have:
