@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -12,8 +13,19 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 READY_TIMEOUT = 15.0
+
+
+def call_json(url: str, method: str, body: Any = None, timeout: float = 30) -> Any:
+    """One blocking JSON request (for tests that drive a server process by hand)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
+        return json.loads(resp.read())
 
 
 def free_port() -> int:

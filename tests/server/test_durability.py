@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Any
 
-from tests.server_process import ServerProcess
-
-
-def _call(url: str, method: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return json.loads(resp.read())
+from tests.server_process import ServerProcess, call_json
 
 
 def test_acked_publishes_survive_sigkill(server_process: ServerProcess) -> None:
     server_process.start()
     base = server_process.url + "/api/streams"
-    _call(base, "POST", {"name": "orders"})
-    _call(base + "/orders/consumers", "POST", {"name": "c", "filter_key_pattern": ">"})
+    call_json(base, "POST", {"name": "orders"})
+    call_json(base + "/orders/consumers", "POST", {"name": "c", "filter_key_pattern": ">"})
     batches, size = 20, 250
     acked: dict[str, int] = {}
     for b in range(batches):
         batch = [{"key": f"k.{b}", "data": f"{b}-{i}", "id": f"{b}-{i}"} for i in range(size)]
-        result = _call(base + "/orders/messages", "POST", {"messages": batch})["data"]
+        result = call_json(base + "/orders/messages", "POST", {"messages": batch})["data"]
         assert result["published"] == size
         acked.update({a["id"]: a["seq"] for a in result["acks"]})
     # an in-flight delivery must survive too
-    (delivered,) = _call(base + "/orders/consumers/c/receive?batch_size=1", "GET")["data"]
+    (delivered,) = call_json(base + "/orders/consumers/c/receive?batch_size=1", "GET")["data"]
 
     server_process.kill()
     server_process.start()
@@ -39,7 +28,7 @@ def test_acked_publishes_survive_sigkill(server_process: ServerProcess) -> None:
     stored: list[dict[str, Any]] = []
     after = 0
     for _ in range(batches * size // 1000 + 2):  # bounded paging
-        page = _call(f"{base}/orders/messages?limit=1000&after_seq={after}", "GET")["data"]
+        page = call_json(f"{base}/orders/messages?limit=1000&after_seq={after}", "GET")["data"]
         if not page:
             break
         stored.extend(page)
@@ -50,16 +39,16 @@ def test_acked_publishes_survive_sigkill(server_process: ServerProcess) -> None:
 
     # retrying an acked batch after the crash is still idempotent
     retry = [{"key": "k.0", "data": "0-0", "id": "0-0"}]
-    result = _call(base + "/orders/messages", "POST", {"messages": retry})["data"]
+    result = call_json(base + "/orders/messages", "POST", {"messages": retry})["data"]
     assert result["published"] == 0
     assert result["acks"][0]["seq"] == acked["0-0"]
 
-    consumer = _call(base + "/orders/consumers/c", "GET")
+    consumer = call_json(base + "/orders/consumers/c", "GET")
     assert consumer["stats"]["in_flight"] == 1
     assert consumer["stats"]["pending"] == batches * size - 1
-    ack = _call(base + "/orders/consumers/c/ack", "POST", {"ack_ids": [delivered["ack_id"]]})
+    ack = call_json(base + "/orders/consumers/c/ack", "POST", {"ack_ids": [delivered["ack_id"]]})
     assert ack == {"success": True}
-    assert _call(base + "/orders/consumers/c", "GET")["stats"]["in_flight"] == 0
+    assert call_json(base + "/orders/consumers/c", "GET")["stats"]["in_flight"] == 0
 
 
 def test_sigterm_stops_cleanly(server_process: ServerProcess) -> None:

@@ -103,31 +103,11 @@ def messages_from_rows(rows: Sequence[Sequence[Any]], stream_id: str) -> list[Me
 def deliveries_from_rows(
     rows: Sequence[Sequence[Any]], stream_id: str, token: str
 ) -> list[Delivery]:
-    """Rows of ``MESSAGE_COLUMNS`` as first deliveries sharing ``token`` (one lease):
-    `messages_from_rows` and the delivery around each message in one pass."""
-    out: list[Delivery] = []
-    last_us = -1
-    last_dt = _EPOCH
-    for seq, key, data, hash_, msg_id, headers, encoding, ins, upd in rows:
-        if ins != last_us:
-            last_us, last_dt = ins, to_datetime(ins)
-        msg: Message = {
-            "key": key,
-            "stream_id": stream_id,
-            "data": data,
-            "data_hash": hash_,
-            "seq": seq,
-            "inserted_at": last_dt,
-            "updated_at": last_dt if upd == ins else to_datetime(upd),
-        }
-        if msg_id is not None:
-            msg["id"] = msg_id
-        if headers is not None:
-            msg["headers"] = orjson.loads(headers)
-        if encoding is not None:
-            msg["encoding"] = encoding
-        out.append({"ack_id": f"{seq}.{token}", "message": msg, "delivery_count": 1})
-    return out
+    """Rows of ``MESSAGE_COLUMNS`` as first deliveries sharing ``token`` (one lease)."""
+    return [
+        {"ack_id": f"{m['seq']}.{token}", "message": m, "delivery_count": 1}
+        for m in messages_from_rows(rows, stream_id)
+    ]
 
 
 STREAM_COLUMNS = (
