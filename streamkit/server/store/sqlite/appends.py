@@ -34,6 +34,8 @@ _SHAPES = {
 }
 """The columns bound per row, by (has headers, has an encoding): a column left out is
 NULL, which is cheaper than binding None (sqlite3 looks for an adapter for each)."""
+FULL_COLUMNS = _SHAPES[(True, True)]
+"""Every column a row can have (the general path binds None for those it lacks)."""
 _CHUNKS = (64, 32, 16, 8, 4, 2, 1)
 """Rows per INSERT statement, largest first: seven statements store any batch."""
 
@@ -45,6 +47,8 @@ class PreparedBatch:
     messages: Sequence[NewMessage]
     id_keys: list[int | None]
     """Each message's dedupe-window key (None: it has no id)."""
+    hashes: list[str]
+    """Each message's ``data_hash``."""
     columns: tuple[str, ...]
     """The columns `values` holds for each row."""
     values: list[object] | None
@@ -58,6 +62,7 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     """Everything about publishing ``messages`` to stream ``sid`` that needs no lock."""
     window_key = DedupeWindow.key
     id_keys: list[int | None] = []
+    hashes: list[str] = []
     values: list[object] | None = []
     size = 0
     first = messages[0] if messages else None
@@ -65,6 +70,7 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     for m in messages:
         key, data, msg_id = m["key"], m["data"], m.get("id")
         id_keys.append(None if msg_id is None else window_key(sid, msg_id))
+        hashes.append(hash_ := data_hash(data))
         size += len(key) + len(data)
         if values is None:
             continue
@@ -72,7 +78,7 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
         if (bool(headers), bool(encoding)) != shape:
             values = None
             continue
-        values += (key, data, data_hash(data), msg_id)
+        values += (key, data, hash_, msg_id)
         if headers:
             values.append(orjson.dumps(headers).decode())
         if encoding:
@@ -80,7 +86,7 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     keyed = [k for k in id_keys if k is not None]
     if len(set(keyed)) != len(keyed):
         values = None
-    return PreparedBatch(messages, id_keys, _SHAPES[shape], values, size)
+    return PreparedBatch(messages, id_keys, hashes, _SHAPES[shape], values, size)
 
 
 @cache
@@ -100,16 +106,22 @@ def _insert_sql(columns: tuple[str, ...], rows: int) -> str:
 
 
 def append(
-    conn: sqlite3.Connection, sid: int, first_seq: int, stored_us: int, batch: PreparedBatch
+    conn: sqlite3.Connection,
+    sid: int,
+    first_seq: int,
+    stored_us: int,
+    columns: tuple[str, ...],
+    values: list[object],
 ) -> None:
-    """Store a batch's rows (`PreparedBatch.values`) from ``first_seq`` on."""
-    assert batch.values is not None
-    values, columns, width = batch.values, batch.columns, len(batch.columns)
+    """Store rows of ``columns`` (`PreparedBatch.values`, or rows built alike) with
+    consecutive seqs from ``first_seq`` on, all stored at ``stored_us``."""
+    width = len(columns)
     rows, done = len(values) // width, 0
     for chunk in _CHUNKS:
         while rows - done >= chunk:
             head: list[object] = [sid, first_seq + done, stored_us]
             conn.execute(
-                _insert_sql(columns, chunk), head + values[done * width : (done + chunk) * width]
+                _insert_sql(columns, chunk),
+                head + values[done * width : (done + chunk) * width],
             )
             done += chunk

@@ -23,14 +23,12 @@ from streamkit.server.store.base import (
     ConsumerRecord,
     ConsumerSpec,
     Delivery,
-    NewMessage,
     PublishAck,
     StoreConflict,
     StoreNotFound,
     StreamChanges,
     StreamOptions,
     StreamRecord,
-    data_hash,
 )
 from streamkit.server.store.sqlite import appends, leases, retention
 from streamkit.server.store.sqlite.appends import PreparedBatch
@@ -98,16 +96,12 @@ class _BulkInsert:
             conn.executemany(self.one, rows[whole:])
 
 
-# Most messages have neither headers nor an encoding. Leaving those columns out
-# (NULL) rather than binding None matters: sqlite3 looks for an adapter for every
-# None it binds, which costs about as much as storing the rest of the row.
-_INSERT_PLAIN = _BulkInsert.of(
-    "messages", "stream, seq, key, data, data_hash, msg_id, inserted_at, updated_at"
+_INSERT_KEPT = (
+    "INSERT INTO messages (stream, seq, key, data, data_hash, msg_id, headers, encoding,"
+    " inserted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_FULL = _BulkInsert.of(
-    "messages",
-    "stream, seq, key, data, data_hash, msg_id, headers, encoding, inserted_at, updated_at",
-)
+"""A one_message_per_key stream's new message (it keeps the first version's ``inserted_at``)."""
+
 _INSERT_DELIVERIES = _BulkInsert.of(
     "deliveries", "consumer, seq, state, token, due, delivery_count"
 )
@@ -300,10 +294,9 @@ class WriteOps:
         last_seq, per_key, unmodified, limited = row
         now = self._store_time()
         self._window.expire(now)
-        messages = batch.messages
         if per_key:
             published, acks = self._publish_per_key(
-                conn, sid, messages, last_seq, bool(unmodified), now
+                conn, sid, batch, last_seq, bool(unmodified), now
             )
         elif batch.values is not None and not self._window.knows_any(batch.id_keys, now):
             published, acks = self._append(conn, sid, batch, last_seq, now), None
@@ -318,8 +311,9 @@ class WriteOps:
         self, conn: sqlite3.Connection, sid: int, batch: PreparedBatch, last_seq: int, now: int
     ) -> int:
         """Store a batch of one shape none of whose ids the window knows (see `appends`)."""
+        assert batch.values is not None
         first = last_seq + 1
-        appends.append(conn, sid, first, now, batch)
+        appends.append(conn, sid, first, now, batch.columns, batch.values)
         stored = len(batch.messages)
         conn.execute(
             "UPDATE streams SET last_seq = ?, message_count = message_count + ?,"
@@ -340,15 +334,16 @@ class WriteOps:
         last_seq: int,
         now: int,
     ) -> tuple[int, list[PublishAck]]:
-        """Publish into a stream without ``one_message_per_key``, message by message."""
+        """Publish into a stream without ``one_message_per_key``, message by message: a
+        batch of mixed shapes, or with ids seen before (those are acked, not stored).
+        The stored ones still get consecutive seqs and go through `appends.append`."""
         committed = to_datetime(now)
         staged: dict[int, int] = {}  # window key -> pack(seq, committed_us)
-        plain: list[tuple[object, ...]] = []  # _INSERT_PLAIN rows
-        full: list[tuple[object, ...]] = []  # _INSERT_FULL rows
+        values: list[object] = []  # appends.FULL_COLUMNS of each stored message
         acks: list[PublishAck] = []
-        size = 0
+        first, size = last_seq + 1, 0
         find = self._window.find_key
-        for m, id_key in zip(batch.messages, batch.id_keys, strict=True):
+        for m, id_key, hash_ in zip(batch.messages, batch.id_keys, batch.hashes, strict=True):
             msg_id = m.get("id")
             if id_key is not None:
                 hit = staged.get(id_key) or find(id_key, now)
@@ -358,33 +353,20 @@ class WriteOps:
                     continue
                 staged[id_key] = pack(last_seq + 1, now)
             last_seq += 1
-            key = m["key"]
-            data = m["data"]
-            headers = m.get("headers")
-            encoding = m.get("encoding")
-            if headers or encoding:
-                full.append(
-                    (
-                        sid,
-                        last_seq,
-                        key,
-                        data,
-                        data_hash(data),
-                        msg_id,
-                        orjson.dumps(headers).decode() if headers else None,
-                        encoding,
-                        now,
-                        now,
-                    )
-                )
-            else:
-                plain.append((sid, last_seq, key, data, data_hash(data), msg_id, now, now))
+            key, data, headers = m["key"], m["data"], m.get("headers")
+            values += (
+                key,
+                data,
+                hash_,
+                msg_id,
+                orjson.dumps(headers).decode() if headers else None,
+                m.get("encoding"),
+            )
             size += len(key) + len(data)
             acks.append({"id": msg_id, "seq": last_seq, "committed": committed})
-        stored = len(plain) + len(full)
+        stored = last_seq - first + 1
         if stored:
-            _INSERT_PLAIN.run(conn, plain)
-            _INSERT_FULL.run(conn, full)
+            appends.append(conn, sid, first, now, appends.FULL_COLUMNS, values)
             conn.execute(
                 "UPDATE streams SET last_seq = ?, message_count = message_count + ?,"
                 " storage_size = storage_size + ? WHERE sid = ?",
@@ -397,26 +379,26 @@ class WriteOps:
         self,
         conn: sqlite3.Connection,
         sid: int,
-        messages: Sequence[NewMessage],
+        batch: PreparedBatch,
         last_seq: int,
         process_unmodified: bool,
         now: int,
     ) -> tuple[int, list[PublishAck]]:
         """Publish into a one_message_per_key stream: each key keeps its latest message only."""
         committed = to_datetime(now)
-        staged: dict[str, int] = {}  # id -> pack(seq, committed_us), for the window
+        staged: dict[int, int] = {}  # window key -> pack(seq, committed_us)
         acks: list[PublishAck] = []
         published = removed = size_delta = 0
-        for m in messages:
+        find = self._window.find_key
+        for m, id_key, hash_ in zip(batch.messages, batch.id_keys, batch.hashes, strict=True):
             msg_id = m.get("id")
-            if msg_id is not None:
-                hit = staged.get(msg_id) or self._window.find(sid, msg_id, now)
+            if id_key is not None:
+                hit = staged.get(id_key) or find(id_key, now)
                 if hit is not None:
                     seq, at = unpack(hit)
                     acks.append({"id": msg_id, "seq": seq, "committed": to_datetime(at)})
                     continue
             key, data = m["key"], m["data"]
-            hash_ = data_hash(data)
             inserted = now
             old = conn.execute(
                 "SELECT m.seq, m.data_hash, m.inserted_at, m.updated_at, m.data"
@@ -433,8 +415,8 @@ class WriteOps:
                     acks.append(
                         {"id": msg_id, "seq": old_seq, "committed": to_datetime(old_updated)}
                     )
-                    if msg_id is not None:
-                        staged[msg_id] = pack(old_seq, old_updated)
+                    if id_key is not None:
+                        staged[id_key] = pack(old_seq, old_updated)
                     continue
                 conn.execute("DELETE FROM messages WHERE stream = ? AND seq = ?", (sid, old_seq))
                 removed += 1
@@ -443,7 +425,7 @@ class WriteOps:
             last_seq += 1
             headers = m.get("headers")
             conn.execute(
-                _INSERT_FULL.one,
+                _INSERT_KEPT,
                 (
                     sid,
                     last_seq,
@@ -464,15 +446,15 @@ class WriteOps:
             published += 1
             size_delta += len(key) + len(data)
             acks.append({"id": msg_id, "seq": last_seq, "committed": committed})
-            if msg_id is not None:
-                staged[msg_id] = pack(last_seq, now)
+            if id_key is not None:
+                staged[id_key] = pack(last_seq, now)
         if published:
             conn.execute(
                 "UPDATE streams SET last_seq = ?, message_count = message_count + ?,"
                 " storage_size = storage_size + ? WHERE sid = ?",
                 (last_seq, published - removed, size_delta, sid),
             )
-        self._window.stage(sid, staged)
+        self._window.stage_keys(staged)
         return published, acks
 
     def _store_time(self) -> int:
