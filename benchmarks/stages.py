@@ -33,9 +33,8 @@ from streamkit.server import validation
 from streamkit.server.responses import json_response
 from streamkit.server.store.base import AckRun, ConsumerSpec, PublishResult, StreamOptions
 from streamkit.server.store.sqlite.appends import prepare
-from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES
 from streamkit.server.store.sqlite.rows import ConsumerMeta
-from streamkit.server.store.sqlite.schema import connect
+from streamkit.server.store.sqlite.schema import WAL_SIZE_LIMIT, connect
 from streamkit.server.store.sqlite.writes import WriteOps
 
 BATCH = 1000
@@ -74,7 +73,7 @@ class _Db:
 
     def __init__(self, directory: Path) -> None:
         # As the server's writer: its checkpoints run on another thread.
-        self.conn = connect(directory / "stages.db", "normal", wal_autocheckpoint=BACKSTOP_PAGES)
+        self.conn = connect(directory / "stages.db", "normal", autocheckpoint_bytes=WAL_SIZE_LIMIT)
         self.ops = WriteOps(120_000)
         self.transaction(self.ops.setup)
         meta, _ = self.transaction(lambda c: self.ops.create_stream(c, "s", StreamOptions()))

@@ -12,8 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES
-from streamkit.server.store.sqlite.schema import PAGE_SIZE, WAL_SIZE_LIMIT
+from streamkit.server.store.sqlite.schema import WAL_SIZE_LIMIT
 from streamkit.testing import ServerHandle, run_server
 from tests.conformance.helpers import eventually
 from tests.http_api import Api
@@ -133,7 +132,7 @@ def test_compact_of_a_missing_file_fails_cleanly(tmp_path: Path) -> None:
 @pytest.mark.slow
 async def test_soak_sizes_stop_growing(api: Api, server: ServerHandle) -> None:
     """300,000 x 100 B events into a stream keeping 30,000: the file is flat after warm-up,
-    the WAL never passes the writer's backstop checkpoint."""
+    the WAL stays within a few times the size at which the writer checkpoints."""
     await api.stream("orders", retain_up_to=30_000)
     files, wals = [], []
     for _ in range(10):
@@ -142,4 +141,4 @@ async def test_soak_sizes_stop_growing(api: Api, server: ServerHandle) -> None:
         wals.append(wal_size(server.db_path))
     warm = max(files[:3])
     assert max(files[3:]) <= warm * 1.1 + MIB, [s // 1024 for s in files]
-    assert max(wals) <= BACKSTOP_PAGES * PAGE_SIZE + WAL_SIZE_LIMIT, [s // 1024 for s in wals]
+    assert max(wals) <= 4 * WAL_SIZE_LIMIT, [s // 1024 for s in wals]

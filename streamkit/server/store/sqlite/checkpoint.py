@@ -1,27 +1,27 @@
-"""WAL checkpoints on their own thread, so that the writer never stops to do them.
+"""WAL checkpoints on their own thread, so that the writer seldom stops to do them.
 
 SQLite's automatic checkpoint runs inside the COMMIT that takes the WAL past
 its threshold, on the committing thread: for the one writer of this engine,
-that commit also copies the WAL into the database file and fsyncs it, and
-every write queued behind it waits (about a sixth of the writer's time under
-a steady publish load). Here the writer only says that it committed; a thread
-with its own connection runs PASSIVE checkpoints, which never block the
-writer, at most every ``interval`` seconds while there are new commits. The
-writer keeps an automatic checkpoint with a higher threshold as a backstop,
-in case this thread falls behind.
+that commit copies the WAL into the database file and fsyncs it, and every
+write queued behind it waits. Here the writer only says that it committed; a
+thread with its own connection runs PASSIVE checkpoints, which never block
+the writer, at most every ``interval`` seconds while there are new commits.
 
-The WAL's size is bounded too. A PASSIVE checkpoint copies frames but cannot
-make the writer start the WAL over while it keeps appending. Whenever a
-passive pass leaves more than `schema.WAL_SIZE_LIMIT` in the WAL, this thread
-tries a RESTART checkpoint: it holds the writer only while it copies the few
-frames committed since the passive pass, and the writer's next commit starts
-the WAL over, cut back to the limit by ``journal_size_limit``. When a busy
-writer leaves no moment for that, the backstop (`BACKSTOP_PAGES`) does the
-same on the writer, so the WAL stays near 32 MiB (the soak saw 42 MiB at most,
-at 122k events/s). Once no new
-frames arrive for `IDLE_TRUNCATE` seconds, one ``wal_checkpoint(TRUNCATE)``
-leaves an idle server with an empty WAL. (Idleness is judged by the WAL's
-frames, not by commits: a commit that wrote nothing adds none.)
+A PASSIVE checkpoint cannot make the WAL start over while the writer keeps
+appending, so the WAL's size is bounded by the writer itself: its automatic
+checkpoint runs when the WAL reaches `schema.WAL_SIZE_LIMIT` (8 MiB), copies
+only the frames the last pass has not (a few milliseconds' worth), and as the
+writer is not appending meanwhile, its next transaction starts the WAL over.
+No other connection ever takes the write lock under load. That matters more
+than the copy: a connection that finds the lock taken waits in SQLite's busy
+handler, which sleeps 1, 2, 5, 10, 15... ms between tries, so a 3 ms hold by
+another thread costs the writer 8 ms, and a checkpoint that waits for readers
+while holding the lock (RESTART) stalled it for 30 to 200 ms.
+
+Once no new frames arrive for `IDLE_TRUNCATE` seconds, one
+``wal_checkpoint(TRUNCATE)`` leaves an idle server with an empty WAL.
+(Idleness is judged by the WAL's frames, not by commits: a commit that wrote
+nothing adds none.)
 """
 
 from __future__ import annotations
@@ -32,26 +32,17 @@ import threading
 import time
 from collections.abc import Callable
 
-from streamkit.server.store.sqlite.schema import WAL_SIZE_LIMIT
-
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 200
-"""How long a RESTART or TRUNCATE checkpoint waits for the writer and readers before
-giving up until the next pass (the writer waits on it meanwhile)."""
+"""How long the idle TRUNCATE checkpoint waits for the writer and readers before giving
+up until the next pass."""
 
 DEFAULT_INTERVAL = 0.25
 """Seconds between background checkpoints while there are commits."""
 
 IDLE_TRUNCATE = 1.0
 """Seconds without new WAL frames after which the WAL is checkpointed and truncated to zero."""
-
-BACKSTOP_PAGES = 2_048
-"""The writer's own automatic checkpoint threshold (SQLite's default is 1000 pages).
-
-It bounds the WAL under a load that never leaves this thread a moment to
-restart it (32 MiB of 16 KiB pages): the writer then checkpoints what the
-passive passes have not yet copied, and its next commit starts the WAL over."""
 
 
 class Checkpointer:
@@ -96,8 +87,6 @@ class Checkpointer:
             return
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-            restart_frames = max(1, WAL_SIZE_LIMIT // page_size)
             frames = 0  # frames in the WAL at the last pass
             quiet_since = time.monotonic()  # when the WAL last changed
             while True:
@@ -112,8 +101,6 @@ class Checkpointer:
                 elif frames and now - quiet_since >= self.idle_truncate:
                     frames = self._checkpoint(conn, "TRUNCATE", frames)
                     continue
-                if frames >= restart_frames:
-                    self._checkpoint(conn, "RESTART", frames)
                 if self._stopping.wait(self.interval):
                     return
         finally:

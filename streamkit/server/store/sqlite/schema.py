@@ -54,7 +54,9 @@ UPGRADED_VERSIONS = ("1",)
 PAGE_SIZE = 16 * 1024
 """Bytes per page of a new database file (see the module docstring)."""
 WAL_SIZE_LIMIT = 8 * 1024 * 1024
-"""Bytes the WAL is truncated back to when it restarts (``journal_size_limit``)."""
+"""Bytes of WAL at which the writer checkpoints (``wal_autocheckpoint``, see
+``checkpoint.py``), and that the WAL is truncated back to when it restarts
+(``journal_size_limit``)."""
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -161,11 +163,12 @@ def connect(
     synchronous: Synchronous,
     *,
     readonly: bool = False,
-    wal_autocheckpoint: int | None = None,
+    autocheckpoint_bytes: int | None = None,
 ) -> sqlite3.Connection:
     """Open a connection in autocommit mode (transactions are explicit) with our pragmas.
 
-    ``wal_autocheckpoint`` (pages) replaces SQLite's default of 1000.
+    ``autocheckpoint_bytes`` sets the WAL size at which a commit of this connection
+    checkpoints (SQLite's default is 1000 pages), in whole pages of the file.
     """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
     conn.execute("PRAGMA busy_timeout = 10000")
@@ -177,8 +180,10 @@ def connect(
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-    if wal_autocheckpoint is not None:
-        conn.execute(f"PRAGMA wal_autocheckpoint = {int(wal_autocheckpoint)}")
+    if autocheckpoint_bytes is not None:
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        pages = max(1, autocheckpoint_bytes // page_size)
+        conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
     conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
     conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
     conn.execute("PRAGMA temp_store = MEMORY")

@@ -49,11 +49,11 @@ from streamkit.server.store.base import (
 )
 from streamkit.server.store.sqlite import appends, disk, retention
 from streamkit.server.store.sqlite import reads as reads
-from streamkit.server.store.sqlite.checkpoint import BACKSTOP_PAGES, Checkpointer
+from streamkit.server.store.sqlite.checkpoint import Checkpointer
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS
 from streamkit.server.store.sqlite.lock import DatabaseLock
 from streamkit.server.store.sqlite.rows import ConsumerMeta, StreamMeta, to_datetime
-from streamkit.server.store.sqlite.schema import Synchronous, connect
+from streamkit.server.store.sqlite.schema import WAL_SIZE_LIMIT, Synchronous, connect
 from streamkit.server.store.sqlite.thread import SqliteThread
 from streamkit.server.store.sqlite.writes import ReceiveResult, WriteOps
 
@@ -148,7 +148,7 @@ class SqliteStore:
         self._ops = WriteOps(dedupe_window_ms, dedupe_max_ids)
         self._writer = SqliteThread(
             "streamkit-sqlite-writer",
-            partial(connect, self.path, synchronous, wal_autocheckpoint=BACKSTOP_PAGES),
+            partial(connect, self.path, synchronous, autocheckpoint_bytes=WAL_SIZE_LIMIT),
             transactional=True,
             on_commit=self._committed,
             on_rollback=self._ops.rollback,
