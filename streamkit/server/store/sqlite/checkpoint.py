@@ -38,8 +38,15 @@ BUSY_TIMEOUT_MS = 200
 """How long the idle TRUNCATE checkpoint waits for the writer and readers before giving
 up until the next pass."""
 
-DEFAULT_INTERVAL = 0.25
-"""Seconds between background checkpoints while there are commits."""
+DEFAULT_INTERVAL = 0.05
+"""Seconds between background checkpoints while there are commits.
+
+Short, so that a pass has synced and copied most of the WAL by the time the
+writer's own checkpoint runs: that checkpoint holds up every write, and it
+costs about what is left. With 16 KiB pages, a steady 1,000 events/s of
+single-event publishes, receives and acks writes about 60 MB/s of WAL, which
+reaches the writer's threshold every tenth of a second or so (measured
+against 0.25 s: publish->deliver p99 fell from 11-12 ms to about 7.5)."""
 
 IDLE_TRUNCATE = 1.0
 """Seconds without new WAL frames after which the WAL is checkpointed and truncated to zero."""
