@@ -3,14 +3,16 @@ files created before retention existed."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streamkit.server.store.base import StreamOptions
+from streamkit.server.store.base import NewMessage, StreamOptions
 from streamkit.server.store.sqlite import retention
+from streamkit.server.store.sqlite import store as store_module
 from streamkit.server.store.sqlite.rows import now_us
 from streamkit.server.store.sqlite.schema import SCHEMA_VERSION, connect
 from streamkit.server.store.sqlite.store import SqliteStore
@@ -124,6 +126,85 @@ async def test_one_message_per_key_stream_forgets_trimmed_keys(api: Api) -> None
     again = await api.publish("kv", [{"key": "k.0", "data": "v"}])
     assert again["published"] == 1
     assert [m["key"] for m in await api.read("kv")] == ["k.4", "k.0"]
+
+
+def _messages(n: int) -> list[NewMessage]:
+    return [{"key": "orders.eu", "data": "d"} for _ in range(n)]
+
+
+def _stored(db: Path) -> dict[int, int]:
+    """Messages in the file per stream id, deleted streams included."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT stream, COUNT(*) FROM messages GROUP BY stream"))
+    finally:
+        conn.close()
+
+
+async def test_a_deleted_streams_messages_go_in_bounded_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delete itself takes no message; trimmer steps of the budget take them all, while
+    a stream of the same name, created meanwhile, keeps its own."""
+    steps: list[int] = []
+
+    def purge(conn: sqlite3.Connection, sid: int, budget: int) -> int:
+        steps.append(removed := real_purge(conn, sid, budget))
+        return removed
+
+    real_purge = retention.purge
+    monkeypatch.setattr(retention, "TRIM_BATCH", 1_000)
+    monkeypatch.setattr(retention, "purge", purge)
+    monkeypatch.setattr(store_module, "TRIM_INTERVAL", 3600.0)  # no pass of its own
+    db = tmp_path / "streamkit.db"
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        await store.create_stream("orders", StreamOptions())
+        await store.create_stream("other", StreamOptions())
+        for _ in range(5):
+            await store.publish("orders", _messages(1_000))
+        await store.publish("other", _messages(10))
+        store._trim_now = asyncio.Event()  # not the one the trimmer waits on
+        await store.delete_stream("orders")
+        assert _stored(db) == {1: 5_000, 2: 10}
+        await store.create_stream("orders", StreamOptions())
+        await store.publish("orders", _messages(3))
+        await store._trim_pass()  # what the trimmer runs
+        assert steps == [1_000] * 5 + [0]
+        assert _stored(db) == {2: 10, 3: 3}
+        assert (await store.get_stream("orders")).stats.message_count == 3
+    finally:
+        await store.close()
+
+
+async def test_what_a_crash_left_of_a_deleted_stream_goes_after_restart(tmp_path: Path) -> None:
+    """Messages of a stream id no longer in the catalog (a purge cut short) are removed by
+    the trimmer of the next server to open the file."""
+    db = tmp_path / "streamkit.db"
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        await store.create_stream("orders", StreamOptions())
+        await store.create_stream("gone", StreamOptions())
+        await store.publish("orders", _messages(20))
+        await store.publish("gone", _messages(2_500))
+    finally:
+        await store.close()
+    conn = connect(db, "normal")
+    conn.execute("DELETE FROM streams WHERE name = 'gone'")  # as a delete leaves it
+    conn.close()
+    assert _stored(db) == {1: 20, 2: 2_500}
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        left = await eventually(
+            lambda: asyncio.sleep(0, _stored(db)), lambda by_sid: 2 not in by_sid, timeout=10
+        )
+        assert left == {1: 20}
+        assert (await store.get_stream("orders")).stats.message_count == 20
+    finally:
+        await store.close()
 
 
 async def test_a_file_from_before_retention_opens_and_trims(tmp_path: Path) -> None:

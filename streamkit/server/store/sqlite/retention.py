@@ -15,6 +15,12 @@ unknown id), and each consumer counts, in ``skipped``, the messages it had
 not acked that went: never delivered ones matching its filter, and the
 vanished deliveries. Dead letters of trimmed messages go too, uncounted (they
 were already given up on). Freed pages go to SQLite's freelist and are reused.
+
+A deleted stream's messages go the same way: deleting a stream removes its
+catalog row, consumers and deliveries at once, and `purge` steps remove its
+messages afterwards (a stream id is never reused, so what is left of one
+aliases nothing). Deleting a stream of 200,000 messages in one transaction
+held every other write up for 100 to 220 ms, and longer streams for longer.
 """
 
 from __future__ import annotations
@@ -46,6 +52,31 @@ class TrimResult:
 
     removed: int
     more: bool
+
+
+def deleted_streams(conn: sqlite3.Connection) -> list[int]:
+    """The ids of deleted streams some of whose messages are still stored."""
+    live = {sid for (sid,) in conn.execute("SELECT sid FROM streams")}
+    deleted, sid = [], -1
+    # One seek per stream stored: `messages` is keyed by (stream, seq).
+    while row := conn.execute(
+        "SELECT stream FROM messages WHERE stream > ? ORDER BY stream LIMIT 1", (sid,)
+    ).fetchone():
+        (sid,) = row
+        if sid not in live:
+            deleted.append(sid)
+    return deleted
+
+
+def purge(conn: sqlite3.Connection, sid: int, budget: int) -> int:
+    """Delete up to ``budget`` messages of deleted stream ``sid``; how many went."""
+    if conn.execute("SELECT 1 FROM streams WHERE sid = ?", (sid,)).fetchone():
+        raise ValueError(f"stream {sid} is not deleted")
+    return conn.execute(
+        "DELETE FROM messages WHERE stream = ?1 AND seq IN"
+        " (SELECT seq FROM messages WHERE stream = ?1 ORDER BY seq LIMIT ?2)",
+        (sid, budget),
+    ).rowcount
 
 
 def streams_with_limits(conn: sqlite3.Connection) -> list[int]:

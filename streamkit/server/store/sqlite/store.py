@@ -9,7 +9,8 @@ query and long-polls know what to wait on.
 
 Retention is enforced on the writer: publishes trim what they push past the
 limits, and a trimmer task (see ``retention``) trims the rest in small steps:
-after a limit is lowered, and every `TRIM_INTERVAL` for messages aging out.
+after a limit is lowered, and every `TRIM_INTERVAL` for messages aging out. It
+removes a deleted stream's messages the same way.
 
 Waiting is notification-driven: a publish wakes the waiters of its stream and
 of its consumers, an ack/nack wakes its consumer's waiters when it makes
@@ -346,6 +347,7 @@ class SqliteStore:
         for c in entry.consumers_by_id.values():
             self._forget_consumer(c)
         self._wake_stream(entry)
+        self._trim_now.set()  # the trimmer purges its messages
         return entry.meta.id
 
     # -- messages --------------------------------------------------------------
@@ -552,7 +554,8 @@ class SqliteStore:
     # -- retention -------------------------------------------------------------
 
     async def _trim(self) -> None:
-        """Enforce retention limits in steps of `retention.TRIM_BATCH`, one writer job each."""
+        """Enforce retention limits, and remove deleted streams' messages, in steps of
+        `retention.TRIM_BATCH` messages, one writer job each."""
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._trim_now.wait(), TRIM_INTERVAL)
@@ -563,6 +566,10 @@ class SqliteStore:
                 log.exception("retention pass failed")
 
     async def _trim_pass(self) -> None:
+        for sid in await self._writer.run(retention.deleted_streams):
+            purge = partial(retention.purge, sid=sid, budget=retention.TRIM_BATCH)
+            while await self._writer.run(purge):
+                pass
         pending = await self._reader.run(retention.streams_with_limits)
         while pending:
             still = []

@@ -264,7 +264,8 @@ class WriteOps:
         return retention.trim(conn, sid, budget, now_us())
 
     def delete_stream(self, conn: sqlite3.Connection, sid: int) -> None:
-        """Delete a stream and everything in it."""
+        """Delete a stream, its consumers and their deliveries; its messages are left to
+        `retention.purge` steps."""
         conn.execute(
             "DELETE FROM deliveries WHERE consumer IN (SELECT cid FROM consumers WHERE stream = ?)",
             (sid,),
@@ -275,7 +276,6 @@ class WriteOps:
         )
         conn.execute("DELETE FROM consumers WHERE stream = ?", (sid,))
         conn.execute("DELETE FROM latest_by_key WHERE stream = ?", (sid,))
-        conn.execute("DELETE FROM messages WHERE stream = ?", (sid,))
         if conn.execute("DELETE FROM streams WHERE sid = ?", (sid,)).rowcount == 0:
             raise StoreNotFound("stream")
 
