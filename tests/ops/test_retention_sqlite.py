@@ -14,10 +14,11 @@ from streamkit.server.store.base import NewMessage, StreamOptions
 from streamkit.server.store.sqlite import retention
 from streamkit.server.store.sqlite import store as store_module
 from streamkit.server.store.sqlite.rows import now_us
-from streamkit.server.store.sqlite.schema import SCHEMA_VERSION, connect
+from streamkit.server.store.sqlite.schema import SCHEMA_VERSION, connect, create_schema
 from streamkit.server.store.sqlite.store import SqliteStore
 from streamkit.testing import ServerHandle
 from tests.conformance.helpers import eventually
+from tests.faults.integrity import check_db
 from tests.http_api import Api
 
 
@@ -195,6 +196,9 @@ async def test_what_a_crash_left_of_a_deleted_stream_goes_after_restart(tmp_path
     conn.execute("DELETE FROM streams WHERE name = 'gone'")  # as a delete leaves it
     conn.close()
     assert _stored(db) == {1: 20, 2: 2_500}
+    found = check_db(db)
+    found.assert_ok()  # the faults suite's check: a purge under way is no fault
+    assert (found.messages, found.purging) == (20, 2_500)
     store = SqliteStore(db)
     await store.open()
     try:
@@ -205,6 +209,18 @@ async def test_what_a_crash_left_of_a_deleted_stream_goes_after_restart(tmp_path
         assert (await store.get_stream("orders")).stats.message_count == 20
     finally:
         await store.close()
+
+
+def test_messages_of_a_stream_id_never_given_out_are_a_fault(tmp_path: Path) -> None:
+    db = tmp_path / "streamkit.db"
+    conn = connect(db, "normal")
+    create_schema(conn)
+    conn.execute(
+        "INSERT INTO messages (stream, seq, key, data, data_hash, inserted_at, updated_at)"
+        " VALUES (7, 1, 'k', 'd', 'h', 0, 0)"
+    )
+    conn.close()
+    assert check_db(db).problems == ["1 messages of stream ids never given out"]
 
 
 async def test_a_file_from_before_retention_opens_and_trims(tmp_path: Path) -> None:
