@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 _REAP_INTERVAL_MAX = 1.0
 _REAP_INTERVAL_MIN = 0.02
 
+PURGE_REST = 2.0
+"""After each step removing a deleted stream's messages, the trimmer rests this many
+times as long as the step took, so a purge takes at most a third of the writer's time."""
 TRIM_INTERVAL = 1.0
 """Seconds between the trimmer's passes over streams with limits (``max_age_ms`` resolution)."""
 
@@ -566,10 +569,14 @@ class SqliteStore:
                 log.exception("retention pass failed")
 
     async def _trim_pass(self) -> None:
+        loop = asyncio.get_running_loop()
         for sid in await self._writer.run(retention.deleted_streams):
             purge = partial(retention.purge, sid=sid, budget=retention.TRIM_BATCH)
-            while await self._writer.run(purge):
-                pass
+            while True:
+                started = loop.time()
+                if not await self._writer.run(purge):
+                    break
+                await asyncio.sleep((loop.time() - started) * PURGE_REST)
         pending = await self._reader.run(retention.streams_with_limits)
         while pending:
             still = []
