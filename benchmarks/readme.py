@@ -32,7 +32,9 @@ def markdown(measurements: list[Measurement]) -> str:
     for figure, series in curves(measurements).items():
         xs = sorted({p.x or 0.0 for points in series.values() for p in points})
         values = {(line, p.x): p for line, points in series.items() for p in points}
-        lines += ["", f"{figure}, events/s:", ""]
+        unit = next(p.unit for points in series.values() for p in points)
+        title = figure if unit in figure else f"{figure}, {unit}"
+        lines += ["", f"{title}:", ""]
         lines.append("| x | " + " | ".join(series) + " |")
         lines.append("|--:|" + "--:|" * len(series))
         for x in xs:
