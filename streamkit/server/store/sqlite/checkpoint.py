@@ -10,8 +10,8 @@ the writer, at most every ``interval`` seconds while there are new commits.
 A PASSIVE checkpoint cannot make the WAL start over while the writer keeps
 appending, so the WAL's size is bounded by the writer itself: its automatic
 checkpoint runs when the WAL reaches `schema.WAL_SIZE_LIMIT` (8 MiB), copies
-only the frames the last pass has not (a few milliseconds' worth), and as the
-writer is not appending meanwhile, its next transaction starts the WAL over.
+only the frames written since the last pass, and as the writer is not
+appending meanwhile, its next transaction starts the WAL over.
 No other connection ever takes the write lock under load. That matters more
 than the copy: a connection that finds the lock taken waits in SQLite's busy
 handler, which sleeps 1, 2, 5, 10, 15... ms between tries, so a 3 ms hold by
