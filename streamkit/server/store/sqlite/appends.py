@@ -80,13 +80,18 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
             continue
         values += (key, data, hash_, msg_id)
         if headers:
-            values.append(orjson.dumps(headers).decode())
+            values.append(headers_column(headers))
         if encoding:
             values.append(encoding)
     keyed = [k for k in id_keys if k is not None]
     if len(set(keyed)) != len(keyed):
         values = None
     return PreparedBatch(messages, id_keys, hashes, _SHAPES[shape], values, size)
+
+
+def headers_column(headers: dict[str, str] | None) -> str | None:
+    """What the ``headers`` column stores: the headers as JSON, NULL when there are none."""
+    return orjson.dumps(headers).decode() if headers else None
 
 
 @cache

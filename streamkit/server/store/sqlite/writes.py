@@ -15,8 +15,6 @@ from datetime import datetime
 from itertools import chain
 from typing import NamedTuple
 
-import orjson
-
 from streamkit.protocol.wire import StartPosition
 from streamkit.server.store.base import (
     RETENTION_FIELDS,
@@ -105,6 +103,16 @@ _INSERT_KEPT = (
 _INSERT_DELIVERIES = _BulkInsert.of(
     "deliveries", "consumer, seq, state, token, due, delivery_count"
 )
+
+
+def _count_stored(conn: sqlite3.Connection, sid: int, last_seq: int, added: int, size: int) -> None:
+    """A publish's change to its stream's counters: the new ``last_seq``, ``added``
+    messages more and ``size`` characters more (fewer when replacements are shorter)."""
+    conn.execute(
+        "UPDATE streams SET last_seq = ?, message_count = message_count + ?,"
+        " storage_size = storage_size + ? WHERE sid = ?",
+        (last_seq, added, size, sid),
+    )
 
 
 def _start_cursor(conn: sqlite3.Connection, sid: int, start: StartPosition) -> int:
@@ -315,11 +323,7 @@ class WriteOps:
         first = last_seq + 1
         appends.append(conn, sid, first, now, batch.columns, batch.values)
         stored = len(batch.messages)
-        conn.execute(
-            "UPDATE streams SET last_seq = ?, message_count = message_count + ?,"
-            " storage_size = storage_size + ? WHERE sid = ?",
-            (last_seq + stored, stored, batch.size, sid),
-        )
+        _count_stored(conn, sid, last_seq + stored, stored, batch.size)
         packed = pack(first, now)  # pack(first + i, now) == packed + i
         self._window.stage_keys(
             {key: packed + i for i, key in enumerate(batch.id_keys) if key is not None}
@@ -342,15 +346,12 @@ class WriteOps:
         values: list[object] = []  # appends.FULL_COLUMNS of each stored message
         acks: list[PublishAck] = []
         first, size = last_seq + 1, 0
-        find = self._window.find_key
         for m, id_key, hash_ in zip(batch.messages, batch.id_keys, batch.hashes, strict=True):
             msg_id = m.get("id")
+            if (known := self._known_ack(staged, id_key, msg_id, now)) is not None:
+                acks.append(known)
+                continue
             if id_key is not None:
-                hit = staged.get(id_key) or find(id_key, now)
-                if hit is not None:
-                    seq, at = unpack(hit)
-                    acks.append({"id": msg_id, "seq": seq, "committed": to_datetime(at)})
-                    continue
                 staged[id_key] = pack(last_seq + 1, now)
             last_seq += 1
             key, data, headers = m["key"], m["data"], m.get("headers")
@@ -359,7 +360,7 @@ class WriteOps:
                 data,
                 hash_,
                 msg_id,
-                orjson.dumps(headers).decode() if headers else None,
+                appends.headers_column(headers),
                 m.get("encoding"),
             )
             size += len(key) + len(data)
@@ -367,11 +368,7 @@ class WriteOps:
         stored = last_seq - first + 1
         if stored:
             appends.append(conn, sid, first, now, appends.FULL_COLUMNS, values)
-            conn.execute(
-                "UPDATE streams SET last_seq = ?, message_count = message_count + ?,"
-                " storage_size = storage_size + ? WHERE sid = ?",
-                (last_seq, stored, size, sid),
-            )
+            _count_stored(conn, sid, last_seq, stored, size)
         self._window.stage_keys(staged)
         return stored, acks
 
@@ -389,15 +386,11 @@ class WriteOps:
         staged: dict[int, int] = {}  # window key -> pack(seq, committed_us)
         acks: list[PublishAck] = []
         published = removed = size_delta = 0
-        find = self._window.find_key
         for m, id_key, hash_ in zip(batch.messages, batch.id_keys, batch.hashes, strict=True):
             msg_id = m.get("id")
-            if id_key is not None:
-                hit = staged.get(id_key) or find(id_key, now)
-                if hit is not None:
-                    seq, at = unpack(hit)
-                    acks.append({"id": msg_id, "seq": seq, "committed": to_datetime(at)})
-                    continue
+            if (known := self._known_ack(staged, id_key, msg_id, now)) is not None:
+                acks.append(known)
+                continue
             key, data = m["key"], m["data"]
             inserted = now
             old = conn.execute(
@@ -433,7 +426,7 @@ class WriteOps:
                     data,
                     hash_,
                     msg_id,
-                    orjson.dumps(headers).decode() if headers else None,
+                    appends.headers_column(headers),
                     m.get("encoding"),
                     inserted,
                     now,
@@ -449,13 +442,22 @@ class WriteOps:
             if id_key is not None:
                 staged[id_key] = pack(last_seq, now)
         if published:
-            conn.execute(
-                "UPDATE streams SET last_seq = ?, message_count = message_count + ?,"
-                " storage_size = storage_size + ? WHERE sid = ?",
-                (last_seq, published - removed, size_delta, sid),
-            )
+            _count_stored(conn, sid, last_seq, published - removed, size_delta)
         self._window.stage_keys(staged)
         return published, acks
+
+    def _known_ack(
+        self, staged: dict[int, int], id_key: int | None, msg_id: str | None, now: int
+    ) -> PublishAck | None:
+        """The ack of a message whose id this batch (``staged``) or the window has stored
+        already, else None (it is new, or has no id)."""
+        if id_key is None:
+            return None
+        hit = staged.get(id_key) or self._window.find_key(id_key, now)
+        if hit is None:
+            return None
+        seq, at = unpack(hit)
+        return {"id": msg_id, "seq": seq, "committed": to_datetime(at)}
 
     def _store_time(self) -> int:
         """The time (µs) a publish stores its messages at: the wall clock, but never
