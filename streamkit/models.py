@@ -518,16 +518,48 @@ class Event:
     ) -> Event:
         """Build a received event from a wire message object (and how it was delivered)."""
         try:
-            text = message["data"]
+            fields = (message["data"], message["key"], message["seq"])
+        except (KeyError, TypeError) as exc:
+            raise DecodeError(f"malformed message: {exc!r}") from exc
+        return cls.from_fields(
+            *fields,
+            id=message.get("id"),
+            headers=message.get("headers"),
+            encoding=message.get("encoding"),
+            inserted_at=message.get("inserted_at"),
+            stream=stream,
+            stream_id=message.get("stream_id"),
+            delivery=delivery,
+        )
+
+    @classmethod
+    def from_fields(
+        cls,
+        text: Any,
+        key: Any,
+        seq: Any,
+        *,
+        id: Any = None,
+        headers: Any = None,
+        encoding: Any = None,
+        inserted_at: Any = None,
+        stream: str | None = None,
+        stream_id: Any = None,
+        delivery: Delivery | None = None,
+    ) -> Event:
+        """Build a received event from the fields of its wire message, as they came:
+        what `from_wire` and the column decoder of a receive share. Raises
+        `DecodeError` when a field is not what the wire promises."""
+        try:
             if not isinstance(text, str):
                 raise DecodeError("message data must be a string")
-            headers: dict[str, str] | None = None
             mimetype = None
-            if raw_headers := message.get("headers"):
-                headers = dict(raw_headers)
+            if headers:
+                headers = dict(headers)
                 mimetype = headers.pop(CONTENT_TYPE_HEADER, None)
                 headers = headers or None  # made on first use, as for published events
-            encoding = message.get("encoding")
+            else:
+                headers = None
             event = cls.__new__(cls)
             event._decode_error = None
             try:
@@ -540,19 +572,19 @@ class Event:
                 # user gets it as the wire text, flagged, and decides what to do.
                 event.data = text
                 event._decode_error = DecodeError(
-                    f"message {message.get('seq')} of {stream or message.get('stream_id')}: "
+                    f"message {seq} of {stream or stream_id}: "
                     f"its data does not decode as {encoding or mimetype}: {exc}"
                 )
             event.mimetype = mimetype
-            event.key = message["key"]
-            event.id = message.get("id") or ""
+            event.key = key
+            event.id = id or ""
             event._headers = headers
             event.encoding = encoding
             event._wire_data = text
-            event.seq = int(message["seq"])
+            event.seq = int(seq)
             event.stream = stream
-            event.stream_id = message.get("stream_id")
-            event.inserted_at = _parse_stamp(message.get("inserted_at"))
+            event.stream_id = stream_id
+            event.inserted_at = _parse_stamp(inserted_at)
             event._publication = None
             event._delivery = delivery
             event.model = None

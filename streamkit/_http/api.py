@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from streamkit import tracing
+from streamkit._http.received import Received
 from streamkit._http.transport import StreamingBody, Transport
 from streamkit.errors import DecodeError
 from streamkit.models import (
@@ -32,6 +33,8 @@ from streamkit.protocol.wire import (
     ACK_RUNS,
     ACKS_PARAM,
     DEFAULT_RECEIVE_BATCH,
+    DELIVERIES_PARAM,
+    DELIVERY_COLUMNS,
     EVENT_STREAM,
     MAX_REASON_CHARS,
     StartPosition,
@@ -54,6 +57,22 @@ def _object(body: Any) -> Mapping[str, Any]:
     if not isinstance(body, dict):
         raise DecodeError(f"expected an object, got {str(body)[:200]!r}")
     return body
+
+
+def _events_of_deliveries(stream: str, items: Any) -> list[Event]:
+    """Sequin's form of a receive's answer, an object per delivery, as events."""
+    if not isinstance(items, list):
+        raise DecodeError(f"expected a list of deliveries, got {str(items)[:200]!r}")
+    events = []
+    from_wire = Event.from_wire
+    for item in items:
+        message = _object(_object(item).get("message"))
+        try:
+            delivery = Delivery(str(item["ack_id"]), int(item.get("delivery_count") or 1))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DecodeError(f"malformed delivery: {exc!r}") from exc
+        events.append(from_wire(message, stream=stream, delivery=delivery))
+    return events
 
 
 def _list(body: Any) -> list[Any]:
@@ -244,7 +263,29 @@ class API:
     ) -> list[Event]:
         """``POST .../consumers/{consumer}/receive``: deliver up to ``batch_size`` events,
         waiting up to ``wait_for`` seconds for the first one."""
-        params: dict[str, str | int] = {"batch_size": batch_size}
+        received = await self.receive_batch(
+            stream, consumer, batch_size=batch_size, wait_for=wait_for, retry=retry
+        )
+        return received.events()
+
+    async def receive_batch(
+        self,
+        stream: str,
+        consumer: str,
+        *,
+        batch_size: int = DEFAULT_RECEIVE_BATCH,
+        wait_for: float = 0.0,
+        retry: bool = True,
+    ) -> Received:
+        """`receive`, with the deliveries kept as they came until each is handed out.
+
+        It asks for them as columns (``?deliveries=columns``); a server that
+        answers with an object per delivery (Sequin's form) is understood too.
+        """
+        params: dict[str, str | int] = {
+            "batch_size": batch_size,
+            DELIVERIES_PARAM: DELIVERY_COLUMNS,
+        }
         if wait_for > 0:
             params["wait_for"] = int(wait_for * 1000)
         route = routes.RECEIVE
@@ -264,28 +305,14 @@ class API:
                 timeout=timeout,
                 retry=retry,
             )
-            items = _list(body)
-            tracing.set_attribute(span, "messaging.batch.message_count", len(items))
-        del body
-        events = []
-        from_wire = Event.from_wire
-        # Each wire item is dropped as its event is made: the live objects stay level, and
-        # the garbage collector does not run (and promote a thousand dying dicts) meanwhile.
-        items.reverse()
-        take = items.pop
-        while items:
-            item = take()
-            if type(item) is not dict:  # the usual dicts pass without a call
-                item = _object(item)
-            message = item.get("message")
-            if type(message) is not dict:
-                message = _object(message)
-            try:
-                delivery = Delivery(str(item["ack_id"]), int(item.get("delivery_count") or 1))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise DecodeError(f"malformed delivery: {exc!r}") from exc
-            events.append(from_wire(message, stream=stream, delivery=delivery))
-        return events
+            data = _data(body)
+            del body
+            if type(data) is dict:
+                received = Received.from_columns(stream, data)
+            else:
+                received = Received.from_events(stream, _events_of_deliveries(stream, data))
+            tracing.set_attribute(span, "messaging.batch.message_count", len(received))
+        return received
 
     @contextlib.asynccontextmanager
     async def tail(

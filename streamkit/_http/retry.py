@@ -32,9 +32,7 @@ def retriable(exc: BaseException, *, resend_safe: bool = False) -> bool:
     return resend_safe and isinstance(exc, (errors.ServerError, errors.DecodeError))
 
 
-def backoff_delay(
-    attempt: int, base: float, cap: float, retry_after: float | None = None
-) -> float:
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
     """Exponential backoff with full jitter for the ``attempt``-th retry (0-based);
     at least the server's ``retry_after``, both capped at ``cap``."""
     delay = random.uniform(0, min(cap, base * (2**attempt)))

@@ -46,6 +46,16 @@ ACK_RUNS = "runs"
 """``?acks=runs``: the publish answers ``"ack_runs": [[first_seq, count, committed], ...]``,
 runs of the request's messages in order, instead of an object per message."""
 
+DELIVERIES_PARAM = "deliveries"
+"""Query parameter of a receive asking for its deliveries in another form."""
+DELIVERY_COLUMNS = "columns"
+"""``?deliveries=columns``: the receive answers ``{"data": {"stream_id": ..., "ack_id":
+[...], "delivery_count": [...], "seq": [...], "key": [...], "data": [...],
+"inserted_at": [...]}}``, a list per field with one entry per delivery, in order,
+instead of an object per delivery (and one per message). ``id``, ``headers`` and
+``encoding`` are lists too when a delivery of the batch has one (null for the others),
+absent otherwise. Far fewer objects to build on both sides, and no key repeated."""
+
 CONTENT_TYPE_HEADER = "content-type"
 """The message header reserved for the payload's mimetype."""
 

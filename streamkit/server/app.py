@@ -33,6 +33,7 @@ from streamkit.server.responses import (
     ErrorResponse,
     consumer_json,
     deliveries_response,
+    delivery_columns_response,
     json_response,
     not_found,
     stream_json,
@@ -444,6 +445,7 @@ async def receive(request: web.Request) -> web.Response:
             raise validation.Invalid({"body": ["must be a JSON object"]})
         params.update({k: body[k] for k in ("batch_size", "wait_for") if k in body})
     batch_size, wait_ms = validation.receive_params(params, _max_wait(request))
+    columns = validation.wants_delivery_columns(request.query)
     m = request.match_info
     store = _store(request)
     key = ("consumer", m["stream"], m["consumer"])
@@ -453,13 +455,13 @@ async def receive(request: web.Request) -> web.Response:
     if deliveries and (transport is None or transport.is_closing()):
         # The client gave up during the long-poll: hand the messages straight back.
         await store.release(m["stream"], m["consumer"], [d["ack_id"] for d in deliveries])
-        return json_response({"data": []})
+        deliveries = []
     server_metrics = request.app[METRICS]
     server_metrics.delivered.inc(len(deliveries))
     if again := sum(1 for d in deliveries if d["delivery_count"] > 1):
         server_metrics.redelivered.inc(again)
         server_metrics.consumer_redelivered.inc(again, (m["stream"], m["consumer"]))
-    return deliveries_response(deliveries)
+    return delivery_columns_response(deliveries) if columns else deliveries_response(deliveries)
 
 
 async def ack(request: web.Request) -> web.Response:

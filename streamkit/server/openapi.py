@@ -26,6 +26,8 @@ from streamkit.protocol.wire import (
     ACKS_PARAM,
     DEFAULT_PAGE_LIMIT,
     DEFAULT_RECEIVE_BATCH,
+    DELIVERIES_PARAM,
+    DELIVERY_COLUMNS,
     EVENT_STREAM,
     JSON,
     MAX_ACK_IDS,
@@ -358,6 +360,42 @@ SCHEMAS: dict[str, Schema] = {
             "delivery_count": {"type": "integer", "minimum": 1},
         },
     },
+    "DeliveryList": {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {
+                "oneOf": [
+                    {"type": "array", "items": _ref("Delivery")},
+                    _ref("DeliveryColumns"),
+                ]
+            }
+        },
+    },
+    "DeliveryColumns": {
+        "type": "object",
+        "description": (
+            f"With ?{DELIVERIES_PARAM}={DELIVERY_COLUMNS}: the deliveries as one list per"
+            " field, one entry per delivery in order; id, headers and encoding are there"
+            " (null for a delivery without) only when a delivery of the batch has one"
+        ),
+        "required": ["stream_id", "ack_id", "delivery_count", "seq", "key", "data", "inserted_at"],
+        "properties": {
+            "stream_id": _nullable({"type": "string"}),
+            "ack_id": {"type": "array", "items": {"type": "string"}},
+            "delivery_count": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+            "seq": {"type": "array", "items": _SEQ},
+            "key": {"type": "array", "items": {"type": "string"}},
+            "data": {"type": "array", "items": {"type": "string"}},
+            "inserted_at": {"type": "array", "items": _TIME},
+            "id": {"type": "array", "items": _nullable({"type": "string"})},
+            "headers": {
+                "type": "array",
+                "items": _nullable({"type": "object", "additionalProperties": {"type": "string"}}),
+            },
+            "encoding": {"type": "array", "items": {"enum": ["base64", "utf-8", None]}},
+        },
+    },
     "AckIds": {
         "type": "object",
         "required": ["ack_ids"],
@@ -489,6 +527,12 @@ def _data_list(item: str) -> Schema:
     }
 
 
+_RECEIVE_QUERY: dict[str, Schema] = {
+    "batch_size": _int(1, MAX_BATCH, default=DEFAULT_RECEIVE_BATCH),
+    "wait_for": _WAIT,
+    DELIVERIES_PARAM: {"enum": [DELIVERY_COLUMNS]},
+}
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         routes.HEALTH,
@@ -619,17 +663,17 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         routes.RECEIVE_GET,
         "Take deliveries (long-poll)",
-        query={"batch_size": _int(1, MAX_BATCH, default=DEFAULT_RECEIVE_BATCH), "wait_for": _WAIT},
-        ok_schema=_data_list("Delivery"),
+        query=_RECEIVE_QUERY,
+        ok_schema=_ref("DeliveryList"),
         errors=(400, 404, 429),
     ),
     Operation(
         routes.RECEIVE,
         "Take deliveries (long-poll); a JSON body overrides the query",
-        query={"batch_size": _int(1, MAX_BATCH, default=DEFAULT_RECEIVE_BATCH), "wait_for": _WAIT},
+        query=_RECEIVE_QUERY,
         body="ReceiveBody",
         body_required=False,
-        ok_schema=_data_list("Delivery"),
+        ok_schema=_ref("DeliveryList"),
         errors=(400, 404, 413, 422, 429),
     ),
     Operation(

@@ -35,6 +35,32 @@ def deliveries_response(deliveries: list[Delivery]) -> web.Response:
     )
 
 
+def delivery_columns_response(deliveries: list[Delivery]) -> web.Response:
+    """``?deliveries=columns``: the deliveries as a list per field (see
+    `~streamkit.protocol.wire.DELIVERY_COLUMNS`), sent as `deliveries_response` sends."""
+    messages = [d["message"] for d in deliveries]
+    columns: dict[str, Any] = {
+        "stream_id": messages[0]["stream_id"] if messages else None,
+        "ack_id": [d["ack_id"] for d in deliveries],
+        "delivery_count": [d["delivery_count"] for d in deliveries],
+        "seq": [m["seq"] for m in messages],
+        "key": [m["key"] for m in messages],
+        "data": [m["data"] for m in messages],
+        "inserted_at": [m["inserted_at"] for m in messages],
+    }
+    for field in _OPTIONAL_MESSAGE_FIELDS:
+        values = [m.get(field) for m in messages]
+        if any(value is not None for value in values):
+            columns[field] = values
+    return web.Response(
+        body=orjson.dumps({"data": columns}, option=_STR_KEYS_OPTIONS),
+        content_type="application/json",
+    )
+
+
+_OPTIONAL_MESSAGE_FIELDS = ("id", "headers", "encoding")
+
+
 class ErrorResponse(Exception):
     """Raised by handlers and middlewares; rendered as ``{"summary", "code", ...}``."""
 

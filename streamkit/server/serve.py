@@ -78,8 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_seconds,
         default=DEFAULT_DEDUPE_WINDOW_MS / 1000,
         metavar="SECONDS",
-        help="how long a message id is remembered, so a retry is not stored twice "
-        "(%(default)s)",
+        help="how long a message id is remembered, so a retry is not stored twice (%(default)s)",
     )
     parser.add_argument(
         "--dedupe-max-ids",

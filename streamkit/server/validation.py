@@ -21,6 +21,8 @@ from streamkit.protocol.wire import (
     ACKS_PARAM,
     DEFAULT_PAGE_LIMIT,
     DEFAULT_RECEIVE_BATCH,
+    DELIVERIES_PARAM,
+    DELIVERY_COLUMNS,
     MAX_ACK_IDS,
     MAX_BATCH,
     MAX_MESSAGE_BYTES,
@@ -430,6 +432,16 @@ def wants_ack_runs(params: Mapping[str, Any]) -> bool:
         return False
     if form != ACK_RUNS:
         raise BadParam(ACKS_PARAM, f"must be {ACK_RUNS!r} or absent")
+    return True
+
+
+def wants_delivery_columns(params: Mapping[str, Any]) -> bool:
+    """Whether a receive asked for ``?deliveries=columns`` (absent: an object per delivery)."""
+    form = params.get(DELIVERIES_PARAM)
+    if form is None:
+        return False
+    if form != DELIVERY_COLUMNS:
+        raise BadParam(DELIVERIES_PARAM, f"must be {DELIVERY_COLUMNS!r} or absent")
     return True
 
 

@@ -20,9 +20,10 @@ from typing import Any
 
 from streamkit import tracing
 from streamkit._http.api import API
+from streamkit._http.received import Received
 from streamkit._http.retry import Backoff, retriable
 from streamkit.errors import ClientClosed, StreamkitError, ValidationError
-from streamkit.models import Event
+from streamkit.models import Delivery, Event
 from streamkit.protocol.wire import MAX_BATCH, StartPosition
 from streamkit.subscriber._acker import Acker
 from streamkit.subscriber._attachment import Attachment
@@ -143,6 +144,9 @@ class Subscription:
         self._started = False
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
+        self._handed_out: dict[str, Delivery] = {}
+        """The deliveries handed out and not settled yet: the close marks those it
+        gives back settled (ending their spans), so settling them later does nothing."""
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "closing" if self._closing else "open"
@@ -288,7 +292,7 @@ class Subscription:
             await workers.prefetcher.stop()
             await workers.leaser.stop()
             if held := workers.acker.give_back():
-                log.debug("%r: gave back %d unsettled deliveries", self, held)
+                self._settle_given_back(held)
             await workers.acker.stop(self.close_timeout)
         if self.ephemeral:
             for stream, name in self.consumers.items():
@@ -324,19 +328,22 @@ class Subscription:
             await self.start()
             workers = self._workers
             assert workers is not None  # start() made them or raised
-            held = workers.leaser.held_ids
             while True:
-                batch = await workers.prefetcher.next_batch()
-                if batch is None:
+                received = await workers.prefetcher.next_batch()
+                if received is None:
                     return
                 traced = tracing.recording()
-                for event in batch:
+                leases = workers.leaser.leases(received.stream)
+                for index, ack_id in enumerate(received.ack_ids):
                     if self._closing:
                         return
-                    if event.ack_id in held:  # else its lease was dropped: it is stale
-                        if traced:
-                            self._start_span(event)
-                        yield event
+                    leased_at = leases.get(ack_id)
+                    if leased_at is None:  # its lease was dropped (max_lease): it is stale
+                        continue
+                    event = self._hand_out(received, index, leased_at)
+                    if traced:
+                        self._start_span(event)
+                    yield event
         finally:
             await self.aclose()
 
@@ -358,22 +365,47 @@ class Subscription:
             await self.start()
             workers = self._workers
             assert workers is not None  # start() made them or raised
-            leased = workers.leaser.held_ids
             while True:
-                events = await workers.prefetcher.next_batch()
-                if events is None or self._closing:
+                received = await workers.prefetcher.next_batch()
+                if received is None or self._closing:
                     return
                 traced = tracing.recording()
+                leases = workers.leaser.leases(received.stream)
                 # A lease dropped (max_lease) while the batch waited makes its event stale.
-                held = [event for event in events if event.ack_id in leased]
+                held = [
+                    self._hand_out(received, index, leased_at)
+                    for index, ack_id in enumerate(received.ack_ids)
+                    if (leased_at := leases.get(ack_id)) is not None
+                ]
                 if not held:
                     continue
                 if traced:
                     for event in held:
                         self._start_span(event)
-                yield Batch(held[0].stream or "", held, self)
+                yield Batch(received.stream, held, self)
         finally:
             await self.aclose()
+
+    def _hand_out(self, received: Received, index: int, leased_at: float) -> Event:
+        """The ``index``-th event of ``received``, settled through this subscription."""
+        event = received.event(index)
+        delivery = event.delivery
+        assert delivery is not None  # every received event has one
+        delivery.settler = self
+        delivery.leased_at = leased_at
+        self._handed_out[delivery.ack_id] = delivery
+        event.model = self.model
+        return event
+
+    def _settle_given_back(self, held: Mapping[str, list[str]]) -> None:
+        """Mark settled the handed-out deliveries among ``held``, which the close gave back."""
+        handed_out = self._handed_out
+        for ack_ids in held.values():
+            for ack_id in ack_ids:
+                if (delivery := handed_out.pop(ack_id, None)) is not None:
+                    delivery.settle()
+        count = sum(map(len, held.values()))
+        log.debug("%r: gave back %d unsettled deliveries", self, count)
 
     def _start_span(self, event: Event) -> None:
         """Start ``event``'s consumer span as it is handed out; settling it ends the span."""
@@ -394,13 +426,10 @@ class Subscription:
             },
         )
 
-    def _received(self, stream: str, events: list[Event]) -> None:
-        for event in events:
-            event.model = self.model
-            if event.delivery is not None:
-                event.delivery.settler = self
+    def _received(self, received: Received) -> None:
         assert self._workers is not None  # the prefetcher runs only once they exist
-        self._workers.leaser.add(events, asyncio.get_running_loop().time())
+        now = asyncio.get_running_loop().time()
+        self._workers.leaser.add(received.stream, received.ack_ids, now)
 
     # The Acknowledger protocol, behind Event.ack() / nack() / extend().
 
@@ -412,6 +441,7 @@ class Subscription:
         if delivery is None or stream is None or workers is None or workers.acker.stopping:
             return False
         delivery.settle()
+        self._handed_out.pop(delivery.ack_id, None)
         workers.acker.ack(stream, delivery.ack_id)
         return True
 
@@ -422,6 +452,7 @@ class Subscription:
         if delivery is None or stream is None:
             raise StreamkitError(f"{event!r} was not received from a subscription")
         delivery.settle()
+        self._handed_out.pop(delivery.ack_id, None)
         try:
             if workers is None:
                 raise ClientClosed("the subscription is not running")
@@ -446,6 +477,7 @@ class Subscription:
         if event.stream is None or delivery is None:
             raise StreamkitError(f"{event!r} was not received from a subscription")
         delivery.settle()
+        self._handed_out.pop(delivery.ack_id, None)
         return event.stream, delivery.ack_id
 
     def _acker(self) -> Acker:
@@ -489,6 +521,9 @@ class Subscription:
         ]
         if not ack_ids:
             return
+        handed_out = self._handed_out
+        for ack_id in ack_ids:
+            handed_out.pop(ack_id, None)
         try:
             self._acker().settle_many(stream, ack_ids, nack=nack, delay=delay, reason=reason)
         except ClientClosed:

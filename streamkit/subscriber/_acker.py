@@ -79,7 +79,7 @@ class Acker:
         """Drop the lease and queue an ack; raises `ClientClosed` once the acker is stopping."""
         if self._stopping:
             raise ClientClosed("the subscription is closed")
-        self.leaser.remove(ack_id)
+        self.leaser.remove(stream, ack_id)
         ids = self._acks.get(stream)
         if ids is None:
             ids = self._acks[stream] = []
@@ -95,7 +95,7 @@ class Acker:
         nacks with the same delay and reason go in one request."""
         if self._stopping:
             raise ClientClosed("the subscription is closed")
-        self.leaser.remove(ack_id)
+        self.leaser.remove(stream, ack_id)
         key = (stream, int(delay * 1000) if delay else 0, reason)
         ids = self._nacks.get(key)
         if ids is None:
@@ -120,7 +120,7 @@ class Acker:
             raise ClientClosed("the subscription is closed")
         remove = self.leaser.remove
         for ack_id in ack_ids:
-            remove(ack_id)
+            remove(stream, ack_id)
         if nack:
             key = (stream, int(delay * 1000) if delay else 0, reason)
             self._nacks.setdefault(key, []).extend(ack_ids)
@@ -129,16 +129,16 @@ class Acker:
         self._queued.set()
         self._flush_now.set()
 
-    def give_back(self) -> int:
+    def give_back(self) -> dict[str, list[str]]:
         """Nack every delivery still leased, to be delivered again at once (the
-        subscription is closing); returns how many."""
+        subscription is closing); returns their ack ids, per stream."""
         held = self.leaser.pop_all()
-        for event in held:
-            delivery, stream = event.delivery, event.stream
-            if delivery is not None and stream is not None:  # always, for a leased event
-                delivery.settle()
-                self.nack(stream, delivery.ack_id)
-        return len(held)
+        for stream, ack_ids in held.items():
+            self._nacks.setdefault((stream, 0, None), []).extend(ack_ids)
+        if held:
+            self._queued.set()
+            self._flush_now.set()
+        return held
 
     # Lifecycle.
 

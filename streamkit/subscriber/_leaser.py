@@ -6,12 +6,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Iterable, KeysView, Mapping
-from typing import cast
+from collections.abc import Iterable, Mapping
 
 from streamkit._http.api import API
 from streamkit.errors import StreamkitError
-from streamkit.models import Delivery, Event
 from streamkit.protocol.wire import MAX_ACK_IDS
 from streamkit.subscriber._attachment import Attachment
 
@@ -24,13 +22,13 @@ MIN_SNOOZE = 0.01
 class Leaser:
     """Holds every unsettled delivery of a subscription and renews their ack deadlines.
 
-    Its leases (ack id → the received `Event`, whose `Delivery` says since when
-    it is held) are the one record of what the subscription holds, prefetched
-    or handed out; counts are derived from them. No object per lease: a
-    subscription receives thousands of events per second, and each object
-    that lives as long as its event is work for the garbage collector. Deliveries
-    are added as they arrive and removed as they are settled (by the `Acker`,
-    through which every ack and nack goes) or given back. Each cycle
+    Its leases (per stream, ack id → the ``loop.time()`` it arrived at) are the
+    one record of what the subscription holds, prefetched or handed out; counts
+    are derived from them. No object per lease, and no reference to the events:
+    a subscription receives thousands of events per second, and each object
+    that lives as long as its lease is work for the garbage collector.
+    Deliveries are added as they arrive and removed as they are settled (by the
+    `Acker`, through which every ack and nack goes) or given back. Each cycle
     the task sends one ``extend`` request per stream for all of its leases,
     then sleeps a random time below 90% of the shortest ack deadline, so every
     lease is renewed before it can expire and many clients do not renew in
@@ -53,41 +51,36 @@ class Leaser:
         self.attachments = attachments
         self.max_lease = max_lease
         self.name = name
-        self._leases: dict[str, Event] = {}
+        self._leases: dict[str, dict[str, float]] = {stream: {} for stream in attachments}
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
     def __len__(self) -> int:
-        return len(self._leases)
+        return sum(map(len, self._leases.values()))
 
-    @property
-    def held_ids(self) -> KeysView[str]:
-        """The ack ids leased now: a live, read-only view (cheap to test membership in)."""
-        return self._leases.keys()
+    def leases(self, stream: str) -> Mapping[str, float]:
+        """``stream``'s leases now, ack id → when it arrived: a live, read-only view."""
+        return self._leases[stream]
 
     @property
     def deadline(self) -> float:
         """The shortest lease deadline of the streams, in seconds."""
         return min((a.lease_deadline for a in self.attachments.values()), default=30.0)
 
-    def add(self, events: Iterable[Event], now: float) -> None:
-        """Lease freshly received deliveries (each with its ``stream`` set), at ``now``."""
-        leases = self._leases
-        for event in events:
-            delivery = event.delivery
-            if delivery is not None and event.stream is not None:
-                delivery.leased_at = now
-                leases[delivery.ack_id] = event
+    def add(self, stream: str, ack_ids: Iterable[str], now: float) -> None:
+        """Lease freshly received deliveries of ``stream``, at ``now``."""
+        self._leases[stream].update(dict.fromkeys(ack_ids, now))
 
-    def remove(self, ack_id: str) -> Event | None:
-        """Stop leasing a delivery (it was settled); its event, None if it was not leased."""
-        return self._leases.pop(ack_id, None)
+    def remove(self, stream: str, ack_id: str) -> bool:
+        """Stop leasing a delivery (it was settled); False if it was not leased."""
+        return self._leases[stream].pop(ack_id, None) is not None
 
-    def pop_all(self) -> list[Event]:
-        """Stop leasing everything and return the events held."""
-        events = list(self._leases.values())
-        self._leases.clear()
-        return events
+    def pop_all(self) -> dict[str, list[str]]:
+        """Stop leasing everything and return the ack ids held, per stream."""
+        held = {stream: list(leases) for stream, leases in self._leases.items() if leases}
+        for leases in self._leases.values():
+            leases.clear()
+        return held
 
     # Lifecycle.
 
@@ -112,35 +105,30 @@ class Leaser:
             started = loop.time()
             deadline = self.deadline
             self._drop_expired(started)
-            if self._leases:
+            if len(self):
                 await self._renew(timeout=deadline * 0.9)
             snooze = random.uniform(MIN_SNOOZE, max(MIN_SNOOZE, deadline * 0.9))
             await asyncio.sleep(max(0.0, started + snooze - loop.time()))
 
     def _drop_expired(self, now: float) -> None:
         cutoff = now - self.max_lease
-        expired = [
-            ack_id
-            for ack_id, event in self._leases.items()
-            if cast(Delivery, event.delivery).leased_at < cutoff
-        ]
-        if expired:
-            log.warning(
-                "%s: dropping %d leases held over max_lease=%ss; they will be redelivered",
-                self.name,
-                len(expired),
-                self.max_lease,
-            )
-            for ack_id in expired:
-                del self._leases[ack_id]
+        for leases in self._leases.values():
+            expired = [ack_id for ack_id, leased_at in leases.items() if leased_at < cutoff]
+            if expired:
+                log.warning(
+                    "%s: dropping %d leases held over max_lease=%ss; they will be redelivered",
+                    self.name,
+                    len(expired),
+                    self.max_lease,
+                )
+                for ack_id in expired:
+                    del leases[ack_id]
 
     async def _renew(self, timeout: float) -> None:
-        by_stream: dict[str, list[str]] = {}
-        for ack_id, event in self._leases.items():
-            by_stream.setdefault(cast(str, event.stream), []).append(ack_id)
         requests = [
             self._extend(stream, ids[i : i + MAX_ACK_IDS])
-            for stream, ids in by_stream.items()
+            for stream, leases in self._leases.items()
+            if (ids := list(leases))
             for i in range(0, len(ids), MAX_ACK_IDS)
         ]
         # asyncio.wait, not wait_for: before Python 3.12, wait_for can swallow a

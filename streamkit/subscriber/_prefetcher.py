@@ -9,13 +9,13 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from streamkit._http.api import API
+from streamkit._http.received import Received
 from streamkit._http.retry import Backoff, retriable
-from streamkit.models import Event
 from streamkit.subscriber._attachment import Attachment
 
 log = logging.getLogger(__name__)
 
-OnBatch = Callable[[str, list[Event]], None]
+OnBatch = Callable[[Received], None]
 """Called with each batch the moment it arrives, before anything can await."""
 
 
@@ -30,8 +30,8 @@ class Prefetcher:
     failure that will not heal is kept and raised by `next_batch`.
 
     ``attachments`` names the consumer of each stream, in the order the
-    streams take turns. ``on_batch(stream, events)`` sees every non-empty batch
-    as soon as it is received.
+    streams take turns. ``on_batch(received)`` sees every non-empty batch as
+    soon as it is received.
     """
 
     def __init__(
@@ -55,7 +55,7 @@ class Prefetcher:
         self.name = name
         self._backoff = backoff
         self._streams: deque[str] = deque(attachments)
-        self._buffers: dict[str, deque[list[Event]]] = {s: deque() for s in attachments}
+        self._buffers: dict[str, deque[Received]] = {s: deque() for s in attachments}
         self._room: dict[str, asyncio.Event] = {s: asyncio.Event() for s in attachments}
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -78,8 +78,9 @@ class Prefetcher:
             task = asyncio.create_task(self._poll(stream), name=f"{self.name}:{stream}")
             self._tasks.append(task)
 
-    async def stop(self) -> list[Event]:
-        """Stop polling and return the events still buffered; `next_batch` returns None."""
+    async def stop(self) -> None:
+        """Stop polling and drop what is buffered (its leases say what it was);
+        `next_batch` returns None."""
         self._stopped = True
         self._ready.set()
         tasks, self._tasks = self._tasks, []
@@ -88,14 +89,12 @@ class Prefetcher:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        left = [event for buffer in self._buffers.values() for batch in buffer for event in batch]
         for buffer in self._buffers.values():
             buffer.clear()
-        return left
 
     # The consuming side.
 
-    async def next_batch(self) -> list[Event] | None:
+    async def next_batch(self) -> Received | None:
         """The next buffered batch, waiting for one; None once stopped.
 
         Raises the failure that will not heal as soon as there is one: the
@@ -129,7 +128,7 @@ class Prefetcher:
                 room.clear()
                 await room.wait()
             try:
-                events = await self.api.receive(
+                received = await self.api.receive_batch(
                     stream,
                     consumer,
                     batch_size=self.batch_size,
@@ -153,7 +152,7 @@ class Prefetcher:
             if backoff.failures:
                 log.info("%s: receiving from %r again", self.name, stream)
                 backoff.reset()
-            if events:
-                self.on_batch(stream, events)
-                buffer.append(events)
+            if received:
+                self.on_batch(received)
+                buffer.append(received)
                 self._ready.set()

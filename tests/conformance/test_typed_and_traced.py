@@ -23,9 +23,7 @@ class Order(pydantic.BaseModel):
     total: float
 
 
-async def test_a_traced_model_round_trips(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_traced_model_round_trips(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     exporter = in_memory.InMemorySpanExporter()
     provider = sdk_trace.TracerProvider()
     provider.add_span_processor(sdk_export.SimpleSpanProcessor(exporter))

@@ -420,7 +420,11 @@ def fuzz_once(ctx: Fuzz, op: Operation, data: st.DataObject) -> None:
     reply = ctx.http.send(request.method, request.target, request.body, request.headers)
     ctx.statuses.setdefault(op.operation_id, Counter())[reply.status] += 1
     if op.operation_id.startswith("receive") and reply.status == 200:
-        ctx.ack_pool.extend(d["ack_id"] for d in json.loads(reply.body)["data"])
+        deliveries = json.loads(reply.body)["data"]
+        if isinstance(deliveries, dict):  # ?deliveries=columns
+            ctx.ack_pool.extend(deliveries["ack_id"])
+        else:
+            ctx.ack_pool.extend(d["ack_id"] for d in deliveries)
     if request.method == "DELETE":
         ctx.ensure_fixtures()
     check(ctx, op, request, reply, before)

@@ -14,9 +14,7 @@ CLI = PACKAGE / "cli"
 
 def library_modules() -> list[Path]:
     return sorted(
-        p
-        for p in PACKAGE.rglob("*.py")
-        if p.name != "__main__.py" and CLI not in p.parents
+        p for p in PACKAGE.rglob("*.py") if p.name != "__main__.py" and CLI not in p.parents
     )
 
 

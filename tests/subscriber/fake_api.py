@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from streamkit._http.api import API
+from streamkit._http.received import Received
 from streamkit._http.transport import Transport
 from streamkit.models import Consumer, Delivery, Event
 from streamkit.subscriber._acker import Acker
@@ -125,6 +126,18 @@ class FakeAPI(API):
             return queued.pop(0)
         await asyncio.sleep(wait_for)
         return []
+
+    async def receive_batch(
+        self,
+        stream: str,
+        consumer: str,
+        *,
+        batch_size: int = 10,
+        wait_for: float = 0.0,
+        retry: bool = True,
+    ) -> Received:
+        events = await self.receive(stream, consumer, batch_size=batch_size, wait_for=wait_for)
+        return Received.from_events(stream, events)
 
     async def ack(self, stream: str, consumer: str, ack_ids: Sequence[str]) -> None:
         self._maybe_fail()

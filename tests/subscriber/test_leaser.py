@@ -6,11 +6,16 @@ import asyncio
 
 import pytest
 
+from streamkit.models import Event
 from streamkit.subscriber._leaser import Leaser
 
 from .fake_api import FakeAPI, attached, delivery
 
 pytestmark = pytest.mark.timeout(10)
+
+
+def ack_ids(events: list[Event]) -> list[str]:
+    return [event.ack_id or "" for event in events]
 
 
 async def test_renews_every_lease_in_one_request_per_stream_before_the_deadline() -> None:
@@ -20,8 +25,8 @@ async def test_renews_every_lease_in_one_request_per_stream_before_the_deadline(
     loop = asyncio.get_running_loop()
     a = [delivery("a") for _ in range(3)]
     b = [delivery("b")]
-    leaser.add(a, loop.time())
-    leaser.add(b, loop.time())
+    leaser.add("a", ack_ids(a), loop.time())
+    leaser.add("b", ack_ids(b), loop.time())
     leaser.start()
     started = loop.time()
     await asyncio.sleep(0.5)
@@ -40,22 +45,22 @@ async def test_settled_leases_are_no_longer_renewed() -> None:
     api = FakeAPI()
     leaser = Leaser(api, attached({"a": "c"}, {"a": 0.05}))
     events = [delivery("a"), delivery("a")]
-    leaser.add(events, asyncio.get_running_loop().time())
+    leaser.add("a", ack_ids(events), asyncio.get_running_loop().time())
     assert events[0].ack_id is not None
-    assert leaser.remove(events[0].ack_id) is not None
-    assert leaser.remove(events[0].ack_id) is None
+    assert leaser.remove("a", events[0].ack_id)
+    assert not leaser.remove("a", events[0].ack_id)
     leaser.start()
     await asyncio.sleep(0.15)
     await leaser.stop()
     assert api.calls and all(c.ack_ids == [events[1].ack_id] for c in api.calls)
-    assert leaser.pop_all() == [events[1]]
+    assert leaser.pop_all() == {"a": [events[1].ack_id]}
     assert len(leaser) == 0
 
 
 async def test_leases_held_past_max_lease_are_dropped() -> None:
     api = FakeAPI()
     leaser = Leaser(api, attached({"a": "c"}, {"a": 0.05}), max_lease=0.1)
-    leaser.add([delivery("a")], asyncio.get_running_loop().time())
+    leaser.add("a", ack_ids([delivery("a")]), asyncio.get_running_loop().time())
     leaser.start()
     for _ in range(100):
         if not len(leaser):

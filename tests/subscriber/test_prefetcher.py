@@ -28,7 +28,7 @@ def make(api: FakeAPI, streams: list[str], prefetch: int = 2) -> tuple[Prefetche
         batch_size=10,
         wait_for=0.05,
         prefetch=prefetch,
-        on_batch=lambda stream, events: seen.extend(events),
+        on_batch=lambda received: seen.extend(received.events()),
         backoff=fast_backoff,
     )
     return prefetcher, seen
@@ -41,11 +41,11 @@ async def test_reads_ahead_at_most_prefetch_batches() -> None:
     await asyncio.sleep(0.05)
     assert len(api.receives) == 2 and prefetcher.buffered == 2
     first = await prefetcher.next_batch()
-    assert first == seen[:1]
+    assert first is not None and first.events() == seen[:1]
     await asyncio.sleep(0.05)
     assert len(api.receives) == 3 and prefetcher.buffered == 2
-    left = await prefetcher.stop()
-    assert left == seen[1:]
+    await prefetcher.stop()
+    assert prefetcher.buffered == 0
     assert await prefetcher.next_batch() is None
 
 
@@ -63,7 +63,7 @@ async def test_streams_take_turns() -> None:
     for _ in range(4):
         batch = await prefetcher.next_batch()
         assert batch is not None
-        order.append(batch[0].stream)
+        order.append(batch.stream)
     await prefetcher.stop()
     assert order[:2] in (["busy", "quiet"], ["quiet", "busy"])
     assert order[2:] == ["busy", "busy"]
@@ -78,7 +78,7 @@ async def test_failures_that_heal_are_retried_and_polling_resumes() -> None:
     prefetcher, _ = make(api, ["a"])
     prefetcher.start()
     batch = await asyncio.wait_for(prefetcher.next_batch(), 2.0)
-    assert batch == [event]
+    assert batch is not None and batch.events() == [event]
     assert len(api.receives) >= 7  # six failures, the success, maybe the next poll
     await prefetcher.stop()
 

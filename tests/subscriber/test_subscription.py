@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+from functools import partial
 
 import pytest
 
 import streamkit
 from streamkit import Event
+from streamkit.models import Delivery
 from streamkit.protocol.wire import StartPosition
 from streamkit.subscriber import Subscription
 from streamkit.testing import ServerHandle, run_server
@@ -347,3 +350,29 @@ async def test_closing_does_not_spend_a_delivery_attempt(client: streamkit.Async
             break  # all five are held, one handed out: close gives them back
     back = await client.receive("orders", "billing", batch_size=10)
     assert sorted((e.seq or 0, e.delivery_count) for e in back) == [(i, 2) for i in range(1, 6)]
+
+
+def held(sub: Subscription, count: int) -> bool:
+    return sub.held == count
+
+
+async def test_prefetched_deliveries_are_not_events_until_handed_out(
+    client: streamkit.AsyncClient,
+) -> None:
+    # Thousands of prefetched events alive at once would be garbage collector work on
+    # every consume; the subscription leases ack ids and builds each event as it goes.
+    await client.create_stream("orders")
+    await client.create_consumer("orders", "billing")
+    await publish(client, "orders", 600)
+    handed_out = 0
+    async with client.subscribe("orders", consumer="billing", batch_size=300) as sub:
+        async for event in sub:
+            await event.ack()
+            handed_out += 1
+            if handed_out in (1, 599):
+                await eventually(partial(held, sub, 600 - handed_out))  # the rest prefetched
+                gc.collect()
+                assert sum(isinstance(o, (Event, Delivery)) for o in gc.get_objects()) <= 2
+            if handed_out == 600:
+                break
+    assert await stats(client, "orders", "billing") == (0, 0, 0)

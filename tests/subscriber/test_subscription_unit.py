@@ -110,7 +110,8 @@ async def test_settling_twice_is_a_no_op_and_close_gives_back_the_rest() -> None
             if len(received) == 2:
                 await event.nack(delay=1.5)
                 await event.ack()
-                break
+            if len(received) == 3:
+                break  # handed out, left unsettled
         assert sub.held == 2
     assert api.settled("ack") == [events[0].ack_id]
     nacks = sorted((tuple(c.ack_ids), c.delay) for c in api.calls if c.verb == "nack")
@@ -121,8 +122,10 @@ async def test_settling_twice_is_a_no_op_and_close_gives_back_the_rest() -> None
     assert api.settled("extend") == []
     assert sub.held == 0
     # Given back on close: settling later is a no-op too.
-    await events[3].ack()
+    await received[2].ack()
+    await received[2].nack()
     assert api.settled("ack") == [events[0].ack_id]
+    assert len(api.settled("nack")) == 3
 
 
 async def test_extend_resets_the_deadline_at_once() -> None:
@@ -281,4 +284,6 @@ async def test_the_wire_shapes(mocked: aioresponses, client: streamkit.AsyncClie
     receives = [k for k in mocked.requests if k[1].path.endswith("/receive")]
     assert receives and all(k[1].query["wait_for"] == "500" for k in receives)
     assert all(k[1].query["batch_size"] == "3" for k in receives)
+    # Asked for as columns; a server answering with Sequin's objects is understood too.
+    assert all(k[1].query["deliveries"] == "columns" for k in receives)
     assert sub.closed and not client._subscriptions

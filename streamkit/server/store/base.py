@@ -139,8 +139,6 @@ def _gib(gb: int | None) -> int | None:
     return None if gb is None else gb * GIB
 
 
-
-
 @dataclass(frozen=True)
 class ConsumerSpec:
     """Everything needed to create a consumer (already validated)."""

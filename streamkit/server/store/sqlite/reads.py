@@ -110,9 +110,7 @@ def get_consumer(conn: sqlite3.Connection, cid: int, account_id: str) -> Consume
         f"SELECT COUNT(*) FROM messages WHERE stream = ? AND seq > ?{clause}",
         (meta.sid, cursor, *args),
     ).fetchone()
-    stats = ConsumerStats(
-        pending=fresh + waiting, in_flight=in_flight, dead=dead, skipped=skipped
-    )
+    stats = ConsumerStats(pending=fresh + waiting, in_flight=in_flight, dead=dead, skipped=skipped)
     return consumer_record(row, account_id, stats)
 
 
