@@ -503,11 +503,6 @@ class Event:
             message["encoding"] = self.encoding
         return message
 
-    @property
-    def wire_size(self) -> int:
-        """Approximate encoded size in bytes, for batching and buffer limits."""
-        return len(self._wire_data) + len(self.id) + 64 + (len(self.key) if self.key else 0)
-
     @classmethod
     def from_wire(
         cls,

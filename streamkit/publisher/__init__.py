@@ -18,6 +18,8 @@ import logging
 from collections.abc import AsyncIterable, Awaitable, Iterable
 from dataclasses import dataclass
 
+import orjson
+
 from streamkit import errors, tracing
 from streamkit._http.api import API
 from streamkit.models import Event
@@ -233,17 +235,18 @@ class Publisher:
     ) -> None:
         """Queue ``events`` in order, waiting for space before each that does not fit."""
         self._check_open()  # an async iterable may have awaited across a close
-        enqueue = self._enqueue
+        enqueue, encode = self._enqueue, self._encode
         max_buffer, max_bytes = self.config.max_buffer, self.config.max_buffer_bytes
         for event in events:
             if not isinstance(event, Event):
                 raise TypeError(f"publish() takes events, not {type(event).__name__}")
-            size = event.wire_size
+            message = encode(event)
+            size = len(message)
             # Inline, the usual answer of _fits (room to spare); else ask it, and wait.
             if not (self._buffered < max_buffer and self._buffered_bytes + size <= max_bytes):
                 while not self._fits(1, size):
                     await self._wait_for_space()
-            enqueue(event, size, on_ack, on_nack)
+            enqueue(event, message, on_ack, on_nack)
 
     def _put_now(
         self, events: list[Event], on_ack: AckCallback | None, on_nack: NackCallback | None
@@ -257,30 +260,37 @@ class Publisher:
                 raise errors.StreamkitError(f"event {event.id} is already being published")
         if len({id(event) for event in events}) != len(events):
             raise ValueError("the same event is published twice in one call")
-        sizes = [event.wire_size for event in events]
-        if events and not self._fits(len(events), sum(sizes)):
+        messages = [self._encode(event) for event in events]
+        if events and not self._fits(len(events), sum(map(len, messages))):
             raise errors.QueueFull(
                 f"the publish buffer of {self.stream!r} is full "
                 f"({self._buffered} events, {self._buffered_bytes} bytes)"
             )
-        for event, size in zip(events, sizes, strict=True):
-            self._enqueue(event, size, on_ack, on_nack)
+        for event, message in zip(events, messages, strict=True):
+            self._enqueue(event, message, on_ack, on_nack)
 
-    def _enqueue(
-        self, event: Event, size: int, on_ack: AckCallback | None, on_nack: NackCallback | None
-    ) -> None:
-        """Track ``event`` and queue it in its key's lane. Never awaits, so it is atomic."""
+    def _encode(self, event: Event) -> bytes:
+        """``event``'s message for ``POST .../messages``, as it is now: what is sent."""
         # Here, in the publishing caller's task: its trace context, not the lane's.
         if trace := tracing.context_headers():
             event.headers.update(trace)
+        return orjson.dumps(event.to_wire(self.stream))
+
+    def _enqueue(
+        self,
+        event: Event,
+        message: bytes,
+        on_ack: AckCallback | None,
+        on_nack: NackCallback | None,
+    ) -> None:
+        """Track ``event`` and queue it in its key's lane. Never awaits, so it is atomic."""
         if not self._started:
             self._start()
+        queued = QueuedEvent(event, message, on_ack, on_nack)
         lanes = self._lanes
-        lanes[hash(event.key or self.stream) % len(lanes)].put(
-            QueuedEvent(event, on_ack, on_nack, size)
-        )
+        lanes[hash(event.key or self.stream) % len(lanes)].put(queued)
         self._buffered += 1
-        self._buffered_bytes += size
+        self._buffered_bytes += queued.size
 
     def _in_callback(self) -> bool:
         """True when called from one of this publisher's on_ack / on_nack callbacks."""

@@ -194,3 +194,8 @@ class Outcomes:
 def make_events(count: int, keys: int = 0, size: int = 20) -> list[Event]:
     """``count`` text events; with ``keys``, keyed ``k.<i % keys>``."""
     return [Event(f"{i:0{size}d}", key=f"k.{i % keys}" if keys else None) for i in range(count)]
+
+
+def encoded_size(event: Event, stream: str = "s") -> int:
+    """The bytes ``event`` takes in a publish request to ``stream`` (what the bounds count)."""
+    return len(orjson.dumps(event.to_wire(stream)))

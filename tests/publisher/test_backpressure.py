@@ -10,7 +10,7 @@ import pytest
 from streamkit import Event, QueueFull, StreamkitError
 
 from .conftest import ClientFactory
-from .fakes import FakeSendRoute, make_events
+from .fakes import FakeSendRoute, encoded_size, make_events
 
 
 async def test_publish_waits_for_space_and_the_buffer_stays_bounded(
@@ -36,7 +36,7 @@ async def test_publish_waits_for_space_and_the_buffer_stays_bounded(
 
 async def test_the_byte_bound_holds_too(make_client: ClientFactory, route: FakeSendRoute) -> None:
     events = make_events(40, size=1000)
-    bound = 5 * events[0].wire_size
+    bound = 5 * encoded_size(events[0])
     client = make_client(max_buffer_bytes=bound, max_batch=2)
     publisher = client.publisher("s")
     peaks: list[int] = []

@@ -14,7 +14,7 @@ from streamkit import Ack, AsyncClient, Event, Nack, PublisherConfig, StreamkitE
 from streamkit.models import Publication
 
 from .conftest import ClientFactory
-from .fakes import FakeSendRoute, Outcomes, make_events
+from .fakes import FakeSendRoute, Outcomes, encoded_size, make_events
 
 
 async def test_publish_returns_once_queued_not_stored(
@@ -115,7 +115,7 @@ async def test_batches_respect_max_batch(make_client: ClientFactory, route: Fake
 
 async def test_batches_respect_max_bytes(make_client: ClientFactory, route: FakeSendRoute) -> None:
     events = make_events(20, size=400)
-    client = make_client(max_bytes=3 * events[0].wire_size, max_in_flight=1)
+    client = make_client(max_bytes=3 * encoded_size(events[0]), max_in_flight=1)
     await client.publish("s", events)
     await client.flush()
     assert max(route.request_sizes()) == 3
@@ -246,6 +246,33 @@ async def test_a_settled_event_and_its_publication_make_no_reference_cycle(
     for event in (acked, nacked):
         assert event.publication is not None
         assert event not in gc.get_referents(event.publication)
+
+
+async def test_an_event_is_sent_as_it_was_when_published(
+    client: AsyncClient, route: FakeSendRoute
+) -> None:
+    route.hold()  # the first request waits; the second event queues behind it
+    first, second = Event("a", key="k"), Event("b", key="k", headers={"h": "1"})
+    await client.publish("s", [first, second])
+    second.headers["h"] = "changed"
+    second.key = "other"
+    route.release()
+    await client.flush(timeout=5)
+    assert [(m["key"], m.get("headers")) for m in route.stored] == [("k", None), ("k", {"h": "1"})]
+
+
+async def test_a_queued_event_nobody_keeps_is_freed_before_it_is_acked(
+    client: AsyncClient, route: FakeSendRoute
+) -> None:
+    # In flight, a publication holds the event's encoding, not the event: thousands of
+    # events in flight are not thousands more objects for the garbage collector.
+    route.hold()
+    await client.publish("s", (Event(str(i)) for i in range(100)))
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, Event)]
+    route.release()
+    await client.flush(timeout=5)
+    assert len(route.stored) == 100
 
 
 async def test_a_server_that_answers_an_ack_per_message_is_understood(
