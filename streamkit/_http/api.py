@@ -169,10 +169,10 @@ class API:
         return acks_from_wire(acks)
 
     async def send_for_seqs(
-        self, stream: str, messages: Sequence[bytes], *, retry: bool = True
+        self, stream: str, messages: Sequence[str], *, retry: bool = True
     ) -> tuple[list[int], list[datetime]]:
-        """`send` with each message object already encoded as JSON, returning the seq and
-        the commit time of each message, in order, instead of `Ack` objects.
+        """`send` with each message object already encoded as JSON text, returning the seq
+        and the commit time of each message, in order, instead of `Ack` objects.
 
         It asks for the acks as runs (``?acks=runs``: a few dozen bytes for a batch
         stored whole, instead of an object per message), and reads per-message acks
@@ -180,7 +180,7 @@ class API:
         it goes (no thousand message dicts alive at once, each counted by the garbage
         collector) and makes an `Ack` only for whoever asks for one.
         """
-        body = b'{"messages":[' + b",".join(messages) + b"]}"
+        body = ('{"messages":[' + ",".join(messages) + "]}").encode()
         count = len(messages)
         data = await self._send(stream, body, count, retry, _ACK_RUNS_PARAMS)
         runs = data.get("ack_runs")

@@ -5,9 +5,10 @@ not yet handed out. Built as events on arrival, each would be two objects (the
 event and its `Delivery`) that live across several runs of the garbage
 collector's youngest generation, get promoted, and make the full collections
 both more frequent and longer (the consuming process spent 7-12 us of CPU per
-event that way, and 3.6-4.4 us without). So a receive asks for its deliveries as columns (``?deliveries=columns``, a list
-per field), which decode into a handful of lists, and `Received.event` builds
-each event only when it is handed out; acked at once, it dies young.
+event that way, and 3.6-4.4 us without). So a receive asks for its deliveries
+as columns (``?deliveries=columns``, a list per field), which decode into a
+handful of lists, and `Received.event` builds each event only when it is
+handed out; acked at once, it dies young.
 """
 
 from __future__ import annotations

@@ -25,7 +25,13 @@ from streamkit._http.api import API
 from streamkit.models import Event
 from streamkit.protocol.wire import MAX_BATCH
 from streamkit.publisher._lanes import Lane
-from streamkit.publisher._sender import AckCallback, BatchSender, NackCallback, QueuedEvent
+from streamkit.publisher._sender import (
+    AckCallback,
+    BatchSender,
+    NackCallback,
+    QueuedEvent,
+    utf8_size,
+)
 
 __all__ = ["AckCallback", "NackCallback", "Publishable", "Publisher", "PublisherConfig"]
 
@@ -241,7 +247,7 @@ class Publisher:
             if not isinstance(event, Event):
                 raise TypeError(f"publish() takes events, not {type(event).__name__}")
             message = encode(event)
-            size = len(message)
+            size = utf8_size(message)
             # Inline, the usual answer of _fits (room to spare); else ask it, and wait.
             if not (self._buffered < max_buffer and self._buffered_bytes + size <= max_bytes):
                 while not self._fits(1, size):
@@ -261,7 +267,7 @@ class Publisher:
         if len({id(event) for event in events}) != len(events):
             raise ValueError("the same event is published twice in one call")
         messages = [self._encode(event) for event in events]
-        if events and not self._fits(len(events), sum(map(len, messages))):
+        if events and not self._fits(len(events), sum(map(utf8_size, messages))):
             raise errors.QueueFull(
                 f"the publish buffer of {self.stream!r} is full "
                 f"({self._buffered} events, {self._buffered_bytes} bytes)"
@@ -269,17 +275,17 @@ class Publisher:
         for event, message in zip(events, messages, strict=True):
             self._enqueue(event, message, on_ack, on_nack)
 
-    def _encode(self, event: Event) -> bytes:
+    def _encode(self, event: Event) -> str:
         """``event``'s message for ``POST .../messages``, as it is now: what is sent."""
         # Here, in the publishing caller's task: its trace context, not the lane's.
         if trace := tracing.context_headers():
             event.headers.update(trace)
-        return orjson.dumps(event.to_wire(self.stream))
+        return orjson.dumps(event.to_wire(self.stream)).decode()
 
     def _enqueue(
         self,
         event: Event,
-        message: bytes,
+        message: str,
         on_ack: AckCallback | None,
         on_nack: NackCallback | None,
     ) -> None:

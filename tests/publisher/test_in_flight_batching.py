@@ -41,7 +41,7 @@ class RecordingSend:
         self._seq = 0
 
     async def send_for_seqs(
-        self, stream: str, messages: Sequence[bytes], *, retry: bool = True
+        self, stream: str, messages: Sequence[str], *, retry: bool = True
     ) -> tuple[list[int], list[datetime]]:
         """Record the batch, wait to be answered, ack every message."""
         self.batches.append((self.published, [orjson.loads(m)["id"] for m in messages]))
@@ -166,7 +166,7 @@ async def test_against_the_server_a_burst_during_a_request_is_the_next_request(
         gate = asyncio.Event()
 
         async def held_send(
-            stream: str, messages: Sequence[bytes], *, retry: bool = True
+            stream: str, messages: Sequence[str], *, retry: bool = True
         ) -> tuple[list[int], list[datetime]]:
             sizes.append(len(messages))
             started.set()
