@@ -427,21 +427,21 @@ def int_param(
 
 def wants_ack_runs(params: Mapping[str, Any]) -> bool:
     """Whether a publish asked for ``?acks=runs`` (absent: an ack object per message)."""
-    form = params.get(ACKS_PARAM)
-    if form is None:
-        return False
-    if form != ACK_RUNS:
-        raise BadParam(ACKS_PARAM, f"must be {ACK_RUNS!r} or absent")
-    return True
+    return _asks_for(params, ACKS_PARAM, ACK_RUNS)
 
 
 def wants_delivery_columns(params: Mapping[str, Any]) -> bool:
     """Whether a receive asked for ``?deliveries=columns`` (absent: an object per delivery)."""
-    form = params.get(DELIVERIES_PARAM)
-    if form is None:
+    return _asks_for(params, DELIVERIES_PARAM, DELIVERY_COLUMNS)
+
+
+def _asks_for(params: Mapping[str, Any], name: str, form: str) -> bool:
+    """Whether the query parameter ``name``, which only ``form`` may be, is there."""
+    value = params.get(name)
+    if value is None:
         return False
-    if form != DELIVERY_COLUMNS:
-        raise BadParam(DELIVERIES_PARAM, f"must be {DELIVERY_COLUMNS!r} or absent")
+    if value != form:
+        raise BadParam(name, f"must be {form!r} or absent")
     return True
 
 
