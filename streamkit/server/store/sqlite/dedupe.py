@@ -117,6 +117,12 @@ class DedupeWindow:
 
     def knows_any(self, keys: list[int | None], now_us: int) -> bool:
         """Whether any of ``keys`` (None: a message without an id) is in the window."""
+        # The usual batch holds only new ids: C-level disjointness tests of each
+        # generation answer that at once, instead of a lookup per id per generation.
+        if self._uncommitted.keys().isdisjoint(keys) and all(
+            generation.ids.keys().isdisjoint(keys) for generation in self._generations
+        ):
+            return False
         find = self.find_key
         return any(key is not None and find(key, now_us) is not None for key in keys)
 

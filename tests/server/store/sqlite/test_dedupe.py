@@ -57,3 +57,21 @@ def test_an_id_stored_again_stays_until_its_latest_entry_expires() -> None:
     window.commit(again)
     window.expire(T0 + WINDOW_MS * 1000)  # the first commit's list names "a"
     assert window.find(1, "a", T0 + WINDOW_MS * 1000) == pack(5, again)
+
+
+def test_knows_any_finds_an_id_in_any_generation_or_the_open_transaction() -> None:
+    window = DedupeWindow(WINDOW_MS)
+    key = DedupeWindow.key
+    for i, at in enumerate((T0, T0 + 300_000, T0 + 600_000)):  # one generation each
+        window.stage(1, {f"g{i}": pack(i + 1, at)})
+        window.commit(at)
+    now = T0 + 700_000
+    fresh: list[int | None] = [key(1, f"new{i}") for i in range(100)] + [None]
+    assert not window.knows_any(fresh, now)
+    for known in ("g0", "g1", "g2"):
+        assert window.knows_any([*fresh, key(1, known)], now), known
+    assert not window.knows_any([key(2, "g0")], now)  # another stream's id
+    window.stage(1, {"open": pack(9, now)})
+    assert window.knows_any([key(1, "open"), None], now)
+    # Present but past the window: not known, as find says.
+    assert not window.knows_any([key(1, "g0")], T0 + WINDOW_MS * 1000)
