@@ -207,7 +207,7 @@ class Subscription:
 
     def _make_workers(self) -> _Workers:
         attachments = self._attachments
-        leaser = Leaser(self.api, attachments, max_lease=self._max_lease)
+        leaser = Leaser(self.api, attachments, max_lease=self._max_lease, on_dropped=self._forget)
         prefetcher = Prefetcher(
             self.api,
             attachments,
@@ -396,6 +396,13 @@ class Subscription:
         self._handed_out[delivery.ack_id] = delivery
         event.model = self.model
         return event
+
+    def _forget(self, ack_ids: list[str]) -> None:
+        """Stop tracking handed-out deliveries whose leases were dropped (max_lease): the
+        close does not give them back, and an event nobody settles must not stay here."""
+        handed_out = self._handed_out
+        for ack_id in ack_ids:
+            handed_out.pop(ack_id, None)
 
     def _settle_given_back(self, held: Mapping[str, list[str]]) -> None:
         """Mark settled the handed-out deliveries among ``held``, which the close gave back."""

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from streamkit._http.api import API
 from streamkit.errors import StreamkitError
@@ -36,7 +36,8 @@ class Leaser:
     longer renewed), so a handler that hangs cannot hold a message forever.
 
     ``attachments`` names each stream's consumer and how long its leases last
-    without renewal.
+    without renewal; ``on_dropped(ack_ids)`` hears of the leases dropped at
+    ``max_lease``.
     """
 
     def __init__(
@@ -45,11 +46,13 @@ class Leaser:
         attachments: Mapping[str, Attachment],
         *,
         max_lease: float = 3600.0,
+        on_dropped: Callable[[list[str]], None] | None = None,
         name: str = "streamkit-leaser",
     ) -> None:
         self.api = api
         self.attachments = attachments
         self.max_lease = max_lease
+        self.on_dropped = on_dropped
         self.name = name
         self._leases: dict[str, dict[str, float]] = {stream: {} for stream in attachments}
         self._task: asyncio.Task[None] | None = None
@@ -123,6 +126,8 @@ class Leaser:
                 )
                 for ack_id in expired:
                     del leases[ack_id]
+                if self.on_dropped is not None:
+                    self.on_dropped(expired)
 
     async def _renew(self, timeout: float) -> None:
         requests = [

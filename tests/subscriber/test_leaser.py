@@ -59,15 +59,19 @@ async def test_settled_leases_are_no_longer_renewed() -> None:
 
 async def test_leases_held_past_max_lease_are_dropped() -> None:
     api = FakeAPI()
-    leaser = Leaser(api, attached({"a": "c"}, {"a": 0.05}), max_lease=0.1)
-    leaser.add("a", ack_ids([delivery("a")]), asyncio.get_running_loop().time())
+    dropped: list[str] = []
+    leaser = Leaser(
+        api, attached({"a": "c"}, {"a": 0.05}), max_lease=0.1, on_dropped=dropped.extend
+    )
+    held = ack_ids([delivery("a")])
+    leaser.add("a", held, asyncio.get_running_loop().time())
     leaser.start()
     for _ in range(100):
         if not len(leaser):
             break
         await asyncio.sleep(0.01)
     await leaser.stop()
-    assert not len(leaser)
+    assert not len(leaser) and dropped == held
     renewals = len(api.calls)
     assert renewals >= 1
     leaser.start()

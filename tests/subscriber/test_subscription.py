@@ -75,6 +75,24 @@ async def test_an_event_held_past_max_lease_is_redelivered_after_ack_wait(
     assert await stats(client, "orders", "billing") == (0, 0, 0)
 
 
+async def test_an_event_nobody_settles_is_let_go_once_its_lease_is_dropped(
+    client: streamkit.AsyncClient,
+) -> None:
+    await client.create_stream("orders")
+    # Renewal cycles (when leases past max_lease are dropped) come within 0.9 x
+    # ack_wait; the redelivery, which would lease the message again, after ack_wait.
+    await client.create_consumer("orders", "billing", ack_wait=1.0)
+    await publish(client, "orders", 1)
+    sub = Subscription(client.api, ["orders"], consumer="billing", wait_for=0.2, max_lease=0.05)
+    async with sub:
+        async for event in sub:
+            delivery = event.delivery  # the event is dropped, never settled
+            await eventually(partial(held, sub, 0), timeout=0.95, interval=0.005)
+            # Only the event refers to its delivery now: no record of the subscription's.
+            assert not [r for r in gc.get_referrers(delivery) if isinstance(r, dict)]
+            break
+
+
 async def test_lease_renewal_keeps_a_slow_handlers_event_from_redelivery(
     client: streamkit.AsyncClient,
 ) -> None:
