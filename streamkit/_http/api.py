@@ -59,10 +59,8 @@ def _object(body: Any) -> Mapping[str, Any]:
     return body
 
 
-def _events_of_deliveries(stream: str, items: Any) -> list[Event]:
+def _events_of_deliveries(stream: str, items: list[Any]) -> list[Event]:
     """Sequin's form of a receive's answer, an object per delivery, as events."""
-    if not isinstance(items, list):
-        raise DecodeError(f"expected a list of deliveries, got {str(items)[:200]!r}")
     events = []
     from_wire = Event.from_wire
     for item in items:
@@ -306,11 +304,10 @@ class API:
                 retry=retry,
             )
             data = _data(body)
-            del body
             if type(data) is dict:
                 received = Received.from_columns(stream, data)
             else:
-                received = Received.from_events(stream, _events_of_deliveries(stream, data))
+                received = Received.from_events(stream, _events_of_deliveries(stream, _list(body)))
             tracing.set_attribute(span, "messaging.batch.message_count", len(received))
         return received
 

@@ -252,7 +252,7 @@ class Publisher:
             if not (self._buffered < max_buffer and self._buffered_bytes + size <= max_bytes):
                 while not self._fits(1, size):
                     await self._wait_for_space()
-            enqueue(event, message, on_ack, on_nack)
+            enqueue(event, message, size, on_ack, on_nack)
 
     def _put_now(
         self, events: list[Event], on_ack: AckCallback | None, on_nack: NackCallback | None
@@ -267,13 +267,14 @@ class Publisher:
         if len({id(event) for event in events}) != len(events):
             raise ValueError("the same event is published twice in one call")
         messages = [self._encode(event) for event in events]
-        if events and not self._fits(len(events), sum(map(utf8_size, messages))):
+        sizes = [utf8_size(message) for message in messages]
+        if events and not self._fits(len(events), sum(sizes)):
             raise errors.QueueFull(
                 f"the publish buffer of {self.stream!r} is full "
                 f"({self._buffered} events, {self._buffered_bytes} bytes)"
             )
-        for event, message in zip(events, messages, strict=True):
-            self._enqueue(event, message, on_ack, on_nack)
+        for event, message, size in zip(events, messages, sizes, strict=True):
+            self._enqueue(event, message, size, on_ack, on_nack)
 
     def _encode(self, event: Event) -> str:
         """``event``'s message for ``POST .../messages``, as it is now: what is sent."""
@@ -286,17 +287,20 @@ class Publisher:
         self,
         event: Event,
         message: str,
+        size: int,
         on_ack: AckCallback | None,
         on_nack: NackCallback | None,
     ) -> None:
-        """Track ``event`` and queue it in its key's lane. Never awaits, so it is atomic."""
+        """Track ``event`` (``message`` its encoding, ``size`` that in UTF-8 bytes) and
+        queue it in its key's lane. Never awaits, so it is atomic."""
         if not self._started:
             self._start()
-        queued = QueuedEvent(event, message, on_ack, on_nack)
         lanes = self._lanes
-        lanes[hash(event.key or self.stream) % len(lanes)].put(queued)
+        lanes[hash(event.key or self.stream) % len(lanes)].put(
+            QueuedEvent(event, message, size, on_ack, on_nack)
+        )
         self._buffered += 1
-        self._buffered_bytes += queued.size
+        self._buffered_bytes += size
 
     def _in_callback(self) -> bool:
         """True when called from one of this publisher's on_ack / on_nack callbacks."""

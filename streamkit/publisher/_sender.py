@@ -55,12 +55,13 @@ class QueuedEvent(Publication):
         self,
         event: Event,
         message: str,
+        size: int,
         on_ack: AckCallback | None,
         on_nack: NackCallback | None,
     ) -> None:
         Publication.__init__(self, event)  # not super(): one object less per event
         self.message = message
-        self.size = utf8_size(message)
+        self.size = size
         self.on_ack = on_ack
         self.on_nack = on_nack
 

@@ -26,13 +26,11 @@ def json_response(
 
 
 def deliveries_response(deliveries: list[Delivery]) -> web.Response:
-    """``{"data": deliveries}`` as `json_response` would send it. Every key of a
-    delivery is a string, so orjson skips its check for others (a fifth of the
-    encoding time of a batch of small messages)."""
-    return web.Response(
-        body=orjson.dumps({"data": deliveries}, option=_STR_KEYS_OPTIONS),
-        content_type="application/json",
-    )
+    """``{"data": deliveries}`` as `json_response` would send it."""
+    return _str_keys_data_response(deliveries)
+
+
+_OPTIONAL_MESSAGE_FIELDS = ("id", "headers", "encoding")
 
 
 def delivery_columns_response(deliveries: list[Delivery]) -> web.Response:
@@ -52,13 +50,17 @@ def delivery_columns_response(deliveries: list[Delivery]) -> web.Response:
         values = [m.get(field) for m in messages]
         if any(value is not None for value in values):
             columns[field] = values
+    return _str_keys_data_response(columns)
+
+
+def _str_keys_data_response(data: Any) -> web.Response:
+    """``{"data": data}`` as `json_response` would send it, for ``data`` whose keys are all
+    strings: orjson then skips its check for others (a fifth of the encoding time of a
+    batch of small messages)."""
     return web.Response(
-        body=orjson.dumps({"data": columns}, option=_STR_KEYS_OPTIONS),
+        body=orjson.dumps({"data": data}, option=_STR_KEYS_OPTIONS),
         content_type="application/json",
     )
-
-
-_OPTIONAL_MESSAGE_FIELDS = ("id", "headers", "encoding")
 
 
 class ErrorResponse(Exception):

@@ -134,10 +134,7 @@ class Acker:
         subscription is closing); returns their ack ids, per stream."""
         held = self.leaser.pop_all()
         for stream, ack_ids in held.items():
-            self._nacks.setdefault((stream, 0, None), []).extend(ack_ids)
-        if held:
-            self._queued.set()
-            self._flush_now.set()
+            self.settle_many(stream, ack_ids, nack=True)
         return held
 
     # Lifecycle.
