@@ -6,6 +6,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streamkit.server.store.base import data_hash
+from streamkit.server.store.sqlite.datafiles import directory_of
 from streamkit.server.store.sqlite.schema import DEAD
 
 
@@ -26,11 +28,41 @@ class Integrity:
         assert not self.problems, "store integrity:\n" + "\n".join(self.problems)
 
 
+_SIZES = "SELECT key, data, data_bytes FROM messages WHERE stream = ?"
+_SIZES_BEFORE_DATA_FILES = "SELECT key, data, NULL FROM messages WHERE stream = ?"
+
+
+def _data_file_problems(conn: sqlite3.Connection, directory: Path) -> list[str]:
+    problems = []
+    rows = conn.execute(
+        "SELECT stream, seq, data_file, data_offset, data_bytes, data_hash, data FROM messages"
+        " WHERE data_file IS NOT NULL ORDER BY data_file"
+    )
+    for sid, seq, file, offset, size, hash_, inline in rows:
+        at = f"message {sid}/{seq}"
+        path = directory / f"{file}.dat"
+        if inline != "":
+            problems.append(f"{at}: data both inline and in {path.name}")
+        if not path.is_file():
+            problems.append(f"{at}: data file {path.name} is missing")
+            continue
+        with path.open("rb") as f:
+            f.seek(offset)
+            raw = f.read(size)
+        if len(raw) != size:
+            problems.append(f"{at}: {path.name} ends before byte {offset + size}")
+        elif data_hash(raw.decode()) != hash_:
+            problems.append(f"{at}: the data in {path.name} does not match its data_hash")
+    return problems
+
+
 def check_db(path: Path) -> Integrity:
     """``PRAGMA integrity_check`` plus the counters the engine keeps, in one read snapshot.
 
     - each stream's ``message_count`` and ``storage_size`` equal what its rows add up to,
       and no message has a seq above the stream's ``last_seq``;
+    - each message kept in a data file finds its bytes there, and they hash to its
+      ``data_hash``;
     - each consumer's ``outstanding`` (unacked, not dead) equals its delivery rows
       in those states and is never negative; its cursor is never negative (it may
       lie past ``last_seq``: a consumer may start at a seq not stored yet);
@@ -64,11 +96,15 @@ def check_db(path: Path) -> Integrity:
             " (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.stream = s.sid)"
             " FROM streams s"
         ).fetchall()
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+        sizes = _SIZES if "data_bytes" in columns else _SIZES_BEFORE_DATA_FILES
+        if "data_file" in columns:
+            out.problems += _data_file_problems(conn, directory_of(path))
         for sid, name, count, size, last_seq, real_count, max_seq in rows:
             # Summed in Python: SQL's length() stops at the first NUL character.
             real_size = sum(
-                len(k) + len(d)
-                for k, d in conn.execute("SELECT key, data FROM messages WHERE stream = ?", (sid,))
+                len(k) + (len(d) if nbytes is None else nbytes)
+                for k, d, nbytes in conn.execute(sizes, (sid,))
             )
             if count != real_count:
                 out.problems.append(f"stream {name}: message_count {count} != {real_count} rows")

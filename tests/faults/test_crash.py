@@ -17,6 +17,7 @@ import pytest
 
 import streamkit
 from streamkit import Ack, Event, Nack, PublisherConfig
+from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS
 from tests.server_process import ServerProcess
 from tests.stream_reads import read_all
 
@@ -30,8 +31,18 @@ def _at_least(acks: dict[str, int], n: int) -> Callable[[], bool]:
     return lambda: len(acks) >= n
 
 
-async def crash_run(tmp_path: Path, total: int, kills: int) -> dict[str, Any]:
-    """Publish ``total`` events, SIGKILL + restart the server ``kills`` times; return figures."""
+def _data(i: int, large_every: int | None) -> str:
+    if large_every is not None and i % large_every == 0:  # kept in a data file
+        return f"payload-{i:06d}-" + "L" * FILE_DATA_CHARS
+    return f"payload-{i:06d}"
+
+
+async def crash_run(
+    tmp_path: Path, total: int, kills: int, large_every: int | None = None
+) -> dict[str, Any]:
+    """Publish ``total`` events, SIGKILL + restart the server ``kills`` times; return figures.
+
+    With ``large_every``, every such event has data large enough for a data file."""
     server = ServerProcess(tmp_path / "crash.db")
     await server.astart()
     acks: dict[str, int] = {}
@@ -51,7 +62,7 @@ async def crash_run(tmp_path: Path, total: int, kills: int) -> dict[str, Any]:
     try:
         async with streamkit.connect(server.url, publisher=config, timeout=3.0) as client:
             await client.create_stream(STREAM)
-            events = [Event(f"payload-{i:06d}", key=f"crash.k{i % 16}") for i in range(total)]
+            events = [Event(_data(i, large_every), key=f"crash.k{i % 16}") for i in range(total)]
             publishing = asyncio.create_task(
                 client.publish(STREAM, events, on_ack=on_ack, on_nack=on_nack)
             )
@@ -73,6 +84,7 @@ async def crash_run(tmp_path: Path, total: int, kills: int) -> dict[str, Any]:
     ids = [e.id for e in events]
     stored_ids = Counter(e.id for e in stored)
     stored_seq = {e.id: e.seq for e in stored}
+    sent_data = {e.id: e.data for e in events}
     figures = {
         "published": total,
         "kills": kills,
@@ -83,6 +95,7 @@ async def crash_run(tmp_path: Path, total: int, kills: int) -> dict[str, Any]:
         "duplicated": sum(n - 1 for n in stored_ids.values() if n > 1),
         "lost": sum(1 for i in acks if i not in stored_ids),
         "seq_mismatch": sum(1 for i, seq in acks.items() if stored_seq.get(i) != seq),
+        "data_mismatch": sum(1 for e in stored if e.data != sent_data.get(e.id)),
     }
     # Every event settled exactly once, by exactly one of on_ack / on_nack.
     assert set(ack_calls) == set(ids) and max(ack_calls.values()) == 1
@@ -91,6 +104,7 @@ async def crash_run(tmp_path: Path, total: int, kills: int) -> dict[str, Any]:
     assert all(0 < n < total for n in acked_at_kill), acked_at_kill
     # Acked means stored, at the acked seq; nothing stored twice or from elsewhere.
     assert figures["lost"] == 0 and figures["seq_mismatch"] == 0, figures
+    assert figures["data_mismatch"] == 0, figures
     assert figures["duplicated"] == 0, figures
     assert set(stored_ids) <= set(ids)
     assert len({e.seq for e in stored}) == len(stored)
@@ -105,6 +119,14 @@ async def test_kill_mid_publish_20k(
     tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     record_property("figures", await crash_run(tmp_path, 20_000, kills=2))
+
+
+async def test_kill_mid_publish_with_data_files(
+    tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
+    figures = await crash_run(tmp_path, 6_000, kills=2, large_every=5)
+    assert list((tmp_path / "crash.db-data").glob("*.dat"))  # the data files were used
+    record_property("figures", figures)
 
 
 @pytest.mark.slow

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+from streamkit.server.store.base import MessageQuery, StreamOptions
+from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, directory_of
+from streamkit.server.store.sqlite.store import SqliteStore
+from tests.faults.integrity import check_db
 from tests.ops.http import all_messages, call
 from tests.ops.publishing import Publisher
 from tests.server_process import ServerProcess
@@ -78,3 +83,33 @@ def test_backup_refuses_clearly(tmp_path: Path) -> None:
     itself = _backup(db, db)
     assert itself.returncode == 1 and "cannot overwrite its own database" in itself.stderr
     assert not (tmp_path / "out.db").exists()
+
+
+async def test_a_backup_carries_the_data_files_its_messages_refer_to(tmp_path: Path) -> None:
+    db, out = tmp_path / "live.db", tmp_path / "backup.db"
+    big = [f"{i}:" + "é" * FILE_DATA_CHARS for i in range(6)]
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        await store.create_stream("s", StreamOptions())
+        await store.publish("s", [{"key": "k", "data": d} for d in big[:3]])
+        out.write_bytes(b"an older backup")  # replaced, with whatever data files it had
+        directory_of(out).mkdir()
+        (directory_of(out) / "99.dat").write_bytes(b"old")
+        done = await asyncio.to_thread(_backup, db, out)
+        await store.publish("s", [{"key": "k", "data": d} for d in big[3:]])  # after: not in it
+    finally:
+        await store.close()
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "backup.db.partial").exists()
+    assert not (tmp_path / "backup.db.partial-data").exists()
+    assert [p.name for p in directory_of(out).iterdir()] == ["1.dat"]
+    check_db(out).assert_ok()
+
+    restored = SqliteStore(out)
+    await restored.open()
+    try:
+        stored = await restored.read_messages("s", MessageQuery())
+    finally:
+        await restored.close()
+    assert [m["data"] for m in stored] == big[:3]

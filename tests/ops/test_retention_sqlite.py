@@ -223,6 +223,23 @@ def test_messages_of_a_stream_id_never_given_out_are_a_fault(tmp_path: Path) -> 
     assert check_db(db).problems == ["1 messages of stream ids never given out"]
 
 
+@pytest.mark.parametrize("spins", [0, 1, 2])
+async def test_the_trimmer_s_wait_ends_cancelled_when_its_event_fires_as_it_is_cancelled(
+    spins: int,
+) -> None:
+    """``asyncio.wait_for(event.wait(), ...)`` (Python 3.11) returned normally instead:
+    a store closed just after a stream was deleted waited for its trimmer for good."""
+    event = asyncio.Event()
+    waiting = asyncio.create_task(store_module._wait(event, 10))
+    await asyncio.sleep(0)
+    event.set()
+    for _ in range(spins):
+        await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
 async def test_a_file_from_before_retention_opens_and_trims(tmp_path: Path) -> None:
     """Version-1 files lack the new columns; opening adds them."""
     db = tmp_path / "old.db"

@@ -24,6 +24,7 @@ from functools import cache
 import orjson
 
 from streamkit.server.store.base import NewMessage, data_hash
+from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, DataFiles, accounted_size
 from streamkit.server.store.sqlite.dedupe import DedupeWindow
 
 _SHAPES = {
@@ -55,7 +56,7 @@ class PreparedBatch:
     """The ``columns`` of each message, row after row; None when the messages
     differ in shape or an id comes twice: the batch takes the general path."""
     size: int
-    """Key and data characters of the batch (what `storage_size` counts)."""
+    """What the batch adds to `storage_size` (`datafiles.accounted_size`)."""
 
 
 def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
@@ -71,7 +72,8 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
         key, data, msg_id = m["key"], m["data"], m.get("id")
         id_keys.append(None if msg_id is None else window_key(sid, msg_id))
         hashes.append(hash_ := data_hash(data))
-        size += len(key) + len(data)
+        n = len(data)
+        size += len(key) + (n if n < FILE_DATA_CHARS else accounted_size(data))
         if values is None:
             continue
         headers, encoding = m.get("headers"), m.get("encoding")
@@ -87,6 +89,30 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     if len(set(keyed)) != len(keyed):
         values = None
     return PreparedBatch(messages, id_keys, hashes, _SHAPES[shape], values, size)
+
+
+def insert_kept(
+    conn: sqlite3.Connection,
+    sid: int,
+    seq: int,
+    inserted_us: int,
+    stored_us: int,
+    values: list[object],
+    files: DataFiles,
+) -> None:
+    """Store a one_message_per_key stream's new message (`FULL_COLUMNS` ``values``): it
+    keeps its key's first version's ``inserted_us``."""
+    columns, values = files.move_large(FULL_COLUMNS, values)
+    conn.execute(_kept_sql(columns), [sid, seq, *values, inserted_us, stored_us])
+
+
+@cache
+def _kept_sql(columns: tuple[str, ...]) -> str:
+    marks = ", ".join("?" * (len(columns) + 4))
+    return (
+        f"INSERT INTO messages (stream, seq, {', '.join(columns)}, inserted_at, updated_at)"
+        f" VALUES ({marks})"
+    )
 
 
 def headers_column(headers: dict[str, str] | None) -> str | None:
@@ -117,9 +143,12 @@ def append(
     stored_us: int,
     columns: tuple[str, ...],
     values: list[object],
+    files: DataFiles,
 ) -> None:
     """Store rows of ``columns`` (`PreparedBatch.values`, or rows built alike) with
-    consecutive seqs from ``first_seq`` on, all stored at ``stored_us``."""
+    consecutive seqs from ``first_seq`` on, all stored at ``stored_us``; large data
+    goes to ``files``."""
+    columns, values = files.move_large(columns, values)
     width = len(columns)
     rows, done = len(values) // width, 0
     for chunk in _CHUNKS:

@@ -11,17 +11,26 @@ The copy is written to ``OUT.partial``, checked (``PRAGMA quick_check``),
 switched to a rollback journal (one self-contained file, no ``-wal``), synced
 and then renamed to ``OUT``: an interrupted backup never leaves a file that
 looks complete.
+
+Large messages' data lives in data files (``datafiles.py``). The files the
+snapshot refers to are opened as soon as it is taken (so the server deleting
+one later cannot take it from the backup), copied to ``OUT.partial-data`` and
+renamed to ``OUT-data`` just before ``OUT`` appears. Restoring means copying
+both.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from streamkit.server.store.sqlite.datafiles import directory_of
 
 DEFAULT_PAGES = 256
 """Pages copied per step (4 MiB with the engine's 16 KiB pages)."""
@@ -30,6 +39,7 @@ DEFAULT_SLEEP = 0.005
 """Seconds between two steps, so the server's own I/O goes first."""
 
 _BUSY_MS = 10_000
+_CHUNK = 1 << 20
 
 
 class BackupError(Exception):
@@ -65,18 +75,28 @@ def backup(
     partial = out.with_name(out.name + ".partial")
     started = time.monotonic()
     try:
-        partial.unlink(missing_ok=True)
-        total = _copy(db, partial, pages, sleep, progress)
+        _remove(partial)
+        total, data_bytes = _copy(db, partial, pages, sleep, progress)
         _sync(partial)
+        _remove(out)  # never an old OUT beside the new OUT-data
+        if directory_of(partial).exists():
+            os.replace(directory_of(partial), directory_of(out))
         os.replace(partial, out)
         _sync(out.parent)
     except (sqlite3.Error, OSError, BackupError) as exc:
         with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
+            _remove(partial)
         if isinstance(exc, BackupError):
             raise
         raise BackupError(f"backup of {db} failed: {exc}") from exc
-    return Backup(out, total, out.stat().st_size, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    return Backup(out, total, out.stat().st_size + data_bytes, seconds)
+
+
+def _remove(db: Path) -> None:
+    """Delete database file ``db`` and its data files, if there are any."""
+    db.unlink(missing_ok=True)
+    shutil.rmtree(directory_of(db), ignore_errors=True)
 
 
 def _copy(
@@ -85,13 +105,17 @@ def _copy(
     pages: int,
     sleep: float,
     progress: Callable[[int, int], None] | None,
-) -> int:
+) -> tuple[int, int]:
+    """Copy ``db`` to ``dest``: its pages, and the data files they refer to (bytes)."""
     source = sqlite3.connect(db, isolation_level=None)
+    data_fds: dict[int, int] = {}
     try:
         source.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
         source.execute("PRAGMA query_only = ON")
         source.execute("BEGIN")  # the snapshot: held until the copy is done
         (total,) = source.execute("PRAGMA page_count").fetchone()
+        for file in _data_files(source):
+            data_fds[file] = os.open(directory_of(db) / f"{file}.dat", os.O_RDONLY)
         target = sqlite3.connect(dest, isolation_level=None)
         try:
 
@@ -107,9 +131,46 @@ def _copy(
                 raise BackupError(f"the copy of {db} does not check out: {check}")
         finally:
             target.close()
+        data_bytes = _copy_data_files(data_fds, directory_of(dest))
     finally:
         source.close()
-    return int(total)
+        for fd in data_fds.values():
+            os.close(fd)
+    return int(total), data_bytes
+
+
+def _data_files(conn: sqlite3.Connection) -> list[int]:
+    """The data files the snapshot's messages refer to (none before schema 3)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+    if "data_file" not in columns:
+        return []
+    rows = conn.execute(
+        "SELECT DISTINCT data_file FROM messages WHERE data_file IS NOT NULL"
+    ).fetchall()
+    return [int(file) for (file,) in rows]
+
+
+def _copy_data_files(fds: dict[int, int], into: Path) -> int:
+    """Copy the open data files ``fds`` into directory ``into``, synced; their bytes."""
+    if not fds:
+        return 0
+    into.mkdir()
+    copied = 0
+    for file, fd in fds.items():
+        with open(into / f"{file}.dat", "wb") as out:
+            size = os.fstat(fd).st_size
+            offset = 0
+            while offset < size:
+                chunk = os.pread(fd, min(_CHUNK, size - offset), offset)
+                if not chunk:
+                    break
+                out.write(chunk)
+                offset += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+            copied += offset
+    _sync(into)
+    return copied
 
 
 def _sync(path: Path) -> None:

@@ -113,8 +113,9 @@ def trim(conn: sqlite3.Connection, sid: int, budget: int, now_us: int) -> TrimRe
     gone: list[tuple[int, str]] = []
     more = False
     # Lazily stepped: only the rows that go (and one more) are read.
-    for seq, key, data, updated in conn.execute(
-        "SELECT seq, key, data, updated_at FROM messages WHERE stream = ? ORDER BY seq LIMIT ?",
+    for seq, key, data, data_bytes, updated in conn.execute(
+        "SELECT seq, key, data, data_bytes, updated_at FROM messages WHERE stream = ?"
+        " ORDER BY seq LIMIT ?",
         (sid, budget + 1),
     ):
         over_count = removed < count_excess
@@ -129,7 +130,7 @@ def trim(conn: sqlite3.Connection, sid: int, budget: int, now_us: int) -> TrimRe
             break
         removed += 1
         # Counted as publishing added it (len in Python): SQL's length() stops at a NUL.
-        freed += len(key) + len(data)
+        freed += len(key) + (len(data) if data_bytes is None else data_bytes)
         last = seq
         gone.append((seq, key))
     if not removed:

@@ -25,8 +25,16 @@ from streamkit.server.store.base import (
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-MESSAGE_COLUMNS = "seq, key, data, data_hash, msg_id, headers, encoding, inserted_at, updated_at"
-M_COLUMNS = ", ".join("m." + c for c in MESSAGE_COLUMNS.split(", "))
+MESSAGE_COLUMNS = (
+    "seq, key, sk_data(data, data_file, data_offset, data_bytes),"
+    " data_hash, msg_id, headers, encoding, inserted_at, updated_at"
+)
+"""A message's columns, its data read from its data file when it has one (``datafiles``)."""
+M_COLUMNS = (
+    "m.seq, m.key, sk_data(m.data, m.data_file, m.data_offset, m.data_bytes),"
+    " m.data_hash, m.msg_id, m.headers, m.encoding, m.inserted_at, m.updated_at"
+)
+"""`MESSAGE_COLUMNS` of a ``messages`` table named ``m``."""
 
 
 def now_us() -> int:

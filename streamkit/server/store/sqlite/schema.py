@@ -24,6 +24,10 @@ Layout, and why:
   few dozen seeks, where an index cost every insert a second B-tree write
   (about a fifth of storing a 100-byte event). Files that have the index
   (``messages_by_time``, from an earlier release) drop it when opened.
+- Data of 4096 characters or more lives in data files beside the database
+  (``datafiles.py``): its row has ``data = ''`` and says where the data is
+  (``data_file``, ``data_offset``, ``data_bytes``); the partial index
+  ``messages_by_data_file`` holds those rows only.
 - ``latest_by_key`` exists only for ``one_message_per_key`` streams.
 - ids are AUTOINCREMENT so a deleted stream's or consumer's number is never
   reused (in-memory state keyed by it can never alias a new one).
@@ -43,13 +47,15 @@ from pathlib import Path
 from typing import Literal
 
 from streamkit.protocol.keys import matches
+from streamkit.server.store.sqlite import datafiles
 
 Synchronous = Literal["normal", "full"]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 """The file format. "2" added ``leases``: a server of format "1" must refuse such a
-file, as it would never redeliver the messages a lease holds."""
-UPGRADED_VERSIONS = ("1",)
+file, as it would never redeliver the messages a lease holds. "3" keeps large data
+in data files (``datafiles.py``), which a server of format "2" would read as empty."""
+UPGRADED_VERSIONS = ("1", "2")
 """Formats this server brings up to `SCHEMA_VERSION` when it opens them."""
 PAGE_SIZE = 16 * 1024
 """Bytes per page of a new database file (see the module docstring)."""
@@ -91,6 +97,9 @@ CREATE TABLE IF NOT EXISTS messages (
     encoding TEXT,
     inserted_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
+    data_file INTEGER,
+    data_offset INTEGER,
+    data_bytes INTEGER,
     PRIMARY KEY (stream, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS latest_by_key (
@@ -151,8 +160,18 @@ ADDED_COLUMNS = (
     ("consumers", "skipped", "INTEGER NOT NULL DEFAULT 0"),
     ("deliveries", "last_error", "TEXT"),
     ("consumers", "leased", "INTEGER NOT NULL DEFAULT 0"),
+    ("messages", "data_file", "INTEGER"),
+    ("messages", "data_offset", "INTEGER"),
+    ("messages", "data_bytes", "INTEGER"),
 )
 """Columns added after schema version 1 shipped: files created before get them at open."""
+
+ADDED_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS messages_by_data_file ON messages (data_file)"
+    " WHERE data_file IS NOT NULL",
+)
+"""Indexes created after the columns above (only rows with data in a data file have
+an entry: `datafiles.DataFiles.collect` asks whether a file is still referred to)."""
 
 DROPPED_INDEXES = ("messages_by_time",)
 """Indexes files of an earlier release have and this one does not keep up: dropped at open."""
@@ -187,9 +206,14 @@ def connect(
     conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
     conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
     conn.execute("PRAGMA temp_store = MEMORY")
+    # Debian's SQLite is built with secure_delete on: every deleted row and freed page
+    # is overwritten with zeros, which doubles the I/O of retention, purges and acks.
+    # FAST zeroes deleted content only where that costs no extra I/O.
+    conn.execute("PRAGMA secure_delete = FAST")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     conn.create_function("sk_match", 2, matches, deterministic=True)
+    datafiles.register(conn, path)
     return conn
 
 
@@ -212,6 +236,8 @@ def create_schema(conn: sqlite3.Connection) -> None:
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         if column not in have:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+    for statement in ADDED_INDEXES:
+        conn.execute(statement)
     for index in DROPPED_INDEXES:
         conn.execute(f"DROP INDEX IF EXISTS {index}")
 

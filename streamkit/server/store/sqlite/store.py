@@ -51,6 +51,7 @@ from streamkit.server.store.base import (
 from streamkit.server.store.sqlite import appends, disk, retention
 from streamkit.server.store.sqlite import reads as reads
 from streamkit.server.store.sqlite.checkpoint import Checkpointer
+from streamkit.server.store.sqlite.datafiles import DataFiles
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS
 from streamkit.server.store.sqlite.lock import DatabaseLock
 from streamkit.server.store.sqlite.rows import ConsumerMeta, StreamMeta, to_datetime
@@ -98,10 +99,19 @@ class _Signals:
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` seconds have passed.
+
+    Not ``asyncio.wait_for(event.wait(), ...)``: on Python 3.11, a task cancelled in the
+    same loop iteration as its event is set could stay stuck in ``wait_for`` for good
+    (a store closed right after a stream was deleted never finished closing).
+    """
     if timeout <= 0 or event.is_set():
         return
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait([waiter], timeout=timeout)
+    finally:
+        waiter.cancel()
 
 
 class _StreamEntry:
@@ -149,11 +159,13 @@ class SqliteStore:
         self.path = Path(path)
         self.synchronous: Synchronous = synchronous
         self._lock = DatabaseLock(self.path)
-        self._ops = WriteOps(dedupe_window_ms, dedupe_max_ids)
+        self._files = DataFiles(self.path)
+        self._ops = WriteOps(self._files, dedupe_window_ms, dedupe_max_ids)
         self._writer = SqliteThread(
             "streamkit-sqlite-writer",
             partial(connect, self.path, synchronous, autocheckpoint_bytes=WAL_SIZE_LIMIT),
             transactional=True,
+            before_commit=self._files.sync,
             on_commit=self._committed,
             on_rollback=self._ops.rollback,
             on_disk_fault=self._disk_failed,
@@ -224,6 +236,7 @@ class SqliteStore:
         await asyncio.to_thread(self._checkpointer.stop)
         await self._reader.stop()
         await self._writer.stop()
+        self._files.close()
         self._lock.release()
 
     def _committed(self) -> None:
@@ -560,8 +573,7 @@ class SqliteStore:
         """Enforce retention limits, and remove deleted streams' messages, in steps of
         `retention.TRIM_BATCH` messages, one writer job each."""
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._trim_now.wait(), TRIM_INTERVAL)
+            await _wait(self._trim_now, TRIM_INTERVAL)
             self._trim_now.clear()
             try:
                 await self._trim_pass()
@@ -589,6 +601,9 @@ class SqliteStore:
                 if step.more:
                     still.append(sid)
             pending = still
+        removed = await self._writer.run(self._files.collect)
+        if removed:
+            log.info("deleted data files no message refers to: %s", removed)
 
     def _wake_consumers(self, sid: int) -> None:
         for entry in list(self._by_id.values()):

@@ -43,11 +43,13 @@ class SqliteThread:
         connect: Callable[[], sqlite3.Connection],
         *,
         transactional: bool,
+        before_commit: Callable[[], None] | None = None,
         on_commit: Callable[[], None] | None = None,
         on_rollback: Callable[[], None] | None = None,
         on_disk_fault: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
+        self._before_commit = before_commit
         self._connect = connect
         self._transactional = transactional
         self._on_commit = on_commit
@@ -159,6 +161,8 @@ class SqliteThread:
                 else:
                     conn.execute("RELEASE job")
                     outcomes.append((True, value))
+            if self._before_commit is not None:
+                self._before_commit()
             conn.execute("COMMIT")
         except BaseException as exc:  # disk full or I/O error (in a job, or at COMMIT)
             reason = disk_fault(exc)

@@ -30,6 +30,7 @@ from streamkit.server.store.base import (
 )
 from streamkit.server.store.sqlite import appends, leases, retention
 from streamkit.server.store.sqlite.appends import PreparedBatch
+from streamkit.server.store.sqlite.datafiles import DataFiles, accounted_size
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS, DedupeWindow, pack, unpack
 from streamkit.server.store.sqlite.reads import first_seq_at, get_stream
 from streamkit.server.store.sqlite.retention import TrimResult
@@ -94,12 +95,6 @@ class _BulkInsert:
             conn.executemany(self.one, rows[whole:])
 
 
-_INSERT_KEPT = (
-    "INSERT INTO messages (stream, seq, key, data, data_hash, msg_id, headers, encoding,"
-    " inserted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-"""A one_message_per_key stream's new message (it keeps the first version's ``inserted_at``)."""
-
 _INSERT_DELIVERIES = _BulkInsert.of(
     "deliveries", "consumer, seq, state, token, due, delivery_count"
 )
@@ -162,7 +157,10 @@ class Stored(NamedTuple):
 class WriteOps:
     """Write operations plus the dedupe window they share (writer thread only)."""
 
-    def __init__(self, dedupe_window_ms: int, dedupe_max_ids: int = DEFAULT_MAX_IDS) -> None:
+    def __init__(
+        self, files: DataFiles, dedupe_window_ms: int, dedupe_max_ids: int = DEFAULT_MAX_IDS
+    ) -> None:
+        self.files = files
         self._window = DedupeWindow(dedupe_window_ms, dedupe_max_ids)
         # cid -> no unacked delivery of that consumer is due before this wall-clock ms.
         # A lower bound (lowered on every change, made exact by each scan), so a
@@ -321,7 +319,7 @@ class WriteOps:
         """Store a batch of one shape none of whose ids the window knows (see `appends`)."""
         assert batch.values is not None
         first = last_seq + 1
-        appends.append(conn, sid, first, now, batch.columns, batch.values)
+        appends.append(conn, sid, first, now, batch.columns, batch.values, self.files)
         stored = len(batch.messages)
         _count_stored(conn, sid, last_seq + stored, stored, batch.size)
         packed = pack(first, now)  # pack(first + i, now) == packed + i
@@ -363,11 +361,11 @@ class WriteOps:
                 appends.headers_column(headers),
                 m.get("encoding"),
             )
-            size += len(key) + len(data)
+            size += len(key) + accounted_size(data)
             acks.append({"id": msg_id, "seq": last_seq, "committed": committed})
         stored = last_seq - first + 1
         if stored:
-            appends.append(conn, sid, first, now, appends.FULL_COLUMNS, values)
+            appends.append(conn, sid, first, now, appends.FULL_COLUMNS, values, self.files)
             _count_stored(conn, sid, last_seq, stored, size)
         self._window.stage_keys(staged)
         return stored, acks
@@ -394,15 +392,15 @@ class WriteOps:
             key, data = m["key"], m["data"]
             inserted = now
             old = conn.execute(
-                "SELECT m.seq, m.data_hash, m.inserted_at, m.updated_at, m.data"
+                "SELECT m.seq, m.data_hash, m.inserted_at, m.updated_at, m.data, m.data_bytes"
                 " FROM latest_by_key l JOIN messages m ON m.stream = l.stream AND m.seq = l.seq"
                 " WHERE l.stream = ? AND l.key = ?",
                 (sid, key),
             ).fetchone()
             if old is not None:
-                old_seq, old_hash, old_inserted, old_updated, old_data = old
+                old_seq, old_hash, old_inserted, old_updated, old_data, old_bytes = old
                 # Counted as it was added (len in Python): SQL's length() stops at a NUL.
-                old_size = len(key) + len(old_data)
+                old_size = len(key) + (len(old_data) if old_bytes is None else old_bytes)
                 if not process_unmodified and old_hash == hash_:
                     # Identical data: nothing to store; the ack points at the kept message.
                     acks.append(
@@ -417,27 +415,21 @@ class WriteOps:
                 inserted = old_inserted
             last_seq += 1
             headers = m.get("headers")
-            conn.execute(
-                _INSERT_KEPT,
-                (
-                    sid,
-                    last_seq,
-                    key,
-                    data,
-                    hash_,
-                    msg_id,
-                    appends.headers_column(headers),
-                    m.get("encoding"),
-                    inserted,
-                    now,
-                ),
-            )
+            row: list[object] = [
+                key,
+                data,
+                hash_,
+                msg_id,
+                appends.headers_column(headers),
+                m.get("encoding"),
+            ]
+            appends.insert_kept(conn, sid, last_seq, inserted, now, row, self.files)
             conn.execute(
                 "INSERT OR REPLACE INTO latest_by_key (stream, key, seq) VALUES (?, ?, ?)",
                 (sid, key, last_seq),
             )
             published += 1
-            size_delta += len(key) + len(data)
+            size_delta += len(key) + accounted_size(data)
             acks.append({"id": msg_id, "seq": last_seq, "committed": committed})
             if id_key is not None:
                 staged[id_key] = pack(last_seq, now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,15 +19,17 @@ from streamkit.server.store.base import (
 )
 from streamkit.server.store.sqlite import writes
 from streamkit.server.store.sqlite.appends import prepare
-from streamkit.server.store.sqlite.rows import to_datetime
+from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, DataFiles
+from streamkit.server.store.sqlite.rows import MESSAGE_COLUMNS, to_datetime
+from streamkit.server.store.sqlite.schema import connect
 from streamkit.server.store.sqlite.writes import WriteOps
 
-ROW = "SELECT seq, key, data, data_hash, msg_id, headers, encoding, inserted_at, updated_at"
+ROW = f"SELECT {MESSAGE_COLUMNS}"
 
 
-def _ops() -> tuple[sqlite3.Connection, WriteOps]:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    ops = WriteOps(dedupe_window_ms=60_000)
+def _ops(tmp_path: Path) -> tuple[sqlite3.Connection, WriteOps]:
+    conn = connect(tmp_path / "s.db", "normal")
+    ops = WriteOps(DataFiles(tmp_path / "s.db"), dedupe_window_ms=60_000)
     ops.setup(conn)
     return conn, ops
 
@@ -34,7 +37,10 @@ def _ops() -> tuple[sqlite3.Connection, WriteOps]:
 def _batch(n: int, prefix: str = "", shape: str = "plain") -> list[NewMessage]:
     batch: list[NewMessage] = []
     for i in range(n):
-        m: NewMessage = {"key": f"k.{i % 3}", "data": f"{prefix}data {i} é"}
+        data = f"{prefix}data {i} é"
+        if shape == "large" and i % 3 == 1:  # some data goes to a data file, some not
+            data += "€" * FILE_DATA_CHARS
+        m: NewMessage = {"key": f"k.{i % 3}", "data": data}
         if i % 4:
             m["id"] = f"{prefix}id-{i}"
         if shape in ("headers", "both"):
@@ -63,13 +69,13 @@ def test_prepare_sends_mixed_batches_and_repeated_ids_down_the_general_path() ->
     assert prepare(1, twice).values is None
 
 
-@pytest.mark.parametrize("shape", ["plain", "headers", "encoding", "both"])
+@pytest.mark.parametrize("shape", ["plain", "headers", "encoding", "both", "large"])
 @pytest.mark.parametrize("size", [1, 2, 3, 63, 64, 65, 127, 200, 1000])
 def test_an_appended_batch_stores_the_rows_the_general_path_stores(
-    size: int, shape: str, monkeypatch: pytest.MonkeyPatch
+    size: int, shape: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(writes, "now_us", lambda: 1_700_000_000_000_000)
-    conn, ops = _ops()
+    conn, ops = _ops(tmp_path)
     fast, _ = ops.create_stream(conn, "fast", StreamOptions())
     slow, _ = ops.create_stream(conn, "slow", StreamOptions())
     ops.publish(conn, fast.sid, prepare(fast.sid, _batch(7, "before ")))
@@ -92,8 +98,10 @@ def test_an_appended_batch_stores_the_rows_the_general_path_stores(
     assert PublishResult(size, [run]).acks(batch) == one_by_one.acks
 
 
-def test_an_id_the_window_knows_is_acked_with_its_first_seq_not_stored_again() -> None:
-    conn, ops = _ops()
+def test_an_id_the_window_knows_is_acked_with_its_first_seq_not_stored_again(
+    tmp_path: Path,
+) -> None:
+    conn, ops = _ops(tmp_path)
     meta, _ = ops.create_stream(conn, "orders", StreamOptions())
     conn.execute("BEGIN")
     first = ops.publish(conn, meta.sid, prepare(meta.sid, _batch(8)))

@@ -17,8 +17,9 @@ from streamkit.server.runner import start_server
 from streamkit.server.store.base import StreamOptions
 from streamkit.server.store.sqlite import writes
 from streamkit.server.store.sqlite.appends import prepare
+from streamkit.server.store.sqlite.datafiles import DataFiles
 from streamkit.server.store.sqlite.reads import _NEXT_STORED, _SEQ_RANGE, first_seq_at
-from streamkit.server.store.sqlite.schema import create_schema
+from streamkit.server.store.sqlite.schema import connect, create_schema
 from streamkit.server.store.sqlite.writes import WriteOps
 from tests.http_api import Api, msgs
 
@@ -121,10 +122,10 @@ async def test_a_file_from_before_last_error_gets_the_column(tmp_path: Path) -> 
 
 
 def test_a_clock_stepped_back_does_not_store_a_message_earlier_than_the_last(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    ops = WriteOps(dedupe_window_ms=60_000)
+    ops = WriteOps(DataFiles(tmp_path / "unused.db"), dedupe_window_ms=60_000)
     ops.setup(conn)
     meta, _ = ops.create_stream(conn, "orders", StreamOptions())
     clock = iter([5_000_000, 2_000_000])  # the second publish sees the clock stepped back
@@ -135,3 +136,14 @@ def test_a_clock_stepped_back_does_not_store_a_message_earlier_than_the_last(
     assert stored == [(1, 5_000_000), (2, 5_000_000)]
     when = datetime.fromtimestamp(3.0, timezone.utc)
     assert first_seq_at(conn, meta.sid, when) == 1
+
+
+def test_deleted_content_is_zeroed_only_where_that_costs_no_io(tmp_path: Path) -> None:
+    """``secure_delete = FAST`` on every connection: Debian builds SQLite with it on,
+    which doubles the writes of retention, stream purges and acks."""
+    for readonly in (False, True):
+        conn = connect(tmp_path / "s.db", "normal", readonly=readonly)
+        try:
+            assert conn.execute("PRAGMA secure_delete").fetchone() == (2,)
+        finally:
+            conn.close()
