@@ -91,7 +91,7 @@ CONTENT_TYPES = [
 NAMES = st.from_regex(NAME_PATTERN, fullmatch=True)
 HEADER_TEXT = st.text(
     alphabet=st.characters(
-        min_codepoint=0x20, exclude_characters="\x7f", exclude_categories=["Cc"]
+        min_codepoint=0x20, exclude_characters="\x7f", exclude_categories=["Cc", "Cs"]
     ),
     max_size=40,
 )
