@@ -14,8 +14,10 @@ it in the kernel. Appending the same bytes to a plain file costs about 7.
   points at bytes a crash or a power cut can lose. A crash between the two leaves
   bytes no row refers to at the end of a file; a server starts a new file when it
   opens.
-- Reading goes through the SQL function ``sk_data`` (`register`), so every query
-  that selects ``rows.MESSAGE_COLUMNS`` gets the data whatever its home.
+- Rows of ``rows.MESSAGE_COLUMNS`` say where such data is, and
+  ``rows.messages_from_rows`` reads it (`read_data`, on the engine's connections,
+  which know their directory). A thread keeps the files it read open until its
+  round of jobs ends (`close_read_files`).
 - `DataFiles.collect` (each retention pass) deletes a file once no row has
   referred to it for two passes in a row: the index ``messages_by_data_file``
   answers, and the pass in between lets a reader that fetched a row just before
@@ -31,6 +33,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
@@ -61,36 +64,52 @@ def accounted_size(data: str) -> int:
     return len(data.encode())
 
 
+_reading = threading.local()
+_MAX_OPEN = 16
+
+
 def read(directory: Path, file: int, offset: int, size: int) -> str:
-    """``size`` bytes at ``offset`` of data file ``file``, as text."""
+    """``size`` bytes at ``offset`` of data file ``file``, as text.
+
+    The file stays open for this thread's next reads, until `close_read_files`."""
     path = directory / f"{file}{_SUFFIX}"
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        raw = os.pread(fd, size, offset)
-    finally:
-        os.close(fd)
+    fds: dict[Path, int] = _reading.__dict__.setdefault("fds", {})
+    fd = fds.get(path)
+    if fd is None:
+        if len(fds) >= _MAX_OPEN:
+            close_read_files()
+        fd = fds[path] = os.open(path, os.O_RDONLY)
+    raw = os.pread(fd, size, offset)
     if len(raw) != size:
         raise OSError(f"data file {path} ends before byte {offset + size}")
     return raw.decode()
 
 
-def register(conn: sqlite3.Connection, database: Path) -> None:
-    """Define ``sk_data(data, data_file, data_offset, data_bytes)`` on ``conn``: the
-    message's data, read from its data file when it has one."""
-    directory = directory_of(database)
+def close_read_files() -> None:
+    """Close the data files this thread opened to read. The store's threads call it
+    after each round of jobs, so an idle thread keeps no deleted file alive."""
+    fds: dict[Path, int] = _reading.__dict__.setdefault("fds", {})
+    for fd in fds.values():
+        os.close(fd)
+    fds.clear()
 
-    def sk_data(data: str, file: int | None, offset: int | None, size: int | None) -> str:
-        if file is None:
-            return data
-        assert offset is not None and size is not None
-        try:
-            return read(directory, file, offset, size)
-        except OSError:
-            # sqlite3 reports only that a user function raised: say here what and why.
-            log.exception("cannot read a message's data from data file %s", file)
-            raise
 
-    conn.create_function("sk_data", 4, sk_data)
+class Connection(sqlite3.Connection):
+    """A connection that knows where its database keeps data files (``connect`` makes
+    every connection of the engine one), so rows read on it can be completed."""
+
+    data_directory: Path | None = None
+
+
+def read_data(conn: sqlite3.Connection, file: int, offset: int, size: int) -> str:
+    """The data of a row read on ``conn`` that keeps it in data file ``file``."""
+    directory = getattr(conn, "data_directory", None)
+    if directory is None:
+        raise sqlite3.DatabaseError(
+            f"a message's data is in data file {file}, which this "
+            "connection cannot read (not opened by the engine)"
+        )
+    return read(directory, file, offset, size)
 
 
 class DataFiles:

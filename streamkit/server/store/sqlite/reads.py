@@ -136,7 +136,7 @@ def read_messages(
     sql += clause + (" ORDER BY seq DESC" if query.descending else " ORDER BY seq") + " LIMIT ?"
     args.extend(filter_args)
     args.append(query.limit)
-    return messages_from_rows(conn.execute(sql, args).fetchall(), stream_id)
+    return messages_from_rows(conn, conn.execute(sql, args).fetchall(), stream_id)
 
 
 _SEQ_RANGE = (  # two subqueries: SQLite seeks for a lone MIN or MAX, scans for both at once
@@ -191,7 +191,7 @@ def dead_letters(
             ORDER BY d.seq LIMIT :limit""",
         params,
     ).fetchall()
-    messages = messages_from_rows([r[2:] for r in rows], consumer.stream_id)
+    messages = messages_from_rows(conn, [r[2:] for r in rows], consumer.stream_id)
     out: list[DeadLetter] = []
     for r, m in zip(rows, messages, strict=True):
         dead = cast(DeadLetter, m)

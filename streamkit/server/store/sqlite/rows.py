@@ -5,6 +5,7 @@ Shared by the reader and writer sides of the SQLite engine.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,19 +23,16 @@ from streamkit.server.store.base import (
     StreamRecord,
     StreamStats,
 )
+from streamkit.server.store.sqlite.datafiles import read_data
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 MESSAGE_COLUMNS = (
-    "seq, key, sk_data(data, data_file, data_offset, data_bytes),"
-    " data_hash, msg_id, headers, encoding, inserted_at, updated_at"
+    "seq, key, data, data_hash, msg_id, headers, encoding, inserted_at, updated_at,"
+    " data_file, data_offset, data_bytes"
 )
-"""A message's columns, its data read from its data file when it has one (``datafiles``)."""
-M_COLUMNS = (
-    "m.seq, m.key, sk_data(m.data, m.data_file, m.data_offset, m.data_bytes),"
-    " m.data_hash, m.msg_id, m.headers, m.encoding, m.inserted_at, m.updated_at"
-)
-"""`MESSAGE_COLUMNS` of a ``messages`` table named ``m``."""
+"""A message's columns, and where its data is when it is in a data file (``datafiles``)."""
+M_COLUMNS = ", ".join("m." + c for c in MESSAGE_COLUMNS.split(", "))
 
 
 def now_us() -> int:
@@ -78,12 +76,16 @@ class ConsumerMeta:
     inactive_threshold_ms: int | None
 
 
-def messages_from_rows(rows: Sequence[Sequence[Any]], stream_id: str) -> list[Message]:
-    """Rows of ``MESSAGE_COLUMNS`` as wire-shaped messages."""
+def messages_from_rows(
+    conn: sqlite3.Connection, rows: Sequence[Sequence[Any]], stream_id: str
+) -> list[Message]:
+    """Rows of ``MESSAGE_COLUMNS`` (read on ``conn``) as wire-shaped messages."""
     out: list[Message] = []
     last_us = -1
     last_dt = _EPOCH
-    for seq, key, data, hash_, msg_id, headers, encoding, ins, upd in rows:
+    for seq, key, data, hash_, msg_id, headers, encoding, ins, upd, file, at, size in rows:
+        if file is not None:
+            data = read_data(conn, file, at, size)
         # A batch shares its timestamps; skip rebuilding the same datetime.
         if ins != last_us:
             last_us, last_dt = ins, to_datetime(ins)
@@ -109,12 +111,12 @@ def messages_from_rows(rows: Sequence[Sequence[Any]], stream_id: str) -> list[Me
 
 
 def deliveries_from_rows(
-    rows: Sequence[Sequence[Any]], stream_id: str, token: str
+    conn: sqlite3.Connection, rows: Sequence[Sequence[Any]], stream_id: str, token: str
 ) -> list[Delivery]:
     """Rows of ``MESSAGE_COLUMNS`` as first deliveries sharing ``token`` (one lease)."""
     return [
         {"ack_id": f"{m['seq']}.{token}", "message": m, "delivery_count": 1}
-        for m in messages_from_rows(rows, stream_id)
+        for m in messages_from_rows(conn, rows, stream_id)
     ]
 
 

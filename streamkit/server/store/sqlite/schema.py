@@ -189,7 +189,10 @@ def connect(
     ``autocheckpoint_bytes`` sets the WAL size at which a commit of this connection
     checkpoints (SQLite's default is 1000 pages), in whole pages of the file.
     """
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=True, factory=datafiles.Connection
+    )
+    conn.data_directory = datafiles.directory_of(path)
     conn.execute("PRAGMA busy_timeout = 10000")
     if not readonly:
         if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
@@ -213,7 +216,6 @@ def connect(
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     conn.create_function("sk_match", 2, matches, deterministic=True)
-    datafiles.register(conn, path)
     return conn
 
 

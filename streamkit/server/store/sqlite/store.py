@@ -51,7 +51,7 @@ from streamkit.server.store.base import (
 from streamkit.server.store.sqlite import appends, disk, retention
 from streamkit.server.store.sqlite import reads as reads
 from streamkit.server.store.sqlite.checkpoint import Checkpointer
-from streamkit.server.store.sqlite.datafiles import DataFiles
+from streamkit.server.store.sqlite.datafiles import DataFiles, close_read_files
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS
 from streamkit.server.store.sqlite.lock import DatabaseLock
 from streamkit.server.store.sqlite.rows import ConsumerMeta, StreamMeta, to_datetime
@@ -169,11 +169,13 @@ class SqliteStore:
             on_commit=self._committed,
             on_rollback=self._ops.rollback,
             on_disk_fault=self._disk_failed,
+            after_jobs=close_read_files,
         )
         self._reader = SqliteThread(
             "streamkit-sqlite-reader",
             partial(connect, self.path, synchronous, readonly=True),
             transactional=False,
+            after_jobs=close_read_files,
         )
         self._checkpointer = Checkpointer(
             "streamkit-sqlite-checkpointer",

@@ -47,8 +47,10 @@ class SqliteThread:
         on_commit: Callable[[], None] | None = None,
         on_rollback: Callable[[], None] | None = None,
         on_disk_fault: Callable[[str], None] | None = None,
+        after_jobs: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self._after_jobs = after_jobs
         self._before_commit = before_commit
         self._connect = connect
         self._transactional = transactional
@@ -126,6 +128,8 @@ class SqliteThread:
                 self._resolve(
                     [(fut, ok, value) for (_, fut), (ok, value) in zip(jobs, outcomes, strict=True)]
                 )
+                if self._after_jobs is not None:
+                    self._after_jobs()
                 if stopping:
                     return
         finally:

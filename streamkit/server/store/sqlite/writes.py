@@ -645,7 +645,7 @@ class WriteOps:
                 conn.executemany("DELETE FROM deliveries WHERE consumer = ? AND seq = ?", gone)
                 released += len(gone)
                 due = [r for r in due if r[3] is not None]
-            msgs = messages_from_rows([r[2:] for r in due], c.stream_id)
+            msgs = messages_from_rows(conn, [r[2:] for r in due], c.stream_id)
             deadline = now + c.ack_wait_ms
             updates = []
             for i, (r, msg) in enumerate(zip(due, msgs, strict=True)):
@@ -700,11 +700,11 @@ class WriteOps:
         cursor = rows[-1][0] if len(rows) == room else upto
         if rows and use_lease:
             token = leases.new_token()
-            out.extend(deliveries_from_rows(rows, c.stream_id, token))
+            out.extend(deliveries_from_rows(conn, rows, c.stream_id, token))
             leases.add(conn, c.cid, token, deadline, [r[0] for r in rows])
         elif rows:
             inserts: list[tuple[object, ...]] = []
-            for i, msg in enumerate(messages_from_rows(rows, c.stream_id), len(out)):
+            for i, msg in enumerate(messages_from_rows(conn, rows, c.stream_id), len(out)):
                 seq, token = msg["seq"], f"{token_base}{i:x}"
                 inserts.append((c.cid, seq, IN_FLIGHT, token, deadline, 1))
                 out.append({"ack_id": f"{seq}.{token}", "message": msg, "delivery_count": 1})

@@ -20,7 +20,7 @@ from streamkit.server.store.base import (
 from streamkit.server.store.sqlite import writes
 from streamkit.server.store.sqlite.appends import prepare
 from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, DataFiles
-from streamkit.server.store.sqlite.rows import MESSAGE_COLUMNS, to_datetime
+from streamkit.server.store.sqlite.rows import MESSAGE_COLUMNS, messages_from_rows, to_datetime
 from streamkit.server.store.sqlite.schema import connect
 from streamkit.server.store.sqlite.writes import WriteOps
 
@@ -86,7 +86,8 @@ def test_an_appended_batch_stores_the_rows_the_general_path_stores(
     assert appended.acks is None and one_by_one.acks is not None  # the two paths were taken
 
     def stored(sid: int) -> list[Any]:
-        return conn.execute(ROW + " FROM messages WHERE stream = ? ORDER BY seq", (sid,)).fetchall()
+        rows = conn.execute(ROW + " FROM messages WHERE stream = ? ORDER BY seq", (sid,))
+        return messages_from_rows(conn, rows.fetchall(), "s")  # each read from its own place
 
     def stream(sid: int) -> Any:
         sql = "SELECT last_seq, message_count, storage_size FROM streams WHERE sid = ?"
