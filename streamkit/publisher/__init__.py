@@ -63,7 +63,7 @@ class PublisherConfig:
     """
 
     max_batch: int = 1000
-    max_bytes: int = 512 * 1024
+    max_bytes: int = 2 * 1024 * 1024
     linger: float = 0.0
     max_in_flight: int = 4
     max_buffer: int = 5_000
