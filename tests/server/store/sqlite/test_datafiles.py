@@ -19,6 +19,7 @@ from streamkit.server.store.base import (
     NewMessage,
     StoreFull,
     StreamOptions,
+    data_hash,
 )
 from streamkit.server.store.sqlite import datafiles
 from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, DataFiles, directory_of
@@ -123,7 +124,9 @@ async def test_storage_size_counts_file_data_in_bytes_and_trimming_gives_it_back
         record = await store.get_stream("latest")
         assert record.stats.storage_size == 1 + len(BIG.encode())
         (kept,) = await store.read_messages("latest", MessageQuery())
-        assert kept["data"] == BIG
+        assert kept["data"] == BIG and kept["data_hash"] == data_hash(BIG)
+        again = await store.publish("latest", [{"key": "k", "data": BIG}])  # unmodified
+        assert again.published == 0 and again.acks([{"key": "k", "data": BIG}])[0]["seq"] == 4
     finally:
         await store.close()
     check_db(tmp_path / "s.db").assert_ok()
