@@ -91,6 +91,18 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     return PreparedBatch(messages, id_keys, hashes, _SHAPES[shape], values, size)
 
 
+def full_row(message: NewMessage, hash_: str) -> list[object]:
+    """``message``'s `FULL_COLUMNS` values (the general path's rows)."""
+    return [
+        message["key"],
+        message["data"],
+        hash_,
+        message.get("id"),
+        headers_column(message.get("headers")),
+        message.get("encoding"),
+    ]
+
+
 def insert_kept(
     conn: sqlite3.Connection,
     sid: int,

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamkit.server.store.sqlite.datafiles import directory_of
+from streamkit.server.store.sqlite.datafiles import directory_of, fsync_path
 
 DEFAULT_PAGES = 256
 """Pages copied per step (4 MiB with the engine's 16 KiB pages)."""
@@ -77,12 +77,12 @@ def backup(
     try:
         _remove(partial)
         total, data_bytes = _copy(db, partial, pages, sleep, progress)
-        _sync(partial)
+        fsync_path(partial)
         _remove(out)  # never an old OUT beside the new OUT-data
         if directory_of(partial).exists():
             os.replace(directory_of(partial), directory_of(out))
         os.replace(partial, out)
-        _sync(out.parent)
+        fsync_path(out.parent)
     except (sqlite3.Error, OSError, BackupError) as exc:
         with contextlib.suppress(OSError):
             _remove(partial)
@@ -169,13 +169,5 @@ def _copy_data_files(fds: dict[int, int], into: Path) -> int:
             out.flush()
             os.fsync(out.fileno())
             copied += offset
-    _sync(into)
+    fsync_path(into)
     return copied
-
-
-def _sync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

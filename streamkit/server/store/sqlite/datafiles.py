@@ -201,7 +201,7 @@ class DataFiles:
             path = self.directory / f"{self._file}{_SUFFIX}"
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
             self._size = 0
-            _sync_directory(self.directory)  # the new name survives a power cut
+            fsync_path(self.directory)  # the new name survives a power cut
         return self._fd
 
     def collect(self, conn: sqlite3.Connection) -> list[int]:
@@ -251,8 +251,9 @@ def _write_all(fd: int, blobs: Sequence[bytes]) -> None:
             pending[0] = pending[0][done:]
 
 
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """``fsync`` the file or directory at ``path``."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

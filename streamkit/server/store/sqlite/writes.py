@@ -352,16 +352,8 @@ class WriteOps:
             if id_key is not None:
                 staged[id_key] = pack(last_seq + 1, now)
             last_seq += 1
-            key, data, headers = m["key"], m["data"], m.get("headers")
-            values += (
-                key,
-                data,
-                hash_,
-                msg_id,
-                appends.headers_column(headers),
-                m.get("encoding"),
-            )
-            size += len(key) + accounted_size(data)
+            values += appends.full_row(m, hash_)
+            size += len(m["key"]) + accounted_size(m["data"])
             acks.append({"id": msg_id, "seq": last_seq, "committed": committed})
         stored = last_seq - first + 1
         if stored:
@@ -414,15 +406,7 @@ class WriteOps:
                 size_delta -= old_size
                 inserted = old_inserted
             last_seq += 1
-            headers = m.get("headers")
-            row: list[object] = [
-                key,
-                data,
-                hash_,
-                msg_id,
-                appends.headers_column(headers),
-                m.get("encoding"),
-            ]
+            row = appends.full_row(m, hash_)
             appends.insert_kept(conn, sid, last_seq, inserted, now, row, self.files)
             conn.execute(
                 "INSERT OR REPLACE INTO latest_by_key (stream, key, seq) VALUES (?, ?, ?)",
