@@ -72,7 +72,7 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
         key, data, msg_id = m["key"], m["data"], m.get("id")
         id_keys.append(None if msg_id is None else window_key(sid, msg_id))
         hashes.append(hash_ := data_hash(data))
-        n = len(data)
+        n = len(data)  # the usual small data is counted without a call per message
         size += len(key) + (n if n < FILE_DATA_CHARS else accounted_size(data))
         if values is None:
             continue

@@ -157,17 +157,11 @@ def _copy_data_files(fds: dict[int, int], into: Path) -> int:
     into.mkdir()
     copied = 0
     for file, fd in fds.items():
-        with open(into / f"{file}.dat", "wb") as out:
-            size = os.fstat(fd).st_size
-            offset = 0
-            while offset < size:
-                chunk = os.pread(fd, min(_CHUNK, size - offset), offset)
-                if not chunk:
-                    break
-                out.write(chunk)
-                offset += len(chunk)
+        # The open descriptor, not the path: the server may have deleted the file since.
+        with open(fd, "rb", closefd=False) as source, open(into / f"{file}.dat", "wb") as out:
+            shutil.copyfileobj(source, out, _CHUNK)
             out.flush()
             os.fsync(out.fileno())
-            copied += offset
+            copied += out.tell()
     fsync_path(into)
     return copied

@@ -73,7 +73,7 @@ def read(directory: Path, file: int, offset: int, size: int) -> str:
 
     The file stays open for this thread's next reads, until `close_read_files`."""
     path = directory / f"{file}{_SUFFIX}"
-    fds: dict[Path, int] = _reading.__dict__.setdefault("fds", {})
+    fds = _open_for_reading()
     fd = fds.get(path)
     if fd is None:
         if len(fds) >= _MAX_OPEN:
@@ -88,10 +88,16 @@ def read(directory: Path, file: int, offset: int, size: int) -> str:
 def close_read_files() -> None:
     """Close the data files this thread opened to read. The store's threads call it
     after each round of jobs, so an idle thread keeps no deleted file alive."""
-    fds: dict[Path, int] = _reading.__dict__.setdefault("fds", {})
+    fds = _open_for_reading()
     for fd in fds.values():
         os.close(fd)
     fds.clear()
+
+
+def _open_for_reading() -> dict[Path, int]:
+    """This thread's data files open for reading, by path."""
+    fds: dict[Path, int] = _reading.__dict__.setdefault("fds", {})
+    return fds
 
 
 class Connection(sqlite3.Connection):
@@ -137,8 +143,9 @@ class DataFiles:
         self, columns: tuple[str, ...], values: list[object]
     ) -> tuple[tuple[str, ...], list[object]]:
         """Rows of ``columns`` (flattened in ``values``) as they are to be inserted: when
-        any has large data, that data is written to a data file (synced) and every row
-        gets `FILE_COLUMNS` too (NULL for data that stays inline). Else unchanged."""
+        any has large data, that data is appended to a data file (synced by `sync`
+        before the commit) and every row gets `FILE_COLUMNS` too (NULL for data that
+        stays inline). Else unchanged."""
         width = len(columns)
         at = columns.index("data")
         datas = cast("list[str]", values[at::width])
@@ -161,7 +168,7 @@ class DataFiles:
         return columns + FILE_COLUMNS, out
 
     def _write(self, blobs: Sequence[bytes]) -> list[tuple[int, int, int]]:
-        """Append ``blobs`` to the current file and sync it; where each went."""
+        """Append ``blobs`` to the current file; where each went."""
         total = sum(map(len, blobs))
         fd = self._file_for(total)
         places = []
