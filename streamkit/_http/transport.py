@@ -141,7 +141,7 @@ class Transport:
         path: str,
         *,
         json: Any = None,
-        content: bytes | None = None,
+        content: bytes | list[bytes] | None = None,
         params: Mapping[str, str | int] | None = None,
         retry: bool = False,
         timeout: float | None = None,
@@ -149,7 +149,8 @@ class Transport:
     ) -> Any:
         """Send one request and return its decoded JSON body; raise a streamkit error.
 
-        The body is ``json`` encoded, or ``content``: JSON already encoded.
+        The body is ``json`` encoded, or ``content``: JSON already encoded, whole or
+        as pieces sent one after another (with the body's length: not chunked).
         """
         attempts = (self.retries if retries is None else retries) + 1 if retry else 1
         body = content if json is None else dumps(json)
@@ -174,18 +175,32 @@ class Transport:
         self,
         method: str,
         path: str,
-        body: bytes | None,
+        body: bytes | list[bytes] | None,
         params: Mapping[str, str | int] | None,
         timeout: float | None,
     ) -> Any:
         session = self._get_session()
+        data: bytes | AsyncIterator[bytes] | None = None
+        headers: dict[str, str] | None = None
+        if not isinstance(body, list):
+            data = body
+        elif len(body) == 1:
+            data = body[0]
+        else:
+            data = _pieces(body)  # anew for each attempt
+            headers = {"Content-Length": str(sum(map(len, body)))}
         client_timeout = aiohttp.ClientTimeout(
             total=timeout if timeout is not None else self.timeout,
             sock_connect=self.connect_timeout,
         )
         with self._failing_over(), map_exceptions():
             async with session.request(
-                method, self.base_url + path, data=body, params=params, timeout=client_timeout
+                method,
+                self.base_url + path,
+                data=data,
+                headers=headers,
+                params=params,
+                timeout=client_timeout,
             ) as response:
                 raw = await response.read()
                 status = response.status
@@ -302,3 +317,9 @@ async def _within(awaitable: Awaitable[bytes], seconds: float | None) -> bytes:
         async with asyncio.timeout(seconds):
             return await awaitable
     return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
+
+
+async def _pieces(body: list[bytes]) -> AsyncIterator[bytes]:
+    """``body``'s pieces, for aiohttp to write one at a time."""
+    for piece in body:
+        yield piece
