@@ -15,8 +15,7 @@ from streamkit._http.transport import Transport
 
 def _messages(*sizes: int) -> list[str]:
     return [
-        orjson.dumps({"key": f"k{i}", "data": "é" * size}).decode()
-        for i, size in enumerate(sizes)
+        orjson.dumps({"key": f"k{i}", "data": "é" * size}).decode() for i, size in enumerate(sizes)
     ]
 
 
