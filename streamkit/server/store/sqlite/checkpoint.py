@@ -22,15 +22,26 @@ Once no new frames arrive for `IDLE_TRUNCATE` seconds, one
 ``wal_checkpoint(TRUNCATE)`` leaves an idle server with an empty WAL.
 (Idleness is judged by the WAL's frames, not by commits: a commit that wrote
 nothing adds none.)
+
+Between checkpoints the same thread syncs the WAL file (``fdatasync``) every
+`FLUSH_INTERVAL` while there are commits. With ``synchronous=NORMAL`` SQLite
+syncs the WAL only when it checkpoints and when the writer starts the WAL over;
+both happen in the writer's COMMIT, and that sync wrote every frame since the
+last one: at 1000 small publishes a second, megabytes, 3 to 9 ms during which
+every write queued behind it waited (the p99 of publish->deliver). Synced from
+here, little is left for the writer's sync. It changes nothing about what a
+commit promises: no commit waits for it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +61,35 @@ runs at 50 ms (none in 6 at 0.25 s)."""
 IDLE_TRUNCATE = 1.0
 """Seconds without new WAL frames after which the WAL is checkpointed and truncated to zero."""
 
+FLUSH_INTERVAL = 0.02
+"""Seconds between syncs of the WAL file while there are commits (see the module)."""
+
 
 class Checkpointer:
-    """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a thread after commits (see the module)."""
+    """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a thread after commits, and syncs the
+    WAL file at ``wal`` in between (see the module)."""
 
     def __init__(
         self,
         name: str,
         connect: Callable[[], sqlite3.Connection],
+        wal: Path,
         *,
         interval: float = DEFAULT_INTERVAL,
         idle_truncate: float = IDLE_TRUNCATE,
+        flush_interval: float = FLUSH_INTERVAL,
     ) -> None:
         self.name = name
+        self.wal = wal
         self.interval = interval
         self.idle_truncate = idle_truncate
+        self.flush_interval = flush_interval
+        self.flushes = 0
+        """WAL syncs done so far."""
         self._connect = connect
-        self._committed = threading.Event()
+        self._committed = threading.Event()  # cleared by each checkpoint pass
+        self._unflushed = threading.Event()  # cleared by each sync of the WAL
+        self._wal_fd: int | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
@@ -77,6 +100,7 @@ class Checkpointer:
     def committed(self) -> None:
         """Note that the writer committed (called on the writer's thread: never blocks)."""
         self._committed.set()
+        self._unflushed.set()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the thread, waiting for a checkpoint in progress (blocks: run it in a thread)."""
@@ -107,10 +131,38 @@ class Checkpointer:
                 elif frames and now - quiet_since >= self.idle_truncate:
                     frames = self._checkpoint(conn, "TRUNCATE", frames)
                     continue
-                if self._stopping.wait(self.interval):
+                if self._rest():
                     return
         finally:
             conn.close()
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+
+    def _rest(self) -> bool:
+        """Wait `interval` before the next checkpoint, syncing the WAL every
+        `flush_interval` meanwhile when there were commits; True when stopping."""
+        deadline = time.monotonic() + self.interval
+        while (left := deadline - time.monotonic()) > 0:
+            if self._stopping.wait(min(self.flush_interval, left)):
+                return True
+            if self._unflushed.is_set():
+                self._unflushed.clear()
+                self._flush()
+        return False
+
+    def _flush(self) -> None:
+        """``fdatasync`` the WAL file through a descriptor of our own."""
+        # Failures are left to the writer: its own syncs meet the same error (each
+        # descriptor sees it), and it reports disk faults. Without a WAL yet, or a
+        # descriptor to spare, the writer's syncs do it all, as without this thread.
+        try:
+            if self._wal_fd is None:
+                self._wal_fd = os.open(self.wal, os.O_RDONLY)
+            os.fdatasync(self._wal_fd)
+        except OSError as exc:
+            log.debug("%s: no sync of the WAL: %s", self.name, exc)
+            return
+        self.flushes += 1
 
     def _checkpoint(self, conn: sqlite3.Connection, mode: str, frames: int) -> int:
         """Run one checkpoint; returns the frames now in the WAL (``frames`` if unknown)."""

@@ -180,6 +180,7 @@ class SqliteStore:
         self._checkpointer = Checkpointer(
             "streamkit-sqlite-checkpointer",
             partial(connect, self.path, synchronous, readonly=True),
+            self.path.with_name(self.path.name + "-wal"),
         )
         self._account_id = ""
         self._by_id: dict[str, _StreamEntry] = {}
