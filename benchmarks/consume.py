@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import streamkit
 from benchmarks import redis_streams
-from benchmarks.harness import Context, Measurement, print_table, servers
+from benchmarks.harness import Context, Measurement, print_table, servers, steady
 from streamkit import Event
 
 SCENARIO = "consume"
@@ -262,25 +262,18 @@ async def latencies(url: str, seconds: float, rate: int = LATENCY_RATE) -> list[
 
             async def consume() -> None:
                 async for event in sub:
-                    measured.append((time.perf_counter() - sent_at[event.id]) * 1000)
+                    measured.append((time.perf_counter() - sent_at.pop(event.id)) * 1000)
                     await event.ack()
                     if len(measured) == total:
                         return
 
-            async def send(event: Event) -> None:
+            async def send(i: int) -> None:
+                event = Event(PAYLOAD, key=f"{stream}.k{i % KEYS}")
                 sent_at[event.id] = time.perf_counter()
                 await client.send(stream, [event])
 
             consumer = asyncio.create_task(consume(), name="bench-latency-consume")
-            sends = []
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            for i in range(total):
-                # A steady schedule: each send at its own tick, however long the last took.
-                await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
-                event = Event(PAYLOAD, key=f"{stream}.k{i % KEYS}")
-                sends.append(asyncio.create_task(send(event), name=f"bench-send-{i}"))
-            await asyncio.gather(*sends)
+            await steady(total, rate, send)
             await asyncio.wait_for(consumer, 30)
         await client.delete_stream(stream)
     return measured
