@@ -239,10 +239,16 @@ class Publisher:
     async def _put(
         self, events: Iterable[Event], on_ack: AckCallback | None, on_nack: NackCallback | None
     ) -> None:
-        """Queue ``events`` in order, waiting for space before each that does not fit."""
+        """Queue ``events`` in order, waiting for space before each that does not fit.
+
+        After each request's worth of bytes (``max_bytes``) it lets the loop run, so
+        the lanes send while the rest is encoded, and other tasks are not held up
+        until the whole iterable is queued.
+        """
         self._check_open()  # an async iterable may have awaited across a close
         enqueue, encode = self._enqueue, self._encode
         max_buffer, max_bytes = self.config.max_buffer, self.config.max_buffer_bytes
+        request_bytes, unyielded = self.config.max_bytes, 0
         for event in events:
             if not isinstance(event, Event):
                 raise TypeError(f"publish() takes events, not {type(event).__name__}")
@@ -253,6 +259,11 @@ class Publisher:
                 while not self._fits(1, size):
                     await self._wait_for_space()
             enqueue(event, message, size, on_ack, on_nack)
+            unyielded += size
+            if unyielded >= request_bytes:
+                unyielded = 0
+                await asyncio.sleep(0)
+                self._check_open()
 
     def _put_now(
         self, events: list[Event], on_ack: AckCallback | None, on_nack: NackCallback | None

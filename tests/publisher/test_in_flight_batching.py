@@ -100,6 +100,26 @@ async def publish(publisher: Publisher, send: RecordingSend, events: list[Event]
         send.published += 1
 
 
+@pytest.mark.usefixtures("frozen_clock")
+async def test_a_long_publish_call_lets_the_lane_send_while_it_encodes(
+    make_publisher: Any, send: RecordingSend
+) -> None:
+    publisher = make_publisher(max_bytes=64 * 1024)
+    events = [Event("x" * 8000) for _ in range(100)]  # a dozen requests' worth
+    await publisher.publish(events)  # one call, all its events queued at once
+    send.published += 1
+    assert await send.started(1)
+    assert send.batches[0][0] == 0  # the first request went out before the call returned
+    assert 5 <= len(send.batches[0][1]) <= 9  # about max_bytes of the events
+    for index in range(100):
+        send.answer(index)
+        if sum(len(ids) for _, ids in send.batches) == 100:
+            break
+        assert await send.started(index + 2)
+    acks = [await event.wait_for_ack(timeout=5) for event in events]
+    assert [ack.seq for ack in acks] == list(range(1, 101))
+
+
 def test_the_default_config_has_no_linger() -> None:
     assert PublisherConfig().linger == 0
 
