@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import aiohttp
+import orjson
 import pytest
 
 from streamkit.testing import run_server
@@ -82,6 +85,36 @@ async def test_payload_too_large_is_413_and_stores_nothing() -> None:
         assert stream["stats"]["message_count"] == 0
         # the server is still fine afterwards
         assert (await api.publish("orders", [{"key": "a", "data": "x"}]))["published"] == 1
+
+
+async def test_chunked_bodies_are_read_whole_and_bounded() -> None:
+    """A body sent in HTTP chunks, without a length, is read like any other: a large
+    one whole, and one past ``max_body_bytes`` refused with 413."""
+
+    async def chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    messages = [{"key": f"k{i}", "data": "é" * 20_000} for i in range(100)]
+    body = orjson.dumps({"messages": messages})
+    async with (
+        run_server(max_body_bytes=len(body) + 1) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        api = Api(session, server.url)
+        await api.stream("orders")
+        url = f"{server.url}/api/streams/orders/messages"
+        headers = {"Content-Type": "application/json"}
+        async with session.post(url, data=chunks(body, 7_000), headers=headers) as response:
+            assert response.request_info.headers.get("Transfer-Encoding") == "chunked"
+            assert response.status == 200, await response.text()
+        stored = await api.read("orders", limit=1000)
+        assert [m["data"] for m in stored] == [m["data"] for m in messages]
+        too_big = orjson.dumps({"messages": [*messages, {"key": "k", "data": "x"}]})
+        async with session.post(url, data=chunks(too_big, 7_000), headers=headers) as response:
+            assert response.status == 413
+            assert (await response.json())["code"] == "payload_too_large"
+        assert (await api.ok("GET", "/api/streams/orders"))["stats"]["message_count"] == 100
 
 
 async def test_out_of_range_numbers_are_rejected_not_500(api: Api) -> None:
