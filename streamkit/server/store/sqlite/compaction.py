@@ -18,6 +18,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamkit.server.store.sqlite.schema import wal_of
+
 _INCREMENTAL = 2
 """``PRAGMA auto_vacuum`` value of INCREMENTAL mode."""
 
@@ -38,8 +40,7 @@ class Compacted:
 
 def on_disk(path: Path) -> int:
     """Bytes the database takes: the file and its WAL."""
-    wal = path.with_name(path.name + "-wal")
-    return sum(p.stat().st_size for p in (path, wal) if p.exists())
+    return sum(p.stat().st_size for p in (path, wal_of(path)) if p.exists())
 
 
 def compact(path: Path) -> Compacted:

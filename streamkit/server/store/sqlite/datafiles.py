@@ -64,6 +64,13 @@ def accounted_size(data: str) -> int:
     return len(data.encode())
 
 
+def stored_size(data: str, data_bytes: int | None) -> int:
+    """What a stored row's data counts in ``storage_size``, as `accounted_size` counted
+    it: ``data_bytes`` when the data is in a data file, else its characters (``len``
+    in Python: SQL's ``length()`` stops at a NUL)."""
+    return len(data) if data_bytes is None else data_bytes
+
+
 _reading = threading.local()
 _MAX_OPEN = 16
 

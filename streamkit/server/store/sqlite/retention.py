@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from streamkit.protocol.keys import matches
 from streamkit.server.store.base import StreamOptions
 from streamkit.server.store.sqlite import leases
+from streamkit.server.store.sqlite.datafiles import stored_size
 from streamkit.server.store.sqlite.schema import DEAD
 
 TRIM_BATCH = 2_000
@@ -129,8 +130,7 @@ def trim(conn: sqlite3.Connection, sid: int, budget: int, now_us: int) -> TrimRe
             more = True
             break
         removed += 1
-        # Counted as publishing added it (len in Python): SQL's length() stops at a NUL.
-        freed += len(key) + (len(data) if data_bytes is None else data_bytes)
+        freed += len(key) + stored_size(data, data_bytes)
         last = seq
         gone.append((seq, key))
     if not removed:

@@ -177,6 +177,11 @@ DROPPED_INDEXES = ("messages_by_time",)
 """Indexes files of an earlier release have and this one does not keep up: dropped at open."""
 
 
+def wal_of(database: Path) -> Path:
+    """The write-ahead log file of ``database``."""
+    return database.with_name(database.name + "-wal")
+
+
 def connect(
     path: Path,
     synchronous: Synchronous,

@@ -55,7 +55,7 @@ from streamkit.server.store.sqlite.datafiles import DataFiles, close_read_files
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS
 from streamkit.server.store.sqlite.lock import DatabaseLock
 from streamkit.server.store.sqlite.rows import ConsumerMeta, StreamMeta, to_datetime
-from streamkit.server.store.sqlite.schema import WAL_SIZE_LIMIT, Synchronous, connect
+from streamkit.server.store.sqlite.schema import WAL_SIZE_LIMIT, Synchronous, connect, wal_of
 from streamkit.server.store.sqlite.thread import SqliteThread
 from streamkit.server.store.sqlite.writes import ReceiveResult, WriteOps
 
@@ -180,7 +180,7 @@ class SqliteStore:
         self._checkpointer = Checkpointer(
             "streamkit-sqlite-checkpointer",
             partial(connect, self.path, synchronous, readonly=True),
-            self.path.with_name(self.path.name + "-wal"),
+            wal_of(self.path),
         )
         self._account_id = ""
         self._by_id: dict[str, _StreamEntry] = {}

@@ -30,7 +30,7 @@ from streamkit.server.store.base import (
 )
 from streamkit.server.store.sqlite import appends, leases, retention
 from streamkit.server.store.sqlite.appends import PreparedBatch
-from streamkit.server.store.sqlite.datafiles import DataFiles, accounted_size
+from streamkit.server.store.sqlite.datafiles import DataFiles, accounted_size, stored_size
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS, DedupeWindow, pack, unpack
 from streamkit.server.store.sqlite.reads import first_seq_at, get_stream
 from streamkit.server.store.sqlite.retention import TrimResult
@@ -391,8 +391,7 @@ class WriteOps:
             ).fetchone()
             if old is not None:
                 old_seq, old_hash, old_inserted, old_updated, old_data, old_bytes = old
-                # Counted as it was added (len in Python): SQL's length() stops at a NUL.
-                old_size = len(key) + (len(old_data) if old_bytes is None else old_bytes)
+                old_size = len(key) + stored_size(old_data, old_bytes)
                 if not process_unmodified and old_hash == hash_:
                     # Identical data: nothing to store; the ack points at the kept message.
                     acks.append(
