@@ -33,7 +33,6 @@ from streamkit.server import validation
 from streamkit.server.responses import json_response
 from streamkit.server.store.base import AckRun, ConsumerSpec, PublishResult, StreamOptions
 from streamkit.server.store.sqlite.appends import prepare
-from streamkit.server.store.sqlite.datafiles import DataFiles
 from streamkit.server.store.sqlite.rows import ConsumerMeta
 from streamkit.server.store.sqlite.schema import WAL_SIZE_LIMIT, connect
 from streamkit.server.store.sqlite.writes import WriteOps
@@ -75,7 +74,7 @@ class _Db:
     def __init__(self, directory: Path) -> None:
         # As the server's writer: its checkpoints run on another thread.
         self.conn = connect(directory / "stages.db", "normal", autocheckpoint_bytes=WAL_SIZE_LIMIT)
-        self.ops = WriteOps(DataFiles(directory / "stages.db"), 120_000)
+        self.ops = WriteOps(120_000)
         self.transaction(self.ops.setup)
         meta, _ = self.transaction(lambda c: self.ops.create_stream(c, "s", StreamOptions()))
         self.sid = meta.sid
@@ -91,7 +90,6 @@ class _Db:
         conn.execute("SAVEPOINT job")
         value = job(conn)
         conn.execute("RELEASE job")
-        self.ops.files.sync()  # as the writer thread does before each commit
         conn.execute("COMMIT")
         self.ops.commit()
         return value

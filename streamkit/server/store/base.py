@@ -308,7 +308,12 @@ class PublishResult:
 
 def data_hash(data: str) -> str:
     """The ``data_hash`` of a message: base64 SHA-256 of its UTF-8 data (as Sequin does)."""
-    return b2a_base64(sha256(data.encode()).digest(), newline=False).decode()
+    return bytes_hash(data.encode())
+
+
+def bytes_hash(raw: bytes) -> str:
+    """`data_hash` of data already encoded to UTF-8 (``raw``)."""
+    return b2a_base64(sha256(raw).digest(), newline=False).decode()
 
 
 # -- the protocol -------------------------------------------------------------

@@ -9,6 +9,11 @@ the next seqs and stores the rows 64 to a statement, each row's seq an offset
 from one bound parameter, while SQLite's own work runs without the GIL. It
 answers with the first seq: the acks are one run, built back on the event loop.
 
+Large data (`datafiles.FILE_DATA_CHARS`) is encoded once, here, for its hash and
+for its data file (`PreparedBatch.blobs`); the store has the data thread write it
+(`datawriter`) and gives the batch its places (`PreparedBatch.placed`) before the
+writer sees it.
+
 A batch whose messages differ in shape (some with headers or an encoding,
 some without), that gives an id twice, or that holds an id the window
 already has takes the general, message-by-message path.
@@ -18,13 +23,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import orjson
 
-from streamkit.server.store.base import NewMessage, data_hash
-from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, DataFiles, accounted_size
+from streamkit.server.store.base import NewMessage, bytes_hash, data_hash
+from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, Place, with_places
 from streamkit.server.store.sqlite.dedupe import DedupeWindow
 
 _SHAPES = {
@@ -57,6 +62,24 @@ class PreparedBatch:
     differ in shape or an id comes twice: the batch takes the general path."""
     size: int
     """What the batch adds to `storage_size` (`datafiles.accounted_size`)."""
+    blobs: list[bytes]
+    """The UTF-8 data of the messages whose data goes to a data file, in order."""
+    places: list[Place | None] | None = None
+    """Where each message's data went (None: inline); None until `placed`."""
+
+    def place_of(self, index: int) -> Place | None:
+        """Where message ``index``'s data went (None: it stays in its row)."""
+        return None if self.places is None else self.places[index]
+
+    def placed(self, places: Sequence[Place]) -> PreparedBatch:
+        """This batch once its `blobs` are in data files, at ``places``."""
+        where = iter(places)
+        return replace(
+            self,
+            places=[
+                next(where) if len(m["data"]) >= FILE_DATA_CHARS else None for m in self.messages
+            ],
+        )
 
 
 def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
@@ -64,6 +87,7 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     window_key = DedupeWindow.key
     id_keys: list[int | None] = []
     hashes: list[str] = []
+    blobs: list[bytes] = []
     values: list[object] | None = []
     size = 0
     first = messages[0] if messages else None
@@ -71,9 +95,13 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     for m in messages:
         key, data, msg_id = m["key"], m["data"], m.get("id")
         id_keys.append(None if msg_id is None else window_key(sid, msg_id))
-        hashes.append(hash_ := data_hash(data))
-        n = len(data)  # the usual small data is counted without a call per message
-        size += len(key) + (n if n < FILE_DATA_CHARS else accounted_size(data))
+        if len(data) < FILE_DATA_CHARS:  # the usual small data: no call per message
+            hashes.append(hash_ := data_hash(data))
+            size += len(key) + len(data)
+        else:
+            blobs.append(raw := data.encode())
+            hashes.append(hash_ := bytes_hash(raw))
+            size += len(key) + len(raw)  # `datafiles.accounted_size`
         if values is None:
             continue
         headers, encoding = m.get("headers"), m.get("encoding")
@@ -88,7 +116,7 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     keyed = [k for k in id_keys if k is not None]
     if len(set(keyed)) != len(keyed):
         values = None
-    return PreparedBatch(messages, id_keys, hashes, _SHAPES[shape], values, size)
+    return PreparedBatch(messages, id_keys, hashes, _SHAPES[shape], values, size, blobs)
 
 
 def full_row(message: NewMessage, hash_: str) -> list[object]:
@@ -110,11 +138,12 @@ def insert_kept(
     inserted_us: int,
     stored_us: int,
     values: list[object],
-    files: DataFiles,
+    place: Place | None,
 ) -> None:
-    """Store a one_message_per_key stream's new message (`FULL_COLUMNS` ``values``): it
-    keeps its key's first version's ``inserted_us``."""
-    columns, values = files.move_large(FULL_COLUMNS, values)
+    """Store a one_message_per_key stream's new message (`FULL_COLUMNS` ``values``, its
+    data at ``place`` when in a data file): it keeps its key's first version's
+    ``inserted_us``."""
+    columns, values = with_places(FULL_COLUMNS, values, [place])
     conn.execute(_kept_sql(columns), [sid, seq, *values, inserted_us, stored_us])
 
 
@@ -155,12 +184,12 @@ def append(
     stored_us: int,
     columns: tuple[str, ...],
     values: list[object],
-    files: DataFiles,
+    places: Sequence[Place | None] | None,
 ) -> None:
     """Store rows of ``columns`` (`PreparedBatch.values`, or rows built alike) with
-    consecutive seqs from ``first_seq`` on, all stored at ``stored_us``; large data
-    goes to ``files``."""
-    columns, values = files.move_large(columns, values)
+    consecutive seqs from ``first_seq`` on, all stored at ``stored_us``; ``places``
+    says where each row's data went when in a data file."""
+    columns, values = with_places(columns, values, places)
     width = len(columns)
     rows, done = len(values) // width, 0
     for chunk in _CHUNKS:

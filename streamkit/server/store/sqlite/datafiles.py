@@ -9,19 +9,22 @@ it in the kernel. Appending the same bytes to a plain file costs about 7.
   ``data = ''`` and ``data_file, data_offset, data_bytes`` (`FILE_COLUMNS`).
   Smaller data stays in its row, as before.
 - Files are ``<database>-data/<n>.dat``, at most about `FILE_BYTES` each. Only the
-  writer appends, one ``writev`` per batch, and syncs the file (``fdatasync``) once
-  per transaction, before the commit (`DataFiles.sync`): a committed row never
-  points at bytes a crash or a power cut can lose. A crash between the two leaves
-  bytes no row refers to at the end of a file; a server starts a new file when it
-  opens.
+  data thread (`datawriter.DataWriter`) appends: one ``writev`` per batch
+  (`DataFiles.append`), then one ``fdatasync`` for all the batches it wrote at once
+  (`DataFiles.sync`), and only then are their rows queued to the writer. So a
+  committed row never points at bytes a crash or a power cut can lose, and the
+  writer's transactions never wait on a data file. Bytes no row ends up referring
+  to (a crash, a failed or deduplicated batch) are left where they are; a server
+  starts a new file when it opens.
 - Rows of ``rows.MESSAGE_COLUMNS`` say where such data is, and
   ``rows.messages_from_rows`` reads it (`read_data`, on the engine's connections,
   which know their directory). A thread keeps the files it read open until its
   round of jobs ends (`close_read_files`).
-- `DataFiles.collect` (each retention pass) deletes a file once no row has
-  referred to it for two passes in a row: the index ``messages_by_data_file``
+- `DataFiles.collect` (each retention pass, on the writer) deletes a file once no
+  row has referred to it for two passes in a row: the index ``messages_by_data_file``
   answers, and the pass in between lets a reader that fetched a row just before
-  its deletion still find the file.
+  its deletion still find the file. The file being appended to, and files holding
+  batches whose rows are not committed yet (`DataFiles.settle`), are never taken.
 - Storage accounting (``storage_size``) counts such data in UTF-8 bytes
   (`accounted_size`), which is what its row records; inline data counts
   characters, as before.
@@ -34,9 +37,9 @@ import logging
 import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,9 @@ FILE_COLUMNS = ("data_file", "data_offset", "data_bytes")
 """The columns that say where a row's data lives when it is not in ``data``."""
 _SUFFIX = ".dat"
 _IOV_MAX = 1024
+
+Place = tuple[int, int, int]
+"""Where a message's data went: ``(data_file, data_offset, data_bytes)``."""
 
 
 def directory_of(database: Path) -> Path:
@@ -126,10 +132,8 @@ def read_data(conn: sqlite3.Connection, file: int, offset: int, size: int) -> st
 
 
 class DataFiles:
-    """The writer's side: appends large data, and deletes files nothing refers to.
-
-    Used on the writer thread only.
-    """
+    """The data files of one database: appended to by the data thread (`append`,
+    `sync`), collected by the writer (`collect`)."""
 
     def __init__(self, database: Path, file_bytes: int = FILE_BYTES) -> None:
         self.directory = directory_of(database)
@@ -139,6 +143,11 @@ class DataFiles:
         self._size = 0  # its length
         self._dirty = False  # written since the last sync
         self._unreferenced: set[int] = set()  # found so by the last `collect`
+        # What `collect` must not take: `_file` (set before its file is created) and
+        # the files of batches whose rows are not committed yet (or failed). Shared by
+        # the data thread, the event loop (`settle`) and the writer (`collect`).
+        self._lock = threading.Lock()
+        self._unsettled: Counter[int] = Counter()
 
     def files(self) -> list[int]:
         """The numbers of the data files on disk, in order."""
@@ -146,38 +155,14 @@ class DataFiles:
             return []
         return sorted(int(p.stem) for p in self.directory.glob(f"*{_SUFFIX}") if p.stem.isdigit())
 
-    def move_large(
-        self, columns: tuple[str, ...], values: list[object]
-    ) -> tuple[tuple[str, ...], list[object]]:
-        """Rows of ``columns`` (flattened in ``values``) as they are to be inserted: when
-        any has large data, that data is appended to a data file (synced by `sync`
-        before the commit) and every row gets `FILE_COLUMNS` too (NULL for data that
-        stays inline). Else unchanged."""
-        width = len(columns)
-        at = columns.index("data")
-        datas = cast("list[str]", values[at::width])
-        if max(map(len, datas)) < FILE_DATA_CHARS:
-            return columns, values
-        large = [i for i, d in enumerate(datas) if len(d) >= FILE_DATA_CHARS]
-        blobs = [datas[i].encode() for i in large]
-        places = dict(zip(large, self._write(blobs), strict=True))
-        out: list[object] = []
-        for row in range(len(datas)):
-            cells = values[row * width : (row + 1) * width]
-            place = places.get(row)
-            if place is None:
-                out += cells
-                out += (None, None, None)
-            else:
-                cells[at] = ""
-                out += cells
-                out += place
-        return columns + FILE_COLUMNS, out
-
-    def _write(self, blobs: Sequence[bytes]) -> list[tuple[int, int, int]]:
-        """Append ``blobs`` to the current file; where each went."""
-        total = sum(map(len, blobs))
-        fd = self._file_for(total)
+    def append(self, blobs: Sequence[bytes]) -> list[Place]:
+        """Append ``blobs`` to the current file (durable after the next `sync`); where
+        each went. The file counts as unsettled until `settle` is given these places."""
+        if not blobs:
+            return []
+        fd = self._file_for(sum(map(len, blobs)))
+        with self._lock:
+            self._unsettled[self._file] += 1
         places = []
         offset = self._size
         for blob in blobs:
@@ -188,13 +173,14 @@ class DataFiles:
             for start in range(0, len(blobs), _IOV_MAX):
                 _write_all(fd, blobs[start : start + _IOV_MAX])
         except OSError:
+            self.settle(places)
             self._drop()  # its length is unknown now: the next batch starts a new file
             raise
         self._size = offset
         return places
 
     def sync(self) -> None:
-        """Make what was written since the last call durable (before each commit)."""
+        """Make what was appended since the last call durable."""
         if self._fd is not None and self._dirty:
             try:
                 os.fdatasync(self._fd)
@@ -203,15 +189,26 @@ class DataFiles:
                 raise
             self._dirty = False
 
+    def settle(self, places: Sequence[Place]) -> None:
+        """The rows of a batch `append` placed at ``places`` are committed, or will never
+        be: its file may be collected once no row refers to it."""
+        if places:
+            with self._lock:
+                file = places[0][0]  # a batch goes to one file
+                self._unsettled[file] -= 1
+                if self._unsettled[file] <= 0:
+                    del self._unsettled[file]
+
     def _file_for(self, size: int) -> int:
         """The open file to append ``size`` bytes to (a new one when the current is full)."""
         if self._fd is not None and self._size and self._size + size > self.file_bytes:
-            self.sync()  # the transaction may refer to it: durable before it is closed
+            self.sync()  # unsynced batches may be in it: durable before it is closed
             self.close()
         if self._fd is None:
             self.directory.mkdir(exist_ok=True)
             existing = self.files()
-            self._file = max(existing[-1], self._file) + 1 if existing else self._file + 1
+            with self._lock:  # `collect` leaves this number alone from now on
+                self._file = max(existing[-1], self._file) + 1 if existing else self._file + 1
             path = self.directory / f"{self._file}{_SUFFIX}"
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
             self._size = 0
@@ -220,10 +217,12 @@ class DataFiles:
 
     def collect(self, conn: sqlite3.Connection) -> list[int]:
         """Delete the files no row referred to, in this pass nor the last; their numbers."""
+        with self._lock:
+            busy = {self._file, *self._unsettled}
         removed = []
         unreferenced = set()
         for file in self.files():
-            if file == self._file and self._fd is not None:
+            if file in busy:
                 continue
             referred = conn.execute(
                 "SELECT 1 FROM messages WHERE data_file = ? LIMIT 1", (file,)
@@ -239,18 +238,42 @@ class DataFiles:
         return removed
 
     def close(self) -> None:
-        """Close the file being appended to (the next write starts a new one)."""
+        """Close the file being appended to (the next append starts a new one)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
             self._dirty = False
 
     def _drop(self) -> None:
-        """Close the file after a failed write or sync: whatever its transaction wrote
-        there is rolled back, so its bytes need not be durable."""
+        """Close the file after a failed write or sync: the batches in it fail, so
+        their bytes need not be durable."""
         with contextlib.suppress(OSError):
             self.close()
         self._fd = None
+
+
+def with_places(
+    columns: tuple[str, ...], values: list[object], places: Sequence[Place | None] | None
+) -> tuple[tuple[str, ...], list[object]]:
+    """Rows of ``columns`` (flattened in ``values``) as they are to be inserted, given
+    where each row's data went (``places``, None for data kept inline): when any went
+    to a data file, its ``data`` is ``''`` and every row gets `FILE_COLUMNS` too (NULL
+    for data that stays inline). Else unchanged."""
+    if places is None or not any(places):
+        return columns, values
+    width = len(columns)
+    at = columns.index("data")
+    out: list[object] = []
+    for row, place in enumerate(places):
+        cells = values[row * width : (row + 1) * width]
+        if place is None:
+            out += cells
+            out += (None, None, None)
+        else:
+            cells[at] = ""
+            out += cells
+            out += place
+    return columns + FILE_COLUMNS, out
 
 
 def _write_all(fd: int, blobs: Sequence[bytes]) -> None:

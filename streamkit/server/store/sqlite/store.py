@@ -51,7 +51,8 @@ from streamkit.server.store.base import (
 from streamkit.server.store.sqlite import appends, disk, retention
 from streamkit.server.store.sqlite import reads as reads
 from streamkit.server.store.sqlite.checkpoint import Checkpointer
-from streamkit.server.store.sqlite.datafiles import DataFiles, close_read_files
+from streamkit.server.store.sqlite.datafiles import DataFiles, Place, close_read_files
+from streamkit.server.store.sqlite.datawriter import DataWriter
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS
 from streamkit.server.store.sqlite.lock import DatabaseLock
 from streamkit.server.store.sqlite.rows import ConsumerMeta, StreamMeta, to_datetime
@@ -160,12 +161,11 @@ class SqliteStore:
         self.synchronous: Synchronous = synchronous
         self._lock = DatabaseLock(self.path)
         self._files = DataFiles(self.path)
-        self._ops = WriteOps(self._files, dedupe_window_ms, dedupe_max_ids)
+        self._ops = WriteOps(dedupe_window_ms, dedupe_max_ids)
         self._writer = SqliteThread(
             "streamkit-sqlite-writer",
             partial(connect, self.path, synchronous, autocheckpoint_bytes=WAL_SIZE_LIMIT),
             transactional=True,
-            before_commit=self._files.sync,
             on_commit=self._committed,
             on_rollback=self._ops.rollback,
             on_disk_fault=self._disk_failed,
@@ -176,6 +176,9 @@ class SqliteStore:
             partial(connect, self.path, synchronous, readonly=True),
             transactional=False,
             after_jobs=close_read_files,
+        )
+        self._data = DataWriter(
+            "streamkit-sqlite-data", self._files, on_disk_fault=self._disk_failed
         )
         self._checkpointer = Checkpointer(
             "streamkit-sqlite-checkpointer",
@@ -215,6 +218,7 @@ class SqliteStore:
             self._lock.release()
             raise
         self._checkpointer.start()
+        self._data.start()
         for s in streams:
             self._add_stream(s)
         now = asyncio.get_running_loop().time()
@@ -238,8 +242,8 @@ class SqliteStore:
         self._reaper = self._trimmer = self._recovery = None
         await asyncio.to_thread(self._checkpointer.stop)
         await self._reader.stop()
+        await self._data.stop()
         await self._writer.stop()
-        self._files.close()
         self._lock.release()
 
     def _committed(self) -> None:
@@ -248,7 +252,8 @@ class SqliteStore:
         self._checkpointer.committed()
 
     def _disk_failed(self, reason: str) -> None:
-        """A transaction failed on the disk (runs on the writer's thread)."""
+        """A transaction or a data file failed on the disk (runs on the writer's or the
+        data thread)."""
         if self._fault is None:
             log.error("storage full or failing (%s): refusing writes until it recovers", reason)
         self._fault = reason
@@ -375,7 +380,15 @@ class SqliteStore:
         """Store a batch atomically, deduplicating by ``id``."""
         entry = self._stream(stream)
         batch = appends.prepare(entry.meta.sid, messages)
-        stored = await self._writer.run(partial(self._ops.publish, sid=entry.meta.sid, batch=batch))
+        places: list[Place] = []
+        if batch.blobs:
+            places = await self._data.append(batch.blobs)
+            batch = batch.placed(places)
+        try:
+            job = self._writer.run(partial(self._ops.publish, sid=entry.meta.sid, batch=batch))
+        finally:
+            self._files.settle(places)  # `collect` runs on the writer too, after this job
+        stored = await job
         if stored.published:
             self._wake_stream(entry)
         if stored.acks is not None:

@@ -43,7 +43,6 @@ class SqliteThread:
         connect: Callable[[], sqlite3.Connection],
         *,
         transactional: bool,
-        before_commit: Callable[[], None] | None = None,
         on_commit: Callable[[], None] | None = None,
         on_rollback: Callable[[], None] | None = None,
         on_disk_fault: Callable[[str], None] | None = None,
@@ -51,7 +50,6 @@ class SqliteThread:
     ) -> None:
         self.name = name
         self._after_jobs = after_jobs
-        self._before_commit = before_commit
         self._connect = connect
         self._transactional = transactional
         self._on_commit = on_commit
@@ -165,8 +163,6 @@ class SqliteThread:
                 else:
                     conn.execute("RELEASE job")
                     outcomes.append((True, value))
-            if self._before_commit is not None:
-                self._before_commit()
             conn.execute("COMMIT")
         except BaseException as exc:  # disk full or I/O error (in a job, or at COMMIT)
             reason = disk_fault(exc)

@@ -30,7 +30,7 @@ from streamkit.server.store.base import (
 )
 from streamkit.server.store.sqlite import appends, leases, retention
 from streamkit.server.store.sqlite.appends import PreparedBatch
-from streamkit.server.store.sqlite.datafiles import DataFiles, accounted_size, stored_size
+from streamkit.server.store.sqlite.datafiles import Place, accounted_size, stored_size
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS, DedupeWindow, pack, unpack
 from streamkit.server.store.sqlite.reads import first_seq_at, get_stream
 from streamkit.server.store.sqlite.retention import TrimResult
@@ -157,10 +157,7 @@ class Stored(NamedTuple):
 class WriteOps:
     """Write operations plus the dedupe window they share (writer thread only)."""
 
-    def __init__(
-        self, files: DataFiles, dedupe_window_ms: int, dedupe_max_ids: int = DEFAULT_MAX_IDS
-    ) -> None:
-        self.files = files
+    def __init__(self, dedupe_window_ms: int, dedupe_max_ids: int = DEFAULT_MAX_IDS) -> None:
         self._window = DedupeWindow(dedupe_window_ms, dedupe_max_ids)
         # cid -> no unacked delivery of that consumer is due before this wall-clock ms.
         # A lower bound (lowered on every change, made exact by each scan), so a
@@ -289,7 +286,9 @@ class WriteOps:
 
     def publish(self, conn: sqlite3.Connection, sid: int, batch: PreparedBatch) -> Stored:
         """Store a batch atomically (new messages only: a known ``id`` is acked with
-        the seq it was stored at)."""
+        the seq it was stored at). Its large data is in data files already (`placed`)."""
+        if batch.blobs and batch.places is None:
+            raise ValueError("a batch with large data must be placed before it is stored")
         row = conn.execute(
             "SELECT last_seq, one_message_per_key, process_unmodified,"
             f" {retention.HAS_LIMITS} FROM streams WHERE sid = ?",
@@ -319,7 +318,7 @@ class WriteOps:
         """Store a batch of one shape none of whose ids the window knows (see `appends`)."""
         assert batch.values is not None
         first = last_seq + 1
-        appends.append(conn, sid, first, now, batch.columns, batch.values, self.files)
+        appends.append(conn, sid, first, now, batch.columns, batch.values, batch.places)
         stored = len(batch.messages)
         _count_stored(conn, sid, last_seq + stored, stored, batch.size)
         packed = pack(first, now)  # pack(first + i, now) == packed + i
@@ -342,9 +341,12 @@ class WriteOps:
         committed = to_datetime(now)
         staged: dict[int, int] = {}  # window key -> pack(seq, committed_us)
         values: list[object] = []  # appends.FULL_COLUMNS of each stored message
+        places: list[Place | None] = []  # where each one's data went
         acks: list[PublishAck] = []
         first, size = last_seq + 1, 0
-        for m, id_key, hash_ in zip(batch.messages, batch.id_keys, batch.hashes, strict=True):
+        for i, (m, id_key, hash_) in enumerate(
+            zip(batch.messages, batch.id_keys, batch.hashes, strict=True)
+        ):
             msg_id = m.get("id")
             if (known := self._known_ack(staged, id_key, msg_id, now)) is not None:
                 acks.append(known)
@@ -353,11 +355,12 @@ class WriteOps:
                 staged[id_key] = pack(last_seq + 1, now)
             last_seq += 1
             values += appends.full_row(m, hash_)
+            places.append(batch.place_of(i))
             size += len(m["key"]) + accounted_size(m["data"])
             acks.append({"id": msg_id, "seq": last_seq, "committed": committed})
         stored = last_seq - first + 1
         if stored:
-            appends.append(conn, sid, first, now, appends.FULL_COLUMNS, values, self.files)
+            appends.append(conn, sid, first, now, appends.FULL_COLUMNS, values, places)
             _count_stored(conn, sid, last_seq, stored, size)
         self._window.stage_keys(staged)
         return stored, acks
@@ -376,7 +379,9 @@ class WriteOps:
         staged: dict[int, int] = {}  # window key -> pack(seq, committed_us)
         acks: list[PublishAck] = []
         published = removed = size_delta = 0
-        for m, id_key, hash_ in zip(batch.messages, batch.id_keys, batch.hashes, strict=True):
+        for i, (m, id_key, hash_) in enumerate(
+            zip(batch.messages, batch.id_keys, batch.hashes, strict=True)
+        ):
             msg_id = m.get("id")
             if (known := self._known_ack(staged, id_key, msg_id, now)) is not None:
                 acks.append(known)
@@ -406,7 +411,7 @@ class WriteOps:
                 inserted = old_inserted
             last_seq += 1
             row = appends.full_row(m, hash_)
-            appends.insert_kept(conn, sid, last_seq, inserted, now, row, self.files)
+            appends.insert_kept(conn, sid, last_seq, inserted, now, row, batch.place_of(i))
             conn.execute(
                 "INSERT OR REPLACE INTO latest_by_key (stream, key, seq) VALUES (?, ?, ?)",
                 (sid, key, last_seq),

@@ -18,7 +18,7 @@ from streamkit.server.store.base import (
     StreamOptions,
 )
 from streamkit.server.store.sqlite import writes
-from streamkit.server.store.sqlite.appends import prepare
+from streamkit.server.store.sqlite.appends import PreparedBatch, prepare
 from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, DataFiles
 from streamkit.server.store.sqlite.rows import MESSAGE_COLUMNS, messages_from_rows, to_datetime
 from streamkit.server.store.sqlite.schema import connect
@@ -29,9 +29,21 @@ ROW = f"SELECT {MESSAGE_COLUMNS}"
 
 def _ops(tmp_path: Path) -> tuple[sqlite3.Connection, WriteOps]:
     conn = connect(tmp_path / "s.db", "normal")
-    ops = WriteOps(DataFiles(tmp_path / "s.db"), dedupe_window_ms=60_000)
+    ops = WriteOps(dedupe_window_ms=60_000)
     ops.setup(conn)
     return conn, ops
+
+
+def _placed(tmp_path: Path, sid: int, messages: list[NewMessage]) -> PreparedBatch:
+    """``prepare`` d and, when it has large data, placed in a data file as the store's
+    data thread does."""
+    batch = prepare(sid, messages)
+    if batch.blobs:
+        files = DataFiles(tmp_path / "s.db")
+        batch = batch.placed(files.append(batch.blobs))
+        files.sync()
+        files.close()
+    return batch
 
 
 def _batch(n: int, prefix: str = "", shape: str = "plain") -> list[NewMessage]:
@@ -81,8 +93,10 @@ def test_an_appended_batch_stores_the_rows_the_general_path_stores(
     ops.publish(conn, fast.sid, prepare(fast.sid, _batch(7, "before ")))
     ops.publish(conn, slow.sid, prepare(slow.sid, _batch(7, "before ")))
     batch = _batch(size, shape=shape)
-    appended = ops.publish(conn, fast.sid, prepare(fast.sid, batch))
-    one_by_one = ops.publish(conn, slow.sid, replace(prepare(slow.sid, batch), values=None))
+    appended = ops.publish(conn, fast.sid, _placed(tmp_path, fast.sid, batch))
+    one_by_one = ops.publish(
+        conn, slow.sid, replace(_placed(tmp_path, slow.sid, batch), values=None)
+    )
     assert appended.acks is None and one_by_one.acks is not None  # the two paths were taken
 
     def stored(sid: int) -> list[Any]:

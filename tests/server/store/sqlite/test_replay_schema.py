@@ -17,7 +17,6 @@ from streamkit.server.runner import start_server
 from streamkit.server.store.base import StreamOptions
 from streamkit.server.store.sqlite import writes
 from streamkit.server.store.sqlite.appends import prepare
-from streamkit.server.store.sqlite.datafiles import DataFiles
 from streamkit.server.store.sqlite.reads import _NEXT_STORED, _SEQ_RANGE, first_seq_at
 from streamkit.server.store.sqlite.schema import connect, create_schema
 from streamkit.server.store.sqlite.writes import WriteOps
@@ -122,10 +121,10 @@ async def test_a_file_from_before_last_error_gets_the_column(tmp_path: Path) -> 
 
 
 def test_a_clock_stepped_back_does_not_store_a_message_earlier_than_the_last(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    ops = WriteOps(DataFiles(tmp_path / "unused.db"), dedupe_window_ms=60_000)
+    ops = WriteOps(dedupe_window_ms=60_000)
     ops.setup(conn)
     meta, _ = ops.create_stream(conn, "orders", StreamOptions())
     clock = iter([5_000_000, 2_000_000])  # the second publish sees the clock stepped back
