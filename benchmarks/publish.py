@@ -8,7 +8,9 @@
 - redis-py: pipelines of XADD, 4 in flight (see `benchmarks.redis_streams`);
   skipped when ``redis-server`` is not installed.
 - latency: one event per millisecond, from ``publish`` to its ack (streamkit's
-  ``on_ack``, JetStream's PubAck, the XADD reply), p50 and p99.
+  ``on_ack``, JetStream's PubAck, the XADD reply), p50 and p99. streamkit's once
+  more beside `LARGE_RATE` events/s of 64 KB published to another stream by another
+  process (`benchmarks.large_traffic`): small events should not wait on large ones.
 - peak RSS of a separate process publishing 1M events (200k with ``--quick``):
   the buffer bounds memory, so the peak should not grow with the count.
 
@@ -41,6 +43,9 @@ WARM_UP = 20_000
 """Events the RSS process publishes first: more than the default buffer holds."""
 LATENCY_RATE = 1000
 """Events per second published in the latency runs."""
+LARGE_RATE = 1500
+"""64 KB events per second beside the second latency run (about 100 MB/s)."""
+LARGE_TIMEOUT = 60.0
 
 
 def bench_events(count: int, keys: int = KEYS, payload: str = PAYLOAD) -> Iterator[Event]:
@@ -162,12 +167,42 @@ async def nats_latencies(url: str, seconds: float) -> list[float]:
     return measured
 
 
-def latency_rows(system: str, measured: list[float]) -> list[Measurement]:
-    """p50 and p99 rows of publish->ack latencies."""
+async def latencies_beside_large(url: str, seconds: float) -> tuple[list[float], float]:
+    """`streamkit_latencies` while another process publishes 64 KB events to another
+    stream at `LARGE_RATE`/s; also the rate it reached."""
+    command = [sys.executable, "-m", "benchmarks.large_traffic", "--url", url]
+    command += ["--rate", str(LARGE_RATE), "--seconds", str(seconds + 1)]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"large_traffic said {line!r}")
+        process.stdin.write(b"go\n")
+        await process.stdin.drain()
+        await asyncio.sleep(0.5)  # its traffic is under way
+        measured = await streamkit_latencies(url, seconds)
+        stdout, _ = await asyncio.wait_for(process.communicate(), LARGE_TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        raise RuntimeError(f"large_traffic exited with {process.returncode}")
+    report = json.loads(stdout.decode().strip().splitlines()[-1])
+    return measured, float(report["rate"])
+
+
+def latency_rows(system: str, measured: list[float], beside: str = "") -> list[Measurement]:
+    """p50 and p99 rows of publish->ack latencies (``beside``: what else ran)."""
     note = f"{len(measured):,} events at {LATENCY_RATE}/s"
     return [
-        Measurement(SCENARIO, f"{system} publish->ack p50", percentile(measured, 50), "ms", note),
-        Measurement(SCENARIO, f"{system} publish->ack p99", percentile(measured, 99), "ms", note),
+        Measurement(
+            SCENARIO, f"{system} publish->ack p{p}{beside}", percentile(measured, p), "ms", note
+        )
+        for p in (50, 99)
     ]
 
 
@@ -244,6 +279,16 @@ async def run(ctx: Context) -> list[Measurement]:
             redis_url, seconds, LATENCY_RATE, PAYLOAD.encode()
         )
         rows += latency_rows("redis XADD", lat)
+    beside, large_rate = await latencies_beside_large(url, seconds)
+    rows += latency_rows("streamkit", beside, ", 64 KB beside")
+    rows.append(
+        m(
+            "  64 KB events/s beside",
+            large_rate,
+            "events/s",
+            f"another stream, {LARGE_RATE}/s asked",
+        )
+    )
     rss = await publisher_rss(url, rss_count)
     rate = f"{rss['rate']:,.0f} events/s"
     rows += [
