@@ -25,7 +25,7 @@ from typing import Any
 
 from streamkit.server.store.sqlite.datafiles import DataFiles, Place
 from streamkit.server.store.sqlite.disk import disk_fault, store_full
-from streamkit.server.store.sqlite.thread import StoreClosed
+from streamkit.server.store.sqlite.thread import StoreClosed, take_waiting
 
 log = logging.getLogger(__name__)
 
@@ -82,20 +82,9 @@ class DataWriter:
 
     def _main(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
+            jobs, stopping = take_waiting(self._queue, _MAX_ROUND)
+            if not jobs:
                 return
-            jobs = [first]
-            stopping = False
-            while len(jobs) < _MAX_ROUND:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                jobs.append(nxt)
             self._resolve(self._round(jobs))
             if stopping:
                 return

@@ -22,6 +22,7 @@ from streamkit.server.store.base import StoreUnavailable
 from streamkit.server.store.sqlite.disk import disk_fault, store_full
 
 T = TypeVar("T")
+J = TypeVar("J")
 Job = Callable[[sqlite3.Connection], Any]
 
 log = logging.getLogger(__name__)
@@ -105,20 +106,9 @@ class SqliteThread:
         self._ready.set()
         try:
             while True:
-                first = self._queue.get()
-                if first is None:
+                jobs, stopping = take_waiting(self._queue, _MAX_GROUP)
+                if not jobs:
                     return
-                jobs = [first]
-                stopping = False
-                while len(jobs) < _MAX_GROUP:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stopping = True
-                        break
-                    jobs.append(nxt)
                 if self._transactional:
                     outcomes = self._run_group(conn, jobs)
                 else:
@@ -187,6 +177,24 @@ class SqliteThread:
         # A closed loop raises RuntimeError: nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(_settle, results)
+
+
+def take_waiting(jobs: queue.SimpleQueue[J | None], most: int) -> tuple[list[J], bool]:
+    """Wait for a job, then take the ones queued behind it, ``most`` in all; and whether
+    the stop mark (None) came. No jobs: it came first."""
+    first = jobs.get()
+    if first is None:
+        return [], True
+    taken = [first]
+    while len(taken) < most:
+        try:
+            nxt = jobs.get_nowait()
+        except queue.Empty:
+            break
+        if nxt is None:
+            return taken, True
+        taken.append(nxt)
+    return taken, False
 
 
 def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
