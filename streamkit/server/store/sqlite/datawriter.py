@@ -9,8 +9,9 @@ on disk: they never write a data file nor wait for its sync, and a sync runs
 while the writer commits other batches. With the writer doing both, the sync
 alone was about a third of its time at 64 KB messages.
 
-A disk fault (full, I/O error) fails the batches of that round with `StoreFull`
-and is reported like the writer's (``on_disk_fault``).
+A disk fault (full, I/O error) fails all the batches of that round with
+`StoreFull`, as it fails the writer's whole group, and is reported like the
+writer's (``on_disk_fault``).
 """
 
 from __future__ import annotations
@@ -90,22 +91,20 @@ class DataWriter:
                 return
 
     def _round(self, jobs: list[_Job]) -> list[tuple[asyncio.Future[Any], bool, Any]]:
-        """Append every job's blobs, then sync once: each job's places, or its error."""
-        outcomes: list[tuple[asyncio.Future[Any], bool, Any]] = []
-        for blobs, fut in jobs:
-            try:
-                outcomes.append((fut, True, self.files.append(blobs)))
-            except Exception as exc:
-                outcomes.append((fut, False, self._failure(exc)))
+        """Append every job's blobs, then sync once: each job's places. If an append
+        or the sync fails, every job of the round fails with that error: a failed
+        append closes the file unsynced, with the batches before it in it."""
+        placed: list[list[Place]] = []
         try:
+            for blobs, _ in jobs:
+                placed.append(self.files.append(blobs))
             self.files.sync()
         except Exception as exc:
+            for places in placed:
+                self.files.settle(places)
             error = self._failure(exc)
-            for i, (fut, ok, places) in enumerate(outcomes):
-                if ok:
-                    self.files.settle(places)
-                    outcomes[i] = (fut, False, error)
-        return outcomes
+            return [(fut, False, error) for _, fut in jobs]
+        return [(fut, True, places) for (_, fut), places in zip(jobs, placed, strict=True)]
 
     def _failure(self, exc: Exception) -> Exception:
         """What a job fails with: `StoreFull` for a disk fault (reported), else ``exc``."""

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,6 +128,40 @@ async def test_a_failed_sync_stores_nothing_and_reports_the_disk(
     want = [(i + 1, m["data"]) for i, m in enumerate(_large(2, "again "))]
     assert [(m["seq"], m["data"]) for m in stored] == want
     check_db(tmp_path / "s.db").assert_ok()
+
+
+async def test_a_failed_write_fails_the_batches_written_before_it_in_its_round(
+    tmp_path: Path, syncs: HeldSyncs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = DataFiles(tmp_path / "s.db")
+    writer = DataWriter("test-data", files)
+    writer.start()
+    try:
+        await_first = writer.append([b"a" * 10])
+        await _started(syncs)  # the next round holds both of these
+        written: list[int] = []
+        real_writev = os.writev
+
+        def second_fails(fd: int, buffers: Any) -> int:
+            if written:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            written.append(fd)
+            return real_writev(fd, buffers)
+
+        monkeypatch.setattr(os, "writev", second_fails)
+        before, failing = writer.append([b"b" * 10]), writer.append([b"c" * 10])
+        syncs.hold = False
+        syncs.release.set()
+        await await_first
+        # "b" went into a file that was then closed unsynced: it fails with "c".
+        for fut in (before, failing):
+            with pytest.raises(StoreFull):
+                await fut
+        monkeypatch.setattr(os, "writev", real_writev)
+        (place,) = await writer.append([b"d" * 10])
+        assert place[0] == 2  # a new file: the first was closed at the failure
+    finally:
+        await writer.stop()
 
 
 async def test_a_file_is_not_collected_while_a_batch_is_on_its_way_to_it(
