@@ -1,6 +1,6 @@
 """Appending a publish batch to a stream, split so the writer holds the GIL briefly.
 
-The writer thread is the one place that stores anything, and its Python work
+The writer thread is the one place that stores rows, and its Python work
 competes for the GIL with the event loop parsing the next requests. So a batch
 is made ready on the event loop first (`prepare`): each message's data hash,
 its dedupe-window key, its column values and its size, nothing that depends
