@@ -17,23 +17,19 @@ writer's (``on_disk_fault``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import queue
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from streamkit.server.store.sqlite.datafiles import DataFiles, Place
 from streamkit.server.store.sqlite.disk import disk_fault, store_full
-from streamkit.server.store.sqlite.thread import StoreClosed, take_waiting
+from streamkit.server.store.sqlite.thread import Jobs, Outcome
 
 log = logging.getLogger(__name__)
 
 _MAX_ROUND = 64
 """Most batches appended before one sync, so a sync never waits on an endless queue."""
-
-_Job = tuple[Sequence[bytes], "asyncio.Future[list[Place]]"]
 
 
 class DataWriter:
@@ -49,33 +45,26 @@ class DataWriter:
         self.name = name
         self.files = files
         self._on_disk_fault = on_disk_fault
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: Jobs[Sequence[bytes]] = Jobs()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._closed = False
 
     def start(self) -> None:
         """Start the thread; its futures resolve on the running loop."""
-        self._loop = asyncio.get_running_loop()
+        self._jobs.open()
         self._thread.start()
 
     def append(self, blobs: Sequence[bytes]) -> asyncio.Future[list[Place]]:
         """Queue ``blobs``; the future gives where each went, once they are durable. The
         caller `DataFiles.settle` s those places once the job storing their rows is
         queued to the writer (`collect` runs there, after it)."""
-        if self._closed or self._loop is None:
-            raise StoreClosed("the store is closed")
-        fut: asyncio.Future[list[Place]] = self._loop.create_future()
-        self._queue.put((blobs, fut))
+        fut: asyncio.Future[list[Place]] = self._jobs.put(blobs)
         return fut
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Finish what is queued, close the file and join the thread."""
-        if self._closed:
+        if not self._jobs.close():
             return
-        self._closed = True
         if self._thread.is_alive():
-            self._queue.put(None)
             await asyncio.to_thread(self._thread.join, timeout)
         self.files.close()
 
@@ -83,14 +72,14 @@ class DataWriter:
 
     def _main(self) -> None:
         while True:
-            jobs, stopping = take_waiting(self._queue, _MAX_ROUND)
+            jobs, stopping = self._jobs.take(_MAX_ROUND)
             if not jobs:
                 return
-            self._resolve(self._round(jobs))
+            self._jobs.resolve(self._round(jobs), self._settle)
             if stopping:
                 return
 
-    def _round(self, jobs: list[_Job]) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+    def _round(self, jobs: list[tuple[Sequence[bytes], asyncio.Future[Any]]]) -> list[Outcome]:
         """Append every job's blobs, then sync once: each job's places. If an append
         or the sync fails, every job of the round fails with that error: a failed
         append closes the file unsynced, with the batches before it in it."""
@@ -116,12 +105,8 @@ class DataWriter:
             self._on_disk_fault(reason)
         return store_full(reason)
 
-    def _resolve(self, results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-        assert self._loop is not None
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
-            self._loop.call_soon_threadsafe(self._settle, results)
-
-    def _settle(self, results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    def _settle(self, results: list[Outcome]) -> None:
+        """(loop) Resolve a round's futures; a cancelled caller's places are settled."""
         for fut, ok, value in results:
             if fut.done():  # the caller was cancelled: its data will have no rows
                 if ok:

@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from streamkit.server.store.base import StoreUnavailable
 from streamkit.server.store.sqlite.disk import disk_fault, store_full
@@ -33,6 +33,69 @@ _MAX_GROUP = 256
 
 class StoreClosed(StoreUnavailable):
     """The store's thread is stopped (or not started); no more work is accepted."""
+
+
+Outcome = tuple["asyncio.Future[Any]", bool, Any]
+"""A job's future, whether the job succeeded, and its result or its exception."""
+
+
+class Jobs(Generic[J]):
+    """What the event loop hands one worker thread: jobs go in with a future each
+    (`put`), the thread takes those waiting (`take`) and resolves their futures on
+    the loop (`resolve`)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[J, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop the futures belong to (None before `open`)."""
+        self.closed = False
+
+    def open(self) -> None:
+        """Take jobs from the running loop from now on."""
+        self.loop = asyncio.get_running_loop()
+
+    def put(self, job: J) -> asyncio.Future[Any]:
+        """Queue ``job``; its future (`StoreClosed` once closed or before `open`)."""
+        if self.closed or self.loop is None:
+            raise StoreClosed("the store is closed")
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        self._queue.put((job, fut))
+        return fut
+
+    def close(self) -> bool:
+        """Refuse new jobs; the thread's `take` says stop after those queued. False if
+        it was closed already."""
+        if self.closed:
+            return False
+        self.closed = True
+        self._queue.put(None)
+        return True
+
+    def take(self, most: int) -> tuple[list[tuple[J, asyncio.Future[Any]]], bool]:
+        """(thread) Wait for a job, then take the ones queued behind it, ``most`` in all;
+        and whether the thread is to stop after them. No jobs: stop now."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        taken = [first]
+        while len(taken) < most:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                return taken, True
+            taken.append(nxt)
+        return taken, False
+
+    def resolve(
+        self, results: list[Outcome], settle: Callable[[list[Outcome]], None] | None = None
+    ) -> None:
+        """(thread) Have the loop resolve ``results`` (with ``settle``, else as they say)."""
+        assert self.loop is not None
+        # A closed loop raises RuntimeError: nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(settle or _settle, results)
 
 
 class SqliteThread:
@@ -56,42 +119,33 @@ class SqliteThread:
         self._on_commit = on_commit
         self._on_rollback = on_rollback
         self._on_disk_fault = on_disk_fault
-        self._queue: queue.SimpleQueue[tuple[Job, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._jobs: Jobs[Job] = Jobs()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
-        self._closed = False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The event loop whose futures this thread resolves (None before `start`)."""
-        return self._loop
+        return self._jobs.loop
 
     async def start(self) -> None:
         """Start the thread and open its connection (raises if that fails)."""
-        self._loop = asyncio.get_running_loop()
+        self._jobs.open()
         self._thread.start()
         await asyncio.to_thread(self._ready.wait)
         if self._startup_error is not None:
-            self._closed = True
+            self._jobs.close()
             raise self._startup_error
 
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Queue ``fn`` and return a future for its result (set after commit)."""
-        if self._closed or self._loop is None:
-            raise StoreClosed("the store is closed")
-        fut: asyncio.Future[T] = self._loop.create_future()
-        self._queue.put((fn, fut))
+        fut: asyncio.Future[T] = self._jobs.put(fn)
         return fut
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Finish queued jobs, close the connection and join the thread."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread.is_alive():
-            self._queue.put(None)
+        if self._jobs.close() and self._thread.is_alive():
             await asyncio.to_thread(self._thread.join, timeout)
 
     # -- the thread ------------------------------------------------------------
@@ -106,14 +160,14 @@ class SqliteThread:
         self._ready.set()
         try:
             while True:
-                jobs, stopping = take_waiting(self._queue, _MAX_GROUP)
+                jobs, stopping = self._jobs.take(_MAX_GROUP)
                 if not jobs:
                     return
                 if self._transactional:
                     outcomes = self._run_group(conn, jobs)
                 else:
                     outcomes = [self._run_one(conn, fn) for fn, _ in jobs]
-                self._resolve(
+                self._jobs.resolve(
                     [(fut, ok, value) for (_, fut), (ok, value) in zip(jobs, outcomes, strict=True)]
                 )
                 if self._after_jobs is not None:
@@ -172,32 +226,8 @@ class SqliteThread:
             self._on_commit()
         return outcomes
 
-    def _resolve(self, results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-        assert self._loop is not None
-        # A closed loop raises RuntimeError: nobody is waiting any more.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(_settle, results)
 
-
-def take_waiting(jobs: queue.SimpleQueue[J | None], most: int) -> tuple[list[J], bool]:
-    """Wait for a job, then take the ones queued behind it, ``most`` in all; and whether
-    the stop mark (None) came. No jobs: it came first."""
-    first = jobs.get()
-    if first is None:
-        return [], True
-    taken = [first]
-    while len(taken) < most:
-        try:
-            nxt = jobs.get_nowait()
-        except queue.Empty:
-            break
-        if nxt is None:
-            return taken, True
-        taken.append(nxt)
-    return taken, False
-
-
-def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+def _settle(results: list[Outcome]) -> None:
     for fut, ok, value in results:
         if fut.done():  # the caller was cancelled; the work itself is done
             continue
