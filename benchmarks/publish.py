@@ -184,15 +184,12 @@ async def latencies_beside_large(url: str, seconds: float) -> tuple[list[float],
         await process.stdin.drain()
         await asyncio.sleep(0.5)  # its traffic is under way
         measured = await streamkit_latencies(url, seconds)
-        stdout, _ = await asyncio.wait_for(process.communicate(), LARGE_TIMEOUT)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    if process.returncode != 0:
-        raise RuntimeError(f"large_traffic exited with {process.returncode}")
-    report = json.loads(stdout.decode().strip().splitlines()[-1])
-    return measured, float(report["rate"])
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    report = await _report(process, "large_traffic", LARGE_TIMEOUT)
+    return measured, report["rate"]
 
 
 def latency_rows(system: str, measured: list[float], beside: str = "") -> list[Measurement]:
@@ -211,14 +208,22 @@ async def publisher_rss(url: str, count: int) -> dict[str, float]:
     command = [sys.executable, "-m", "benchmarks.publish_rss", "--url", url]
     command += ["--count", str(count), "--warm-up", str(WARM_UP)]
     process = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE)
+    return await _report(process, "publish_rss", RSS_TIMEOUT)
+
+
+async def _report(
+    process: asyncio.subprocess.Process, name: str, timeout: float
+) -> dict[str, float]:
+    """The JSON line a benchmark process ``name`` ends its output with, once it exits
+    (killed if it takes longer than ``timeout``)."""
     try:
-        stdout, _ = await asyncio.wait_for(process.communicate(), RSS_TIMEOUT)
+        stdout, _ = await asyncio.wait_for(process.communicate(), timeout)
     except asyncio.TimeoutError:
         process.kill()
         await process.wait()
         raise
     if process.returncode != 0:
-        raise RuntimeError(f"publish_rss exited with {process.returncode}")
+        raise RuntimeError(f"{name} exited with {process.returncode}")
     report: dict[str, float] = json.loads(stdout.decode().strip().splitlines()[-1])
     return report
 
