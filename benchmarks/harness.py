@@ -173,7 +173,7 @@ async def _wait_for_tcp(process: Process, port: int) -> None:
     raise TimeoutError(f"{process.url} did not accept connections within {READY_TIMEOUT}s")
 
 
-async def _start_listening(command: list[str], url: str, port: int) -> Process:
+async def start_listening(command: list[str], url: str, port: int) -> Process:
     """Run ``command`` quietly and wait until it accepts connections on ``port``."""
     quiet = asyncio.subprocess.DEVNULL
     started = await asyncio.create_subprocess_exec(*command, stdout=quiet, stderr=quiet)
@@ -205,7 +205,7 @@ async def start_nats(binary: str, scratch: Path) -> Process:
     port = free_port()
     store = scratch / "jetstream"
     command = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)]
-    return await _start_listening(command, f"nats://127.0.0.1:{port}", port)
+    return await start_listening(command, f"nats://127.0.0.1:{port}", port)
 
 
 def redis_server_binary() -> str | None:
@@ -222,7 +222,7 @@ async def start_redis(binary: str, scratch: Path) -> Process:
     store.mkdir()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(store)]
     command += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
-    return await _start_listening(command, f"redis://127.0.0.1:{port}", port)
+    return await start_listening(command, f"redis://127.0.0.1:{port}", port)
 
 
 @contextlib.asynccontextmanager

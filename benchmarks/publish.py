@@ -3,6 +3,8 @@
 - streamkit: the background publisher (batches, several in flight), then ``flush()``;
   the clock includes building the `Event`s, as an application would.
 - sequin-py: the plain Sequin client, one message per synchronous request.
+- the bare pipeline (`benchmarks.bare`): aiohttp, orjson and SQLite with none of
+  streamkit's own work, in a process of its own: the floor under streamkit's figure.
 - nats-py: JetStream ``publish_async`` to a file-backed stream, then
   ``publish_async_completed()`` (every publish acked by the server).
 - redis-py: pipelines of XADD, 4 in flight (see `benchmarks.redis_streams`);
@@ -29,7 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
 import streamkit
-from benchmarks import redis_streams
+from benchmarks import bare, redis_streams
 from benchmarks.harness import Context, Measurement, percentile, steady
 from streamkit import Event, Nack, PublisherConfig
 
@@ -252,6 +254,15 @@ async def run(ctx: Context) -> list[Measurement]:
         m("streamkit publisher, no keys", keyless, "events/s", f"one ordered lane, {best}"),
         m("sequin-py, 1 msg/request", sequin, "events/s", f"{sequin_count:,} events, {best}"),
         m("streamkit / sequin-py", ours / sequin, "x"),
+    ]
+    async with bare.serving(ctx.scratch) as bare_url:
+        floor = await best_of(RUNS, lambda: bare.rate(bare_url, count))
+        ceiling = await best_of(RUNS, lambda: bare.rate(bare_url, count, prebuilt=True))
+    bare_note = f"{count:,} events, {bare.PER_REQUEST}/request, {bare.IN_FLIGHT} in flight, {best}"
+    rows += [
+        m("bare aiohttp + SQLite pipeline", floor, "events/s", bare_note),
+        m("  bodies made before the clock", ceiling, "events/s", f"{best}"),
+        m("streamkit / bare pipeline", ours / floor, "x"),
     ]
     nats_url = ctx.nats_url
     if nats_url is not None:
