@@ -13,7 +13,9 @@ publisher: 100-byte messages over 16 keys, 1000 per request, 4 requests in
 flight, every message acked (its seq back). Each message's dict and UUIDv7 id
 are made inside the clock, as the publisher's events are; with ``prebuilt``
 the bodies are encoded before the clock starts, which is the ceiling issue
-#13 quotes for this machine.
+#13 quotes for this machine. `streamkit_server_rate` runs the same client
+against streamkit's server: that splits streamkit's distance from the bare
+pipeline into what its server costs and what its publisher costs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sqlite3
 import sys
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +36,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+import streamkit
 from benchmarks import harness
 from streamkit.models import new_event_id
 
@@ -90,7 +94,8 @@ class Writer:
 
 
 def make_app(path: Path) -> web.Application:
-    """The bare server: ``POST /messages`` stores ``{"messages": [...]}``, answers the seqs."""
+    """The bare server: ``POST /messages`` stores ``{"messages": [...]}``, answers how
+    many and their seqs."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
     writer = Writer(path)
     last_seq = 0
@@ -102,7 +107,7 @@ def make_app(path: Path) -> web.Application:
         last_seq = last
         rows = [(first + i, m["key"], m["data"], m["id"]) for i, m in enumerate(messages)]
         await writer.put(rows)
-        body = orjson.dumps({"seqs": [first, last]})
+        body = orjson.dumps({"data": {"published": len(rows), "seqs": [first, last]}})
         return web.Response(body=body, content_type="application/json")
 
     async def stop_writer(_: web.Application) -> None:
@@ -115,13 +120,13 @@ def make_app(path: Path) -> web.Application:
 
 @asynccontextmanager
 async def serving(scratch: Path) -> AsyncIterator[str]:
-    """A bare server in a process of its own on a free port; yields its URL."""
+    """A bare server in a process of its own on a free port; yields the URL to post to."""
     port = harness.free_port()
     command = [sys.executable, "-m", "benchmarks.bare", "--port", str(port)]
     command += ["--db", str(scratch / "bare.db")]
     process = await harness.start_listening(command, f"http://127.0.0.1:{port}", port)
     try:
-        yield process.url
+        yield process.url + "/messages"
     finally:
         await process.stop()
 
@@ -133,9 +138,9 @@ def _messages(start: int) -> list[dict[str, str]]:
     ]
 
 
-async def rate(url: str, count: int, *, prebuilt: bool = False) -> float:
-    """Messages/s stored and acked through the bare pipeline (``count`` a multiple of
-    `PER_REQUEST`)."""
+async def rate(messages_url: str, count: int, *, prebuilt: bool = False) -> float:
+    """Messages/s stored and acked through ``POST messages_url``, whose answers say
+    ``{"data": {"published": n, ...}}`` (``count`` a multiple of `PER_REQUEST`)."""
     starts = range(0, count, PER_REQUEST)
     bodies = [orjson.dumps({"messages": _messages(start)}) for start in starts] if prebuilt else []
     slots = asyncio.Semaphore(IN_FLIGHT)
@@ -149,18 +154,31 @@ async def rate(url: str, count: int, *, prebuilt: bool = False) -> float:
             else:
                 body = orjson.dumps({"messages": _messages(starts[index])})
             headers = {"Content-Type": "application/json"}
-            async with http.post(f"{url}/messages", data=body, headers=headers) as response:
+            async with http.post(messages_url, data=body, headers=headers) as response:
                 response.raise_for_status()
-                first, last = orjson.loads(await response.read())["seqs"]
-                acked += last - first + 1
+                acked += orjson.loads(await response.read())["data"]["published"]
 
     async with aiohttp.ClientSession() as http:
         started = time.perf_counter()
         await asyncio.gather(*(send(http, index) for index in range(len(starts))))
         elapsed = time.perf_counter() - started
     if acked != len(starts) * PER_REQUEST:
-        raise RuntimeError(f"bare pipeline: {acked} of {len(starts) * PER_REQUEST} acked")
+        raise RuntimeError(f"{messages_url}: {acked} of {len(starts) * PER_REQUEST} acked")
     return acked / elapsed
+
+
+async def streamkit_server_rate(url: str, count: int) -> float:
+    """`rate` of the bare client against streamkit's server (``?acks=runs``, as the
+    publisher asks), into a stream of its own that is checked and deleted afterwards."""
+    stream = f"bench-bare-{uuid.uuid4().hex[:8]}"
+    async with streamkit.connect(url) as client:
+        await client.create_stream(stream)
+        measured = await rate(f"{url}/api/streams/{stream}/messages?acks=runs", count)
+        stored = (await client.get_stream(stream)).message_count
+        await client.delete_stream(stream)
+    if stored != count:
+        raise RuntimeError(f"bare client -> streamkit: {stored} of {count} stored")
+    return measured
 
 
 def main() -> None:
