@@ -18,7 +18,7 @@ import asyncio
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -26,13 +26,14 @@ from typing import Any, cast
 
 import orjson
 
-from streamkit._http.api import API
-from streamkit.models import Ack, Event, acks_from_wire, new_event_id
+from streamkit import Nack
+from streamkit._http.api import API, body_pieces
+from streamkit.models import Event, ack_fields_from_runs, new_event_id
 from streamkit.publisher import Publisher
 from streamkit.server import validation
 from streamkit.server.responses import json_response
-from streamkit.server.store.base import AckRun, ConsumerSpec, PublishResult, StreamOptions
-from streamkit.server.store.sqlite.appends import prepare
+from streamkit.server.store.base import ConsumerSpec, StreamOptions
+from streamkit.server.store.sqlite.appends import PreparedBatch, prepare
 from streamkit.server.store.sqlite.rows import ConsumerMeta
 from streamkit.server.store.sqlite.schema import WAL_SIZE_LIMIT, connect
 from streamkit.server.store.sqlite.writes import WriteOps
@@ -95,34 +96,46 @@ class _Db:
         return value
 
 
+def _runs_reply(count: int) -> bytes:
+    """The server's answer to a publish of ``count`` messages stored whole (``?acks=runs``)."""
+    runs = [[1, count, datetime.now(timezone.utc)]]
+    body = json_response({"data": {"published": count, "ack_runs": runs}}).body
+    assert isinstance(body, bytes)
+    return body
+
+
 class _InstantAPI:
-    """Stands in for `API` in a `Publisher`: encodes the batch, decodes a canned reply."""
+    """Stands in for `API` in a `Publisher`: builds the body as `API.send_for_seqs` does
+    and decodes a canned reply of the server's."""
 
     transport = None
 
-    def __init__(self, reply: bytes) -> None:
-        acks = orjson.loads(reply)["data"]["acks"]
-        self.replies = [orjson.dumps({"data": {"acks": acks[:n]}}) for n in range(BATCH + 1)]
+    def __init__(self) -> None:
+        self.replies = [_runs_reply(n) for n in range(BATCH + 1)]
 
-    async def send(
-        self, stream: str, messages: list[dict[str, Any]], *, retry: bool = True
-    ) -> list[Ack]:
-        orjson.dumps({"messages": messages})
-        return acks_from_wire(orjson.loads(self.replies[len(messages)])["data"]["acks"])
+    async def send_for_seqs(
+        self, stream: str, messages: Sequence[str], *, retry: bool = True
+    ) -> tuple[list[int], list[datetime]]:
+        body_pieces(messages)
+        runs = orjson.loads(self.replies[len(messages)])["data"]["ack_runs"]
+        return ack_fields_from_runs(runs, len(messages))
 
 
-def publisher_us(repeat: int, reply: bytes) -> float:
+def publisher_us(repeat: int) -> float:
     """Per-event µs of `Publisher.publish` + ``flush`` over prebuilt events, fake API."""
     publisher: Publisher | None = None
+    nacks: list[Nack] = []
 
     async def publish_batch(events: list[Event]) -> None:
-        await publisher_of().publish(events)
+        await publisher_of().publish(events, on_nack=nacks.append)
         await publisher_of().flush()
+        if nacks:
+            raise RuntimeError(f"the publisher nacked {len(nacks)} events: {nacks[0]}")
 
     def publisher_of() -> Publisher:
         nonlocal publisher
         if publisher is None:
-            publisher = Publisher(cast(API, _InstantAPI(reply)), "s")
+            publisher = Publisher(cast(API, _InstantAPI()), "s")
         return publisher
 
     loop = asyncio.new_event_loop()
@@ -140,39 +153,36 @@ def publish_stages(repeat: int, db: _Db) -> dict[str, float]:
     """Per-event µs of each publish stage, client then server."""
     events = _events()
     wire = [e.to_wire("s") for e in events]
-    body = orjson.dumps({"messages": wire})
+    texts = [orjson.dumps(message).decode() for message in wire]
+    body = b"".join(body_pieces(texts))
     parsed = orjson.loads(body)
     messages = validation.publish_body(parsed)
 
-    def store_publish(fresh: list[Any]) -> None:
-        batch = prepare(db.sid, fresh)
-        db.transaction(lambda c: db.ops.publish(c, db.sid, batch))
+    def store_publish(prepared: PreparedBatch) -> None:
+        db.transaction(lambda c: db.ops.publish(c, db.sid, prepared))
 
     batch = prepare(db.sid, messages)
     stored = db.transaction(lambda c: db.ops.publish(c, db.sid, batch))
-    acks = stored.acks or PublishResult(
-        stored.published, [AckRun(stored.first_seq, len(messages), datetime.now(timezone.utc))]
-    ).acks(messages)
-    response = json_response({"data": {"published": len(acks), "acks": acks}})
-    assert isinstance(response.body, bytes)
-    response_body = response.body
+    runs = [[stored.first_seq, stored.published, datetime.now(timezone.utc)]]
+    reply = _runs_reply(BATCH)
 
     def decode_acks(_: None) -> None:
-        acks_from_wire(orjson.loads(response_body)["data"]["acks"])
+        ack_fields_from_runs(orjson.loads(reply)["data"]["ack_runs"], BATCH)
 
     stages = {
         "client: Event(data, key=...)": best_us_per_event(lambda _: _events(), repeat),
         "  of which new_event_id()": best_us_per_event(
             lambda _: [new_event_id() for _ in range(BATCH)], repeat
         ),
-        "client: Publisher publish+flush, fake API": publisher_us(repeat, response_body),
+        "client: Publisher publish+flush, fake API": publisher_us(repeat),
         "  of which Event.to_wire()": best_us_per_event(
             lambda _: [e.to_wire("s") for e in events], repeat
         ),
-        "  of which orjson.dumps(batch)": best_us_per_event(
-            lambda _: orjson.dumps({"messages": wire}), repeat
+        "  of which encoding each message": best_us_per_event(
+            lambda _: [orjson.dumps(message).decode() for message in wire], repeat
         ),
-        "  of which decoding the acks": best_us_per_event(decode_acks, repeat),
+        "  of which body_pieces()": best_us_per_event(lambda _: body_pieces(texts), repeat),
+        "  of which decoding the ack runs": best_us_per_event(decode_acks, repeat),
         "server: orjson.loads(body)": best_us_per_event(lambda _: orjson.loads(body), repeat),
         "server: validation.publish_body()": best_us_per_event(
             validation.publish_body, repeat, lambda: parsed
@@ -180,11 +190,11 @@ def publish_stages(repeat: int, db: _Db) -> dict[str, float]:
         "server: prepare the batch (event loop)": best_us_per_event(
             lambda fresh: prepare(db.sid, fresh), repeat, _new_messages
         ),
-        "server: prepare + store publish + commit": best_us_per_event(
-            store_publish, repeat, _new_messages
+        "server: store publish + commit (writer)": best_us_per_event(
+            store_publish, repeat, lambda: prepare(db.sid, _new_messages())
         ),
-        "server: response JSON": best_us_per_event(
-            lambda _: json_response({"data": {"published": len(acks), "acks": acks}}), repeat
+        "server: response JSON (ack runs)": best_us_per_event(
+            lambda _: json_response({"data": {"published": BATCH, "ack_runs": runs}}), repeat
         ),
     }
     return stages
