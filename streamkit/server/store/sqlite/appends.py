@@ -28,7 +28,7 @@ from functools import cache
 
 import orjson
 
-from streamkit.server.store.base import NewMessage, bytes_hash, data_hash
+from streamkit.server.store.base import NewMessage, bytes_hash
 from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, Place, with_places
 from streamkit.server.store.sqlite.dedupe import DedupeWindow
 
@@ -84,8 +84,7 @@ class PreparedBatch:
 
 def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     """Everything about publishing ``messages`` to stream ``sid`` that needs no lock."""
-    window_key = DedupeWindow.key
-    id_keys: list[int | None] = []
+    msg_ids: list[str | None] = []
     hashes: list[str] = []
     blobs: list[bytes] = []
     values: list[object] | None = []
@@ -94,9 +93,9 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     shape = (bool(first.get("headers")), bool(first.get("encoding"))) if first else (False, False)
     for m in messages:
         key, data, msg_id = m["key"], m["data"], m.get("id")
-        id_keys.append(None if msg_id is None else window_key(sid, msg_id))
-        if len(data) < FILE_DATA_CHARS:  # the usual small data: no call per message
-            hashes.append(hash_ := data_hash(data))
+        msg_ids.append(msg_id)
+        if len(data) < FILE_DATA_CHARS:  # the usual small data
+            hashes.append(hash_ := bytes_hash(data.encode()))
             size += len(key) + len(data)
         else:
             blobs.append(raw := data.encode())
@@ -113,6 +112,7 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
             values.append(headers_column(headers))
         if encoding:
             values.append(encoding)
+    id_keys = DedupeWindow.keys(sid, msg_ids)
     keyed = [k for k in id_keys if k is not None]
     if len(set(keyed)) != len(keyed):
         values = None

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from zlib import crc32
 
 log = logging.getLogger(__name__)
@@ -94,17 +95,25 @@ class DedupeWindow:
         return held + len(self._uncommitted)
 
     @staticmethod
-    def key(sid: int, msg_id: str) -> int:
-        """The 96-bit key ``msg_id`` of stream ``sid`` is remembered by (see the module doc)."""
-        return ((hash(msg_id) ^ sid * _SID_MIX) & _SEQ_MASK) << 32 | crc32(msg_id.encode())
+    def keys(sid: int, msg_ids: Sequence[str | None]) -> list[int | None]:
+        """The 96-bit key each of ``msg_ids`` of stream ``sid`` is remembered by (see the
+        module doc); None for a message without an id. One comprehension for a batch:
+        a call per id costs about a quarter more."""
+        mix = sid * _SID_MIX
+        return [
+            None if i is None else ((hash(i) ^ mix) & _SEQ_MASK) << 32 | crc32(i.encode())
+            for i in msg_ids
+        ]
 
     def find(self, sid: int, msg_id: str, now_us: int) -> int | None:
         """The `pack` ed entry of ``msg_id`` if stream ``sid`` stored it within the window."""
-        return self.find_key(self.key(sid, msg_id), now_us)
+        (key,) = self.keys(sid, [msg_id])
+        assert key is not None
+        return self.find_key(key, now_us)
 
     def find_key(self, key: int, now_us: int) -> int | None:
-        """`find` by a `key` the caller has computed already (the hot path: it is
-        computed once per message, for the lookup and, on a miss, for `stage_keys`)."""
+        """`find` by a key the caller has computed already (the hot path: it is computed
+        once per message, for the lookup and, on a miss, for staging)."""
         hit = self._uncommitted.get(key)
         if hit is None:
             for generation in reversed(self._generations):  # the newest entry wins
@@ -128,10 +137,10 @@ class DedupeWindow:
 
     def stage(self, sid: int, entries: dict[str, int]) -> None:
         """Add a finished job's entries (id -> `pack` ed) to the open transaction."""
-        self.stage_keys({self.key(sid, msg_id): packed for msg_id, packed in entries.items()})
+        self.stage_keys(self._keyed(sid, entries))
 
     def stage_keys(self, entries: dict[int, int]) -> None:
-        """`stage` entries keyed by `key` already."""
+        """`stage` entries keyed by `keys` already."""
         if entries:
             self._uncommitted.update(entries)
 
@@ -143,7 +152,12 @@ class DedupeWindow:
 
     def load(self, sid: int, entries: dict[str, int], now_us: int) -> None:
         """Add committed entries at once (rebuilding the window; oldest first, please)."""
-        self._add({self.key(sid, msg_id): packed for msg_id, packed in entries.items()}, now_us)
+        self._add(self._keyed(sid, entries), now_us)
+
+    def _keyed(self, sid: int, entries: dict[str, int]) -> dict[int, int]:
+        """``entries`` (id -> `pack` ed) keyed by their `keys`."""
+        keys = self.keys(sid, list(entries))
+        return {k: v for k, v in zip(keys, entries.values(), strict=True) if k is not None}
 
     def _add(self, entries: dict[int, int], now_us: int) -> None:
         generations = self._generations

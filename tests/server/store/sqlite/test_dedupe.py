@@ -61,12 +61,15 @@ def test_an_id_stored_again_stays_until_its_latest_entry_expires() -> None:
 
 def test_knows_any_finds_an_id_in_any_generation_or_the_open_transaction() -> None:
     window = DedupeWindow(WINDOW_MS)
-    key = DedupeWindow.key
+
+    def key(sid: int, msg_id: str) -> int | None:
+        return DedupeWindow.keys(sid, [msg_id])[0]
+
     for i, at in enumerate((T0, T0 + 300_000, T0 + 600_000)):  # one generation each
         window.stage(1, {f"g{i}": pack(i + 1, at)})
         window.commit(at)
     now = T0 + 700_000
-    fresh: list[int | None] = [key(1, f"new{i}") for i in range(100)] + [None]
+    fresh = DedupeWindow.keys(1, [*(f"new{i}" for i in range(100)), None])
     assert not window.knows_any(fresh, now)
     for known in ("g0", "g1", "g2"):
         assert window.knows_any([*fresh, key(1, known)], now), known
@@ -75,3 +78,12 @@ def test_knows_any_finds_an_id_in_any_generation_or_the_open_transaction() -> No
     assert window.knows_any([key(1, "open"), None], now)
     # Present but past the window: not known, as find says.
     assert not window.knows_any([key(1, "g0")], T0 + WINDOW_MS * 1000)
+
+
+def test_keys_of_a_batch_are_the_keys_of_its_ids_one_by_one() -> None:
+    ids: list[str | None] = ["a", None, "b", "a"]
+    keys = DedupeWindow.keys(3, ids)
+    assert keys[1] is None
+    assert keys[0] == keys[3] != keys[2]
+    assert keys == [None if i is None else DedupeWindow.keys(3, [i])[0] for i in ids]
+    assert DedupeWindow.keys(4, ["a"]) != DedupeWindow.keys(3, ["a"])  # per stream
