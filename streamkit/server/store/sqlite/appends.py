@@ -28,7 +28,7 @@ from functools import cache
 
 import orjson
 
-from streamkit.server.store.base import NewMessage, bytes_hash
+from streamkit.server.store.base import NewMessage, bytes_hash, data_hash
 from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, Place, with_places
 from streamkit.server.store.sqlite.dedupe import DedupeWindow
 
@@ -95,7 +95,7 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
         key, data, msg_id = m["key"], m["data"], m.get("id")
         msg_ids.append(msg_id)
         if len(data) < FILE_DATA_CHARS:  # the usual small data
-            hashes.append(hash_ := bytes_hash(data.encode()))
+            hashes.append(hash_ := data_hash(data))
             size += len(key) + len(data)
         else:
             blobs.append(raw := data.encode())
