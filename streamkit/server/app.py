@@ -35,6 +35,7 @@ from streamkit.server.responses import (
     deliveries_response,
     delivery_columns_response,
     json_response,
+    messages_response,
     not_found,
     stream_json,
     validation_failed,
@@ -420,7 +421,7 @@ async def read_messages(request: web.Request) -> web.Response:
     stream = request.match_info["stream"]
     with request.app[LONG_POLLS].hold(("stream", stream), query.wait_ms, per_key=False):
         found = await _store(request).read_messages(stream, query)
-    return json_response({"data": found})
+    return messages_response(found)
 
 
 async def create_consumer(request: web.Request) -> web.Response:
@@ -518,7 +519,7 @@ async def dead_letters(request: web.Request) -> web.Response:
     after = validation.int_param(request.query, "after_seq", 0, minimum=0)
     m = request.match_info
     found = await _store(request).dead_letters(m["stream"], m["consumer"], limit, after)
-    return json_response({"data": found})
+    return messages_response(found)
 
 
 async def redrive(request: web.Request) -> web.Response:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
-from streamkit.server.store.base import ConsumerRecord, Delivery, StreamRecord
+from streamkit.server.store.base import ConsumerRecord, Delivery, Message, StreamRecord, data_hash
+
+M = TypeVar("M", bound=Message)
 
 _DUMPS_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 _STR_KEYS_OPTIONS = orjson.OPT_UTC_Z
@@ -25,8 +28,24 @@ def json_response(
     )
 
 
+def with_data_hash(messages: Sequence[M]) -> Sequence[M]:
+    """``messages``, each with its ``data_hash`` (added in place where the engine left it
+    out), as the Sequin shape has it: the hash is computed for the reads that send it."""
+    for message in messages:
+        if "data_hash" not in message:
+            message["data_hash"] = data_hash(message["data"])
+    return messages
+
+
+def messages_response(messages: Sequence[Message]) -> web.Response:
+    """``{"data": messages}`` in the Sequin shape (`with_data_hash`)."""
+    return json_response({"data": with_data_hash(messages)})
+
+
 def deliveries_response(deliveries: list[Delivery]) -> web.Response:
-    """``{"data": deliveries}`` as `json_response` would send it."""
+    """``{"data": deliveries}`` as `json_response` would send it, each message with its
+    ``data_hash`` (`with_data_hash`)."""
+    with_data_hash([d["message"] for d in deliveries])
     return _str_keys_data_response(deliveries)
 
 

@@ -51,6 +51,7 @@ from aiohttp import web
 
 from streamkit.protocol.wire import EVENT_STREAM, HEARTBEAT_HEADER, MAX_BATCH
 from streamkit.server import validation
+from streamkit.server.responses import with_data_hash
 from streamkit.server.state import CLOSING, CONFIG, METRICS, STORE
 from streamkit.server.store.base import (
     Message,
@@ -121,6 +122,7 @@ def preamble(cursor: int, retry_ms: int | None) -> bytes:
 
 def encode_messages(messages: Sequence[Message], *, named: bool = True) -> bytes:
     """A batch of stored messages as SSE event blocks, ready for one write."""
+    with_data_hash(messages)
     dumps = orjson.dumps
     if named:
         return b"".join(

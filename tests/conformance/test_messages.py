@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import time
 from typing import Any
 
 from tests.http_api import Api, msgs
 
-from .helpers import keys
+from .helpers import eventually, keys
 
 
 async def test_publish_acks_in_request_order(api: Api) -> None:
@@ -268,3 +269,38 @@ async def test_read_wait_only_wakes_for_matching_keys(api: Api) -> None:
     assert keys(got) == ["us.3"]
     got = await api.read(after_seq=3, wait_for=200)
     assert got == []
+
+
+def _sequin_hash(data: str) -> str:
+    return base64.b64encode(hashlib.sha256(data.encode()).digest()).decode()
+
+
+async def test_every_sequin_shaped_read_carries_the_hash_of_the_data(api: Api) -> None:
+    """Engines may leave ``data_hash`` out of what they store; every read that sends the
+    Sequin shape (catch-up pages, receive, dead letters) computes it from the data."""
+    await api.stream("orders")
+    await api.consumer(max_deliver=1)
+    datas = ["plain", "ünïcode ☃", "x" * 5000, "é" * 3000]  # the last two go to data files
+    await api.publish("orders", [{"key": f"k{i}", "data": d} for i, d in enumerate(datas)])
+    expected = [_sequin_hash(d) for d in datas]
+    assert [m["data_hash"] for m in await api.read()] == expected
+    assert [m["data_hash"] for m in await api.read(limit=2, sort="seq_desc")] == expected[:1:-1]
+    delivered = await api.receive()
+    assert [d["message"]["data_hash"] for d in delivered] == expected
+    await api.nack([d["ack_id"] for d in delivered])
+    await eventually(api.stats, lambda s: s["dead"] == len(datas))
+    dead = await api.ok("GET", "/api/streams/orders/consumers/billing/dead")
+    assert [m["data_hash"] for m in dead["data"]] == expected
+
+
+async def test_process_unmodified_false_compares_data_kept_in_data_files(api: Api) -> None:
+    await api.stream("kv", one_message_per_key=True)
+    big = "b" * 6000
+    first = await api.publish("kv", [{"key": "a", "data": big}])
+    again = await api.publish("kv", [{"key": "a", "data": big}])
+    assert again["published"] == 0 and again["acks"][0]["seq"] == first["acks"][0]["seq"]
+    assert (await api.publish("kv", [{"key": "a", "data": big + "!"}]))["published"] == 1
+    assert (await api.publish("kv", [{"key": "a", "data": "small now"}]))["published"] == 1
+    assert (await api.publish("kv", [{"key": "a", "data": big}]))["published"] == 1
+    (kept,) = await api.read("kv")
+    assert (kept["data"], kept["data_hash"]) == (big, _sequin_hash(big))

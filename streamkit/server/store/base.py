@@ -226,15 +226,21 @@ class _MessageRequired(TypedDict):
     key: str
     stream_id: str
     data: str
-    data_hash: str
     seq: int
     inserted_at: datetime
     updated_at: datetime
 
 
 class Message(_MessageRequired, total=False):
-    """A stored message, wire-shaped. Optional fields are absent when unset."""
+    """A stored message, wire-shaped. Optional fields are absent when unset.
 
+    ``data_hash`` is derived from ``data``, and an engine may leave it out: the
+    server adds it (`responses.with_data_hash`) to the messages it sends in the
+    Sequin shape, so the hashing is paid by the reads that ask for it, not by
+    every publish.
+    """
+
+    data_hash: str
     id: str
     headers: dict[str, str]
     encoding: str

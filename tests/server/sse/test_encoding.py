@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import datetime, timezone
 from typing import Any
 
@@ -126,3 +128,11 @@ def test_bad_parameters(query: dict[str, str], headers: dict[str, str], param: s
     with pytest.raises(BadParam) as info:
         sse.tail_params(query, headers)
     assert info.value.param == param
+
+
+def test_a_message_stored_without_its_hash_is_sent_with_it() -> None:
+    m = message(7, data="ü")
+    del m["data_hash"]
+    (block,) = sse.encode_messages([m]).split(b"\n\n")[:1]
+    sent = orjson.loads(block.split(b"data: ", 1)[1])
+    assert sent["data_hash"] == base64.b64encode(hashlib.sha256("ü".encode()).digest()).decode()

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
-from streamkit.server.store.base import Message, data_hash
+from streamkit.server.store.base import Message
 
 HDR_MSG_ID = "Nats-Msg-Id"
 HDR_HEADERS = "Streamkit-Headers"
@@ -144,7 +144,6 @@ def decode_message(
         "key": subject[len(root) :],
         "stream_id": stream_id,
         "data": text,
-        "data_hash": data_hash(text),
         "seq": seq,
         "inserted_at": stored,
         "updated_at": stored,

@@ -28,7 +28,7 @@ from functools import cache
 
 import orjson
 
-from streamkit.server.store.base import NewMessage, bytes_hash, data_hash
+from streamkit.server.store.base import NewMessage, bytes_hash
 from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, Place, with_places
 from streamkit.server.store.sqlite.dedupe import DedupeWindow
 
@@ -54,7 +54,9 @@ class PreparedBatch:
     id_keys: list[int | None]
     """Each message's dedupe-window key (None: it has no id)."""
     hashes: list[str]
-    """Each message's ``data_hash``."""
+    """Each message's stored ``data_hash``: the hash of data that goes to a data file
+    (a checksum of its bytes there), '' for data kept in its row, whose hash is
+    computed only when the message is sent (`responses.with_data_hash`)."""
     columns: tuple[str, ...]
     """The columns `values` holds for each row."""
     values: list[object] | None
@@ -94,8 +96,8 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     for m in messages:
         key, data, msg_id = m["key"], m["data"], m.get("id")
         msg_ids.append(msg_id)
-        if len(data) < FILE_DATA_CHARS:  # the usual small data
-            hashes.append(hash_ := data_hash(data))
+        if len(data) < FILE_DATA_CHARS:  # the usual small data, hashed only when sent
+            hashes.append(hash_ := "")
             size += len(key) + len(data)
         else:
             blobs.append(raw := data.encode())

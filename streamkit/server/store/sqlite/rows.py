@@ -95,11 +95,12 @@ def messages_from_rows(
             "key": key,
             "stream_id": stream_id,
             "data": data,
-            "data_hash": hash_,
             "seq": seq,
             "inserted_at": inserted,
             "updated_at": updated,
         }
+        if hash_:  # kept for data in data files; the others' is computed when sent
+            msg["data_hash"] = hash_
         if msg_id is not None:
             msg["id"] = msg_id
         if headers is not None:

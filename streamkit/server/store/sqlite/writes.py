@@ -27,6 +27,7 @@ from streamkit.server.store.base import (
     StreamChanges,
     StreamOptions,
     StreamRecord,
+    data_hash,
 )
 from streamkit.server.store.sqlite import appends, leases, retention
 from streamkit.server.store.sqlite.appends import PreparedBatch
@@ -98,6 +99,18 @@ class _BulkInsert:
 _INSERT_DELIVERIES = _BulkInsert.of(
     "deliveries", "consumer, seq, state, token, due, delivery_count"
 )
+
+
+def _same_data(old_hash: str, old_data: str, new_hash: str, new_data: str) -> bool:
+    """Whether a key's kept message and a new one carry the same data.
+
+    A kept message stored with a hash (its data is in a data file, or it was
+    stored before hashes were kept for data files only) is compared by hash;
+    one without, by its inline data.
+    """
+    if old_hash:
+        return old_hash == (new_hash or data_hash(new_data))
+    return old_data == new_data
 
 
 def _count_stored(conn: sqlite3.Connection, sid: int, last_seq: int, added: int, size: int) -> None:
@@ -397,7 +410,7 @@ class WriteOps:
             if old is not None:
                 old_seq, old_hash, old_inserted, old_updated, old_data, old_bytes = old
                 old_size = len(key) + stored_size(old_data, old_bytes)
-                if not process_unmodified and old_hash == hash_:
+                if not process_unmodified and _same_data(old_hash, old_data, hash_, data):
                     # Identical data: nothing to store; the ack points at the kept message.
                     acks.append(
                         {"id": msg_id, "seq": old_seq, "committed": to_datetime(old_updated)}
