@@ -146,6 +146,20 @@ class Lane:
                 timer.cancel()
 
     def _take_batch(self) -> tuple[list[QueuedEvent], int]:
+        queue = self._queue
+        if len(queue) <= self.max_batch and self._queue_bytes <= self.max_bytes:
+            batch, size = list(queue), self._queue_bytes  # all of it: the usual case
+            queue.clear()
+        else:
+            batch, size = self._take_first()
+        self._queue_bytes -= size
+        self._taken += len(batch)
+        # What stays behind has waited at least as long as this batch: no more lingering.
+        self._due_at = 0.0
+        return batch, size
+
+    def _take_first(self) -> tuple[list[QueuedEvent], int]:
+        """The oldest queued events that fit in one batch (at least one)."""
         queue, size = self._queue, 0
         batch: list[QueuedEvent] = []
         while queue and len(batch) < self.max_batch:
@@ -154,8 +168,4 @@ class Lane:
                 break
             batch.append(queue.popleft())
             size += item_size
-        self._queue_bytes -= size
-        self._taken += len(batch)
-        # What stays behind has waited at least as long as this batch: no more lingering.
-        self._due_at = 0.0
         return batch, size
