@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import math
 import statistics
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 
 import streamkit
 from benchmarks import redis_streams
-from benchmarks.harness import Context, Measurement, print_table, servers, steady
+from benchmarks.harness import Context, Measurement, interleaved, print_table, servers, steady
 from streamkit import Event
 
 SCENARIO = "consume"
@@ -64,6 +65,12 @@ class Rate:
     def since(cls, count: int, wall: float, cpu: float) -> Rate:
         """The rate of ``count`` events since ``wall`` (perf_counter) and ``cpu`` (process_time)."""
         return cls(count / (time.perf_counter() - wall), (time.process_time() - cpu) / count * 1e6)
+
+
+async def redis_consume_rate(url: str, count: int) -> Rate:
+    """`redis_streams.consume_rate` of ``count`` 100-byte events, as a `Rate`."""
+    per_second, cpu_us = await redis_streams.consume_rate(url, count, PAYLOAD.encode())
+    return Rate(per_second, cpu_us)
 
 
 async def fill(client: streamkit.AsyncClient, stream: str, count: int) -> None:
@@ -285,30 +292,31 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
-async def best_of(runs: int, measure: Callable[[], Awaitable[Rate]]) -> Rate:
-    """The best rate of ``runs`` runs (the first one also warms connections and caches)."""
-    return max([await measure() for _ in range(runs)], key=lambda rate: rate.per_second)
-
-
 async def run(ctx: Context) -> list[Measurement]:
     """Measure one subscription, its JetStream peer, competing processes and latency."""
     count = ctx.size(200_000, 50_000)
     seconds = ctx.size(5, 2)
     url = ctx.streamkit_url
-    best = f"best of {RUNS}"
-
-    ours = await best_of(RUNS, lambda: streamkit_rate(url, count))
-    note = f"{count:,} events, batch {BATCH}, {best}"
-    batched = await best_of(RUNS, lambda: streamkit_batch_rate(url, count))
+    nats_url, redis_url = ctx.nats_url, ctx.redis_url
+    measures: dict[str, Callable[[], Awaitable[Rate]]] = {
+        "ours": functools.partial(streamkit_rate, url, count),
+        "batched": functools.partial(streamkit_batch_rate, url, count),
+    }
+    if nats_url is not None:
+        measures["nats"] = functools.partial(nats_rate, nats_url, count)
+    if redis_url is not None:
+        measures["redis"] = functools.partial(redis_consume_rate, redis_url, count)
+    rates = await interleaved(RUNS, measures, lambda rate: rate.per_second)
+    ours, batched = rates["ours"], rates["batched"]
+    note = f"{count:,} events, batch {BATCH}, best of {RUNS}, interleaved"
     rows = [
         m("streamkit subscription, consume+ack", ours.per_second, "events/s", note),
         m("  client CPU per event", ours.cpu_us, "us", "the consuming process only"),
         m("streamkit batches(), batch.ack()", batched.per_second, "events/s", note),
         m("  client CPU per event", batched.cpu_us, "us", "the consuming process only"),
     ]
-    nats_url = ctx.nats_url
     if nats_url is not None:
-        peer = await best_of(RUNS, lambda: nats_rate(nats_url, count))
+        peer = rates["nats"]
         rows += [
             m("nats-py JetStream fetch+ack", peer.per_second, "events/s", note),
             m("  client CPU per event", peer.cpu_us, "us", "the consuming process only"),
@@ -317,13 +325,17 @@ async def run(ctx: Context) -> list[Measurement]:
         ]
     else:
         rows.append(m("nats-py JetStream fetch+ack", math.nan, "events/s", "no nats-server"))
-    redis_rows = await redis_streams.consume_rows(ctx, count, ours.per_second)  # skipped if absent
-    rows += redis_rows
-    redis = next(r for r in redis_rows if r.name == "redis-py XREADGROUP+XACK")
-    if not math.isnan(redis.value):
-        rows.append(
-            m("streamkit batches() / redis XREADGROUP", batched.per_second / redis.value, "x")
-        )
+    redis = rates.get("redis")
+    if redis is not None:
+        rows += [
+            m("redis-py XREADGROUP+XACK", redis.per_second, "events/s", note),
+            m("  client CPU per event", redis.cpu_us, "us", "the consuming process only"),
+            m("streamkit / redis XREADGROUP", ours.per_second / redis.per_second, "x"),
+            m("streamkit batches() / redis XREADGROUP", batched.per_second / redis.per_second, "x"),
+        ]
+    else:
+        skipped = "skipped: redis-server not installed"
+        rows.append(m("redis-py XREADGROUP+XACK", math.nan, "events/s", skipped))
     competing, shares = await competing_rate(url, count)
     rows.append(
         m(

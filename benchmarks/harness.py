@@ -22,13 +22,15 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+
+T = TypeVar("T")
 
 READY_TIMEOUT = 20.0
 """Seconds a server subprocess gets to start answering."""
@@ -71,6 +73,25 @@ class Context:
 
 
 Scenario = Callable[[Context], Awaitable[list[Measurement]]]
+
+
+async def interleaved(
+    runs: int, measures: Mapping[str, Callable[[], Awaitable[T]]], rate: Callable[[T], float]
+) -> dict[str, T]:
+    """The best result (by ``rate``) of each of ``measures`` over ``runs`` rounds, each
+    round running every measure once, in turn.
+
+    Systems compared by a ratio are measured this way, not one after the other:
+    a host that slows down or speeds up during the scenario then moves them all
+    alike, and their ratio stays fair.
+    """
+    best: dict[str, T] = {}
+    for _ in range(runs):
+        for name, measure in measures.items():
+            result = await measure()
+            if name not in best or rate(result) > rate(best[name]):
+                best[name] = result
+    return best
 
 
 def percentile(values: Sequence[float], p: float) -> float:

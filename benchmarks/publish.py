@@ -22,6 +22,7 @@ Events carry one of 16 keys (subjects for NATS); streamkit keeps per-key order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import subprocess
@@ -32,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import streamkit
 from benchmarks import bare, redis_streams
-from benchmarks.harness import Context, Measurement, percentile, steady
+from benchmarks.harness import Context, Measurement, interleaved, percentile, steady
 from streamkit import Event, Nack, PublisherConfig
 
 SCENARIO = "publish"
@@ -241,39 +242,48 @@ async def run(ctx: Context) -> list[Measurement]:
     sequin_count = ctx.size(2_000, 500)
     rss_count = ctx.size(1_000_000, 200_000)
     url = ctx.streamkit_url
-    best = f"best of {RUNS}"
 
     def m(name: str, value: float, unit: str, note: str = "") -> Measurement:
         return Measurement(SCENARIO, name, value, unit, note)
 
-    # The bare client's runs against the same server alternate with the publisher's, so
-    # both meet the server in the same state (its dedupe window, the purge of the
-    # streams deleted before them).
-    ours = server_only = 0.0
-    for _ in range(RUNS):
-        ours = max(ours, await streamkit_rate(url, count))
-        server_only = max(server_only, await bare.streamkit_server_rate(url, count))
+    # The bare client meets the server in the state the publisher does (its dedupe
+    # window, the purge of the streams deleted before), and the peers the same host.
+    nats_url, redis_url = ctx.nats_url, ctx.redis_url
+    measures: dict[str, Callable[[], Awaitable[float]]] = {
+        "ours": functools.partial(streamkit_rate, url, count),
+        "server_only": functools.partial(bare.streamkit_server_rate, url, count),
+    }
+    if nats_url is not None:
+        measures["nats"] = functools.partial(nats_rate, nats_url, count)
+    if redis_url is not None:
+        measures["redis"] = functools.partial(
+            redis_streams.publish_rate, redis_url, count, PAYLOAD.encode()
+        )
+    rates = await interleaved(RUNS, measures, float)
+    ours, server_only = rates["ours"], rates["server_only"]
+    best = f"best of {RUNS}, interleaved"
     keyless = await best_of(RUNS, lambda: streamkit_rate(url, count, keys=0))
     sequin = await best_of(RUNS, lambda: asyncio.to_thread(sequin_rate, url, sequin_count))
+    alone = f"best of {RUNS}"
     rows = [
         m("streamkit publisher", ours, "events/s", f"{count:,} events, {KEYS} keys, {best}"),
-        m("streamkit publisher, no keys", keyless, "events/s", f"one ordered lane, {best}"),
-        m("sequin-py, 1 msg/request", sequin, "events/s", f"{sequin_count:,} events, {best}"),
+        m("streamkit publisher, no keys", keyless, "events/s", f"one ordered lane, {alone}"),
+        m("sequin-py, 1 msg/request", sequin, "events/s", f"{sequin_count:,} events, {alone}"),
         m("streamkit / sequin-py", ours / sequin, "x"),
     ]
     async with bare.serving(ctx.scratch) as bare_url:
         floor = await best_of(RUNS, lambda: bare.rate(bare_url, count))
         ceiling = await best_of(RUNS, lambda: bare.rate(bare_url, count, prebuilt=True))
-    bare_note = f"{count:,} events, {bare.PER_REQUEST}/request, {bare.IN_FLIGHT} in flight, {best}"
+    per_request = f"{count:,} events, {bare.PER_REQUEST}/request, {bare.IN_FLIGHT} in flight"
+    bare_note = f"{per_request}, {alone}"
     rows += [
         m("bare aiohttp + SQLite pipeline", floor, "events/s", bare_note),
-        m("  bodies made before the clock", ceiling, "events/s", best),
-        m("bare client -> streamkit server", server_only, "events/s", bare_note),
+        m("  bodies made before the clock", ceiling, "events/s", alone),
+        m("bare client -> streamkit server", server_only, "events/s", f"{per_request}, {best}"),
         m("streamkit / bare pipeline", ours / floor, "x"),
     ]
-    nats_url = ctx.nats_url
     if nats_url is not None:
-        peer = await best_of(RUNS, lambda: nats_rate(nats_url, count))
+        peer = rates["nats"]
         rows += [
             m("nats-py JetStream publish_async", peer, "events/s", f"{count:,} events, {best}"),
             m("streamkit / nats JetStream", ours / peer, "x"),
@@ -281,10 +291,8 @@ async def run(ctx: Context) -> list[Measurement]:
     else:
         missing = "skipped: no nats-server binary"
         rows.append(m("nats-py JetStream publish_async", math.nan, "events/s", missing))
-    redis_url = ctx.redis_url
     if redis_url is not None:
-        payload = PAYLOAD.encode()
-        peer = await best_of(RUNS, lambda: redis_streams.publish_rate(redis_url, count, payload))
+        peer = rates["redis"]
         note = f"{count:,} events, pipelines of 1000, {redis_streams.IN_FLIGHT} in flight, {best}"
         rows += [
             m("redis-py XADD pipelines", peer, "events/s", note),

@@ -18,12 +18,11 @@ Every function takes ``redis://host:port`` and needs the ``redis`` package.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import uuid
 from typing import Any
 
-from benchmarks.harness import Context, Measurement, steady
+from benchmarks.harness import steady
 
 IN_FLIGHT = 4
 """Pipelines in flight at once (the streamkit publisher's default lanes)."""
@@ -103,24 +102,6 @@ async def consume_rate(
     if pending:
         raise RuntimeError(f"redis: {pending} still pending")
     return count / elapsed, cpu_us
-
-
-async def consume_rows(ctx: Context, count: int, streamkit_rate: float) -> list[Measurement]:
-    """The consume scenario's Redis rows (best of 2), with the ratio to ``streamkit_rate``."""
-    if ctx.redis_url is None:
-        skipped = "skipped: redis-server not installed"
-        return [Measurement("consume", "redis-py XREADGROUP+XACK", math.nan, "events/s", skipped)]
-    url = ctx.redis_url
-    runs = [await consume_rate(url, count, b"x" * 100) for _ in range(2)]
-    rate, cpu_us = max(runs)
-    note = f"{count:,} events, COUNT 1000, one XACK per batch, best of 2"
-    return [
-        Measurement("consume", "redis-py XREADGROUP+XACK", rate, "events/s", note),
-        Measurement(
-            "consume", "  client CPU per event", cpu_us, "us", "the consuming process only"
-        ),
-        Measurement("consume", "streamkit / redis XREADGROUP", streamkit_rate / rate, "x"),
-    ]
 
 
 async def publish_latencies(url: str, seconds: float, rate: int, payload: bytes) -> list[float]:

@@ -8,18 +8,19 @@
   (`benchmarks.consume.competing_rate`).
 
 Every point is a rate of acked (or consumed and acked) events, the best of
-``RUNS`` runs (one with ``--quick``); counts are sized so that a point takes
-about a second. The points are measurements with a ``figure``, a ``series`` and an ``x``:
-`harness.print_curves` prints them and `benchmarks.plot` draws them.
+``RUNS`` runs (one with ``--quick``); the systems of a point take turns, run by
+run (`harness.interleaved`), so that they meet the host in the same state. Counts
+are sized so that a point takes about a second. The points are measurements with
+a ``figure``, a ``series`` and an ``x``: `harness.print_curves` prints them and
+`benchmarks.plot` draws them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
 
 from benchmarks import consume, publish, redis_streams
-from benchmarks.harness import Context, Measurement
+from benchmarks.harness import Context, Measurement, interleaved
 from streamkit import PublisherConfig
 
 SCENARIO = "scaling"
@@ -39,13 +40,6 @@ def point(figure: str, line: str, x: float, value: float, note: str) -> Measurem
     return Measurement(SCENARIO, f"{line}, x={x:g}", value, "events/s", note, figure, line, x)
 
 
-async def best_of(
-    runs: int, measure: Callable[..., Awaitable[float]], *args: Any, **kwargs: Any
-) -> float:
-    """The best rate of ``runs`` calls ``measure(*args, **kwargs)``."""
-    return max([await measure(*args, **kwargs) for _ in range(runs)])
-
-
 def batch_count(batch: int, quick: bool) -> int:
     """Events per batch-size point: a request costs about a millisecond, an event a few µs."""
     return min(batch * (500 if quick else 2000), 40_000 if quick else 150_000)
@@ -61,16 +55,18 @@ async def by_batch_size(ctx: Context, runs: int) -> list[Measurement]:
     rows = []
     for batch in BATCH_SIZES:
         count = batch_count(batch, ctx.quick)
-        note = f"{count:,} events of 100 B, best of {runs}"
+        note = f"{count:,} events of 100 B, best of {runs}, interleaved"
         config = PublisherConfig(max_batch=batch)
-        rate = await best_of(runs, publish.streamkit_rate, ctx.streamkit_url, count, config=config)
-        rows.append(point(BY_BATCH, "streamkit", batch, rate, note))
+        measures = {
+            "streamkit": partial(publish.streamkit_rate, ctx.streamkit_url, count, config=config)
+        }
         if ctx.redis_url is not None:
             payload = publish.PAYLOAD.encode()
-            rate = await best_of(
-                runs, redis_streams.publish_rate, ctx.redis_url, count, payload, pipeline=batch
+            measures["redis-py XADD"] = partial(
+                redis_streams.publish_rate, ctx.redis_url, count, payload, pipeline=batch
             )
-            rows.append(point(BY_BATCH, "redis-py XADD", batch, rate, note))
+        rates = await interleaved(runs, measures, float)
+        rows += [point(BY_BATCH, line, batch, rate, note) for line, rate in rates.items()]
     return rows
 
 
@@ -79,18 +75,21 @@ async def by_payload(ctx: Context, runs: int) -> list[Measurement]:
     rows = []
     for size in PAYLOADS:
         count = payload_count(size, ctx.quick)
-        note = f"{count:,} events, best of {runs}"
+        note = f"{count:,} events, best of {runs}, interleaved"
         text = "x" * size
-        rate = await best_of(runs, publish.streamkit_rate, ctx.streamkit_url, count, payload=text)
-        rows.append(point(BY_PAYLOAD, "streamkit", size, rate, note))
+        measures = {
+            "streamkit": partial(publish.streamkit_rate, ctx.streamkit_url, count, payload=text)
+        }
         if ctx.nats_url is not None:
-            rate = await best_of(runs, publish.nats_rate, ctx.nats_url, count, text.encode())
-            rows.append(point(BY_PAYLOAD, "nats-py JetStream", size, rate, note))
-        if ctx.redis_url is not None:
-            rate = await best_of(
-                runs, redis_streams.publish_rate, ctx.redis_url, count, text.encode()
+            measures["nats-py JetStream"] = partial(
+                publish.nats_rate, ctx.nats_url, count, text.encode()
             )
-            rows.append(point(BY_PAYLOAD, "redis-py XADD", size, rate, note))
+        if ctx.redis_url is not None:
+            measures["redis-py XADD"] = partial(
+                redis_streams.publish_rate, ctx.redis_url, count, text.encode()
+            )
+        rates = await interleaved(runs, measures, float)
+        rows += [point(BY_PAYLOAD, line, size, rate, note) for line, rate in rates.items()]
     return rows
 
 
