@@ -32,7 +32,8 @@ Layout, and why:
   of the bytes there; a row with inline data has ``''``, and its hash is
   computed when a read sends it. Hashing every message as it was stored cost
   about a fifth of the server's time per 100-byte event, for a field only
-  Sequin-shaped reads send; and every row was 44 bytes larger.
+  Sequin-shaped reads send; and it made each 100-byte event take 223 bytes of
+  disk instead of 173.
 - ``latest_by_key`` exists only for ``one_message_per_key`` streams.
 - ids are AUTOINCREMENT so a deleted stream's or consumer's number is never
   reused (in-memory state keyed by it can never alias a new one).
