@@ -292,6 +292,23 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
+def peer_rows(
+    system: str, versus: str, rates: dict[str, Rate], name: str, note: str
+) -> list[Measurement]:
+    """A peer's rows (``rates[name]``) with streamkit's ratios to it; one row saying it
+    was skipped when its server is not installed."""
+    peer = rates.get(name)
+    if peer is None:
+        return [m(system, math.nan, "events/s", f"skipped: no {name} server installed")]
+    ours, batched = rates["ours"], rates["batched"]
+    return [
+        m(system, peer.per_second, "events/s", note),
+        m("  client CPU per event", peer.cpu_us, "us", "the consuming process only"),
+        m(f"streamkit / {versus}", ours.per_second / peer.per_second, "x"),
+        m(f"streamkit batches() / {versus}", batched.per_second / peer.per_second, "x"),
+    ]
+
+
 async def run(ctx: Context) -> list[Measurement]:
     """Measure one subscription, its JetStream peer, competing processes and latency."""
     count = ctx.size(200_000, 50_000)
@@ -315,27 +332,8 @@ async def run(ctx: Context) -> list[Measurement]:
         m("streamkit batches(), batch.ack()", batched.per_second, "events/s", note),
         m("  client CPU per event", batched.cpu_us, "us", "the consuming process only"),
     ]
-    if nats_url is not None:
-        peer = rates["nats"]
-        rows += [
-            m("nats-py JetStream fetch+ack", peer.per_second, "events/s", note),
-            m("  client CPU per event", peer.cpu_us, "us", "the consuming process only"),
-            m("streamkit / nats JetStream", ours.per_second / peer.per_second, "x"),
-            m("streamkit batches() / nats JetStream", batched.per_second / peer.per_second, "x"),
-        ]
-    else:
-        rows.append(m("nats-py JetStream fetch+ack", math.nan, "events/s", "no nats-server"))
-    redis = rates.get("redis")
-    if redis is not None:
-        rows += [
-            m("redis-py XREADGROUP+XACK", redis.per_second, "events/s", note),
-            m("  client CPU per event", redis.cpu_us, "us", "the consuming process only"),
-            m("streamkit / redis XREADGROUP", ours.per_second / redis.per_second, "x"),
-            m("streamkit batches() / redis XREADGROUP", batched.per_second / redis.per_second, "x"),
-        ]
-    else:
-        skipped = "skipped: redis-server not installed"
-        rows.append(m("redis-py XREADGROUP+XACK", math.nan, "events/s", skipped))
+    rows += peer_rows("nats-py JetStream fetch+ack", "nats JetStream", rates, "nats", note)
+    rows += peer_rows("redis-py XREADGROUP+XACK", "redis XREADGROUP", rates, "redis", note)
     competing, shares = await competing_rate(url, count)
     rows.append(
         m(
