@@ -30,7 +30,7 @@ import orjson
 
 from streamkit.server.store.base import NewMessage, bytes_hash
 from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, Place, with_places
-from streamkit.server.store.sqlite.dedupe import DedupeWindow
+from streamkit.server.store.sqlite.dedupe import DedupeWindow, IdRange, id_range
 
 _SHAPES = {
     (False, False): ("key", "data", "data_hash", "msg_id"),
@@ -53,6 +53,8 @@ class PreparedBatch:
     messages: Sequence[NewMessage]
     id_keys: list[int | None]
     """Each message's dedupe-window key (None: it has no id)."""
+    id_range: IdRange | None
+    """The least and greatest id of the batch (None: no message has one)."""
     hashes: list[str]
     """Each message's stored ``data_hash``: the hash of data that goes to a data file
     (a checksum of its bytes there), '' for data kept in its row, whose hash is
@@ -118,7 +120,9 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     keyed = [k for k in id_keys if k is not None]
     if len(set(keyed)) != len(keyed):
         values = None
-    return PreparedBatch(messages, id_keys, hashes, _SHAPES[shape], values, size, blobs)
+    return PreparedBatch(
+        messages, id_keys, id_range(msg_ids), hashes, _SHAPES[shape], values, size, blobs
+    )
 
 
 def full_row(message: NewMessage, hash_: str) -> list[object]:

@@ -17,6 +17,16 @@ is dropped before its window ends: its ids are forgotten early (counted in
 `evicted`, logged once a minute), so a retry older than what the window then
 covers is stored again.
 
+Each generation also keeps the least and the greatest id string it holds
+(`IdRange`), and a batch is looked up only in the generations whose range
+meets the batch's: no id outside a generation's range can be in it. Looking a
+batch of new ids up in the four generations of a full window cost about 0.6
+µs per id, most of it cache misses. With time-ordered ids, as streamkit's
+client makes (UUIDv7), only the open generation meets a new batch's range,
+and the lookup costs about 20 ns per id, plus about 50 on the event loop for
+the batch's range. With ids in no order every generation is looked up, as
+before.
+
 An id is kept as a 96-bit int, its stream's and text's 64-bit hash beside a
 CRC-32 of its text, whatever its length (``hash`` is per process, and cached
 in the str: the window is rebuilt at start-up) (about 130 bytes per id with the
@@ -30,7 +40,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from zlib import crc32
 
 log = logging.getLogger(__name__)
@@ -48,6 +58,23 @@ _EVICTION_LOG_INTERVAL = 60.0
 _SID_MIX = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: spreads stream numbers over 64 bits
 
 
+IdRange = tuple[str, str]
+"""The least and the greatest of some ids (as strings compare)."""
+
+
+def id_range(ids: Iterable[str | None]) -> IdRange | None:
+    """The `IdRange` of ``ids`` (None among them: a message without an id); None
+    when there is no id at all."""
+    present = [i for i in ids if i is not None]
+    return (min(present), max(present)) if present else None
+
+
+def _widened(held: IdRange | None, more: IdRange) -> IdRange:
+    if held is None:
+        return more
+    return (min(held[0], more[0]), max(held[1], more[1]))
+
+
 def pack(seq: int, committed_us: int) -> int:
     """One int holding a seq (< 2**62, see validation.MAX_INT) and a µs commit time."""
     return committed_us << _SEQ_BITS | seq
@@ -59,14 +86,21 @@ def unpack(hit: int) -> tuple[int, int]:
 
 
 class _Generation:
-    """Ids committed from ``first_us`` on, up to ``last_us`` (µs), key -> `pack` ed."""
+    """Ids committed from ``first_us`` on, up to ``last_us`` (µs), key -> `pack` ed,
+    and the `IdRange` of their id strings (None while it holds none)."""
 
-    __slots__ = ("first_us", "ids", "last_us")
+    __slots__ = ("first_us", "id_range", "ids", "last_us")
 
     def __init__(self, first_us: int) -> None:
         self.ids: dict[int, int] = {}
+        self.id_range: IdRange | None = None
         self.first_us = first_us
         self.last_us = first_us
+
+    def may_hold(self, ids: IdRange) -> bool:
+        """False when no id within ``ids`` can be in this generation."""
+        held = self.id_range
+        return held is not None and ids[0] <= held[1] and held[0] <= ids[1]
 
 
 class DedupeWindow:
@@ -87,6 +121,7 @@ class DedupeWindow:
         self._span_us = max(1, self.window_us // (GENERATIONS - 1))
         self._generations: deque[_Generation] = deque()  # oldest first
         self._uncommitted: dict[int, int] = {}  # key -> packed, this transaction's
+        self._uncommitted_range: IdRange | None = None
         self._next_eviction_log = 0.0
 
     def __len__(self) -> int:
@@ -124,12 +159,16 @@ class DedupeWindow:
             return hit
         return None
 
-    def knows_any(self, keys: list[int | None], now_us: int) -> bool:
-        """Whether any of ``keys`` (None: a message without an id) is in the window."""
+    def knows_any(self, keys: list[int | None], now_us: int, ids: IdRange | None) -> bool:
+        """Whether any of ``keys`` (None: a message without an id) is in the window;
+        ``ids`` is the `id_range` of the ids they are the keys of."""
+        generations: Iterable[_Generation] = self._generations
+        if ids is not None:
+            generations = [g for g in generations if g.may_hold(ids)]
         # The usual batch holds only new ids: C-level disjointness tests of each
         # generation answer that at once, instead of a lookup per id per generation.
         if self._uncommitted.keys().isdisjoint(keys) and all(
-            generation.ids.keys().isdisjoint(keys) for generation in self._generations
+            generation.ids.keys().isdisjoint(keys) for generation in generations
         ):
             return False
         find = self.find_key
@@ -137,29 +176,37 @@ class DedupeWindow:
 
     def stage(self, sid: int, entries: dict[str, int]) -> None:
         """Add a finished job's entries (id -> `pack` ed) to the open transaction."""
-        self.stage_keys(self._keyed(sid, entries))
+        self.stage_keys(self._keyed(sid, entries), id_range(entries))
 
-    def stage_keys(self, entries: dict[int, int]) -> None:
-        """`stage` entries keyed by `keys` already."""
+    def stage_keys(self, entries: dict[int, int], ids: IdRange | None) -> None:
+        """`stage` entries keyed by `keys` already; ``ids`` is the `id_range` of their
+        ids, or of more (a whole batch's, say: a wider range is only slower)."""
         if entries:
+            if ids is None:
+                raise ValueError("staged ids need their range")
             self._uncommitted.update(entries)
+            self._uncommitted_range = _widened(self._uncommitted_range, ids)
 
     def commit(self, now_us: int) -> None:
         """The transaction committed: its entries join the window."""
         if self._uncommitted:
-            self._add(self._uncommitted, now_us)
-            self._uncommitted = {}
+            assert self._uncommitted_range is not None  # stage_keys set it
+            self._add(self._uncommitted, now_us, self._uncommitted_range)
+        self.rollback()
 
     def load(self, sid: int, entries: dict[str, int], now_us: int) -> None:
         """Add committed entries at once (rebuilding the window; oldest first, please)."""
-        self._add(self._keyed(sid, entries), now_us)
+        ids = id_range(entries)
+        if ids is not None:
+            self._add(self._keyed(sid, entries), now_us, ids)
 
     def _keyed(self, sid: int, entries: dict[str, int]) -> dict[int, int]:
         """``entries`` (id -> `pack` ed) keyed by their `keys`."""
         keys = self.keys(sid, list(entries))
         return {k: v for k, v in zip(keys, entries.values(), strict=True) if k is not None}
 
-    def _add(self, entries: dict[int, int], now_us: int) -> None:
+    def _add(self, entries: dict[int, int], now_us: int, ids: IdRange) -> None:
+        """Commit ``entries``; each generation they go to widens its range by ``ids``."""
         generations = self._generations
         current = generations[-1] if generations else None
         latest = max(entries.values(), default=0) >> _SEQ_BITS
@@ -170,20 +217,24 @@ class DedupeWindow:
         ):
             # The usual commit: all of it fits the open generation, in one C-level update.
             current.ids.update(entries)
+            current.id_range = _widened(current.id_range, ids)
             current.last_us = max(current.last_us, now_us, latest)
             return
-        ids: dict[int, int] = current.ids if current else {}
+        held: dict[int, int] = current.ids if current else {}
         full = self._per_generation
         ends = current.first_us + self._span_us if current else 0
+        if current is not None:  # some may go to it (a wider range is only slower)
+            current.id_range = _widened(current.id_range, ids)
         added = False
         for key, packed in entries.items():
             at = packed >> _SEQ_BITS
-            if current is None or len(ids) >= full or at >= ends:
+            if current is None or len(held) >= full or at >= ends:
                 if current is not None and added:  # now_us bounds what this call put in it
                     current.last_us = max(current.last_us, now_us)
                 current = self._open(at)
-                ids, ends = current.ids, at + self._span_us
-            ids[key] = packed
+                current.id_range = ids
+                held, ends = current.ids, at + self._span_us
+            held[key] = packed
             added = True
         if current is not None and added:
             current.last_us = max(current.last_us, now_us)
@@ -191,6 +242,7 @@ class DedupeWindow:
     def rollback(self) -> None:
         """The transaction rolled back: forget its entries."""
         self._uncommitted = {}
+        self._uncommitted_range = None
 
     def expire(self, now_us: int) -> None:
         """Drop the generations whose every id has left the window."""

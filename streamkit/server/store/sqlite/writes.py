@@ -316,7 +316,7 @@ class WriteOps:
             published, acks = self._publish_per_key(
                 conn, sid, batch, last_seq, bool(unmodified), now
             )
-        elif batch.values is not None and not self._window.knows_any(batch.id_keys, now):
+        elif batch.values is not None and not self._knows_any(batch, now):
             published, acks = self._append(conn, sid, batch, last_seq, now), None
         else:
             published, acks = self._publish(conn, sid, batch, last_seq, now)
@@ -336,7 +336,8 @@ class WriteOps:
         _count_stored(conn, sid, last_seq + stored, stored, batch.size)
         packed = pack(first, now)  # pack(first + i, now) == packed + i
         self._window.stage_keys(
-            {key: packed + i for i, key in enumerate(batch.id_keys) if key is not None}
+            {key: packed + i for i, key in enumerate(batch.id_keys) if key is not None},
+            batch.id_range,
         )
         return stored
 
@@ -375,7 +376,7 @@ class WriteOps:
         if stored:
             appends.append(conn, sid, first, now, appends.FULL_COLUMNS, values, places)
             _count_stored(conn, sid, last_seq, stored, size)
-        self._window.stage_keys(staged)
+        self._window.stage_keys(staged, batch.id_range)
         return stored, acks
 
     def _publish_per_key(
@@ -436,7 +437,7 @@ class WriteOps:
                 staged[id_key] = pack(last_seq, now)
         if published:
             _count_stored(conn, sid, last_seq, published - removed, size_delta)
-        self._window.stage_keys(staged)
+        self._window.stage_keys(staged, batch.id_range)
         return published, acks
 
     def _known_ack(
@@ -451,6 +452,10 @@ class WriteOps:
             return None
         seq, at = unpack(hit)
         return {"id": msg_id, "seq": seq, "committed": to_datetime(at)}
+
+    def _knows_any(self, batch: PreparedBatch, now: int) -> bool:
+        """Whether the dedupe window holds any of ``batch``'s ids."""
+        return self._window.knows_any(batch.id_keys, now, batch.id_range)
 
     def _store_time(self) -> int:
         """The time (µs) a publish stores its messages at: the wall clock, but never

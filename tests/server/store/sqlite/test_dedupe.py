@@ -1,8 +1,14 @@
-"""The SQLite engine's dedupe window on its own: visibility, rollback, expiry."""
+"""The SQLite engine's dedupe window on its own: visibility, rollback, expiry, and
+batches looked up only in the generations whose id range can hold them."""
 
 from __future__ import annotations
 
-from streamkit.server.store.sqlite.dedupe import DedupeWindow, pack, unpack
+import random
+import uuid
+
+import pytest
+
+from streamkit.server.store.sqlite.dedupe import DedupeWindow, id_range, pack, unpack
 
 WINDOW_MS = 1000
 T0 = 1_800_000_000_000_000  # µs
@@ -69,15 +75,59 @@ def test_knows_any_finds_an_id_in_any_generation_or_the_open_transaction() -> No
         window.stage(1, {f"g{i}": pack(i + 1, at)})
         window.commit(at)
     now = T0 + 700_000
-    fresh = DedupeWindow.keys(1, [*(f"new{i}" for i in range(100)), None])
-    assert not window.knows_any(fresh, now)
+    new_ids = [*(f"new{i}" for i in range(100)), None]
+    fresh = DedupeWindow.keys(1, new_ids)
+    assert not window.knows_any(fresh, now, id_range(new_ids))
     for known in ("g0", "g1", "g2"):
-        assert window.knows_any([*fresh, key(1, known)], now), known
-    assert not window.knows_any([key(2, "g0")], now)  # another stream's id
+        ids = [*new_ids, known]
+        assert window.knows_any([*fresh, key(1, known)], now, id_range(ids)), known
+        assert window.knows_any([*fresh, key(1, known)], now, None), known  # range unknown
+    assert not window.knows_any([key(2, "g0")], now, ("g0", "g0"))  # another stream's id
     window.stage(1, {"open": pack(9, now)})
-    assert window.knows_any([key(1, "open"), None], now)
+    assert window.knows_any([key(1, "open"), None], now, ("open", "open"))
     # Present but past the window: not known, as find says.
-    assert not window.knows_any([key(1, "g0")], T0 + WINDOW_MS * 1000)
+    assert not window.knows_any([key(1, "g0")], T0 + WINDOW_MS * 1000, ("g0", "g0"))
+
+
+@pytest.mark.parametrize("ordered", [True, False], ids=["time-ordered ids", "random ids"])
+def test_knows_any_agrees_with_looking_each_id_up(ordered: bool) -> None:
+    """Generations are skipped by their id range; what is found must not change, for
+    ids in order (most generations skipped) or in none (none skipped)."""
+    rng = random.Random(7)
+    window = DedupeWindow(WINDOW_MS, max_ids=400)  # 100 ids per generation
+    counter = iter(range(10**9))
+
+    def new_id() -> str:
+        return f"{next(counter):012d}" if ordered else str(uuid.UUID(int=rng.getrandbits(128)))
+
+    stored: list[str] = []
+    at = T0
+    for _ in range(60):  # transactions of 20: the window keeps four generations
+        batch = [new_id() for _ in range(20)]
+        window.stage(1, {i: pack(len(stored) + n, at) for n, i in enumerate(batch)})
+        window.commit(at)
+        stored += batch
+        at += 10
+    remembered = [i for i in stored if window.find(1, i, at) is not None]
+    assert 300 <= len(remembered) < len(stored)  # some forgotten: four generations held
+    candidates = [*remembered, *stored[:20], *(new_id() for _ in range(50))]
+    for _ in range(300):
+        ids: list[str | None] = [*rng.sample(candidates, rng.randint(1, 6)), None]
+        if rng.random() < 0.5:  # mostly new ids, as most batches are
+            ids = [*(new_id() for _ in range(5)), None]
+        keys = DedupeWindow.keys(1, ids)
+        expected = any(i is not None and window.find(1, i, at) is not None for i in ids)
+        assert window.knows_any(keys, at, id_range(ids)) is expected, ids
+    for generation_edge in (remembered[0], remembered[-1]):
+        only = [generation_edge]
+        assert window.knows_any(DedupeWindow.keys(1, only), at, id_range(only))
+
+
+def test_staged_keys_need_their_range() -> None:
+    window = DedupeWindow(WINDOW_MS)
+    with pytest.raises(ValueError, match="range"):
+        window.stage_keys({1: pack(1, T0)}, None)
+    window.stage_keys({}, None)  # nothing staged, nothing needed
 
 
 def test_keys_of_a_batch_are_the_keys_of_its_ids_one_by_one() -> None:
