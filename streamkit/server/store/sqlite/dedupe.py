@@ -192,7 +192,7 @@ class DedupeWindow:
         if self._uncommitted:
             assert self._uncommitted_range is not None  # stage_keys set it
             self._add(self._uncommitted, now_us, self._uncommitted_range)
-        self.rollback()
+        self._end_transaction()
 
     def load(self, sid: int, entries: dict[str, int], now_us: int) -> None:
         """Add committed entries at once (rebuilding the window; oldest first, please)."""
@@ -241,6 +241,9 @@ class DedupeWindow:
 
     def rollback(self) -> None:
         """The transaction rolled back: forget its entries."""
+        self._end_transaction()
+
+    def _end_transaction(self) -> None:
         self._uncommitted = {}
         self._uncommitted_range = None
 
