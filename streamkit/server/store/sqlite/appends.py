@@ -99,7 +99,8 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
         key, data, msg_id = m["key"], m["data"], m.get("id")
         msg_ids.append(msg_id)
         if len(data) < FILE_DATA_CHARS:  # the usual small data, hashed only when sent
-            hashes.append(hash_ := "")
+            hash_ = ""
+            hashes.append(hash_)
             size += len(key) + len(data)
         else:
             blobs.append(raw := data.encode())

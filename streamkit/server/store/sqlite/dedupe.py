@@ -209,6 +209,8 @@ class DedupeWindow:
         """Commit ``entries``; each generation they go to widens its range by ``ids``."""
         generations = self._generations
         current = generations[-1] if generations else None
+        if current is not None:  # all or some go to it (a wider range is only slower)
+            current.id_range = _widened(current.id_range, ids)
         latest = max(entries.values(), default=0) >> _SEQ_BITS
         if (
             current is not None
@@ -217,14 +219,11 @@ class DedupeWindow:
         ):
             # The usual commit: all of it fits the open generation, in one C-level update.
             current.ids.update(entries)
-            current.id_range = _widened(current.id_range, ids)
             current.last_us = max(current.last_us, now_us, latest)
             return
         held: dict[int, int] = current.ids if current else {}
         full = self._per_generation
         ends = current.first_us + self._span_us if current else 0
-        if current is not None:  # some may go to it (a wider range is only slower)
-            current.id_range = _widened(current.id_range, ids)
         added = False
         for key, packed in entries.items():
             at = packed >> _SEQ_BITS
