@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,13 +33,14 @@ _SIZES = "SELECT key, data, data_bytes FROM messages WHERE stream = ?"
 _SIZES_BEFORE_DATA_FILES = "SELECT key, data, NULL FROM messages WHERE stream = ?"
 
 
-def _data_file_problems(conn: sqlite3.Connection, directory: Path) -> list[str]:
+def _data_file_problems(conn: sqlite3.Connection, directory: Path, crcs: bool) -> list[str]:
     problems = []
     rows = conn.execute(
-        "SELECT stream, seq, data_file, data_offset, data_bytes, data_hash, data FROM messages"
-        " WHERE data_file IS NOT NULL ORDER BY data_file"
+        "SELECT stream, seq, data_file, data_offset, data_bytes,"
+        f" {'data_crc' if crcs else 'NULL'}, data_hash, data"
+        " FROM messages WHERE data_file IS NOT NULL ORDER BY data_file"
     )
-    for sid, seq, file, offset, size, hash_, inline in rows:
+    for sid, seq, file, offset, size, crc, hash_, inline in rows:
         at = f"message {sid}/{seq}"
         path = directory / f"{file}.dat"
         if inline != "":
@@ -51,8 +53,10 @@ def _data_file_problems(conn: sqlite3.Connection, directory: Path) -> list[str]:
             raw = f.read(size)
         if len(raw) != size:
             problems.append(f"{at}: {path.name} ends before byte {offset + size}")
-        elif data_hash(raw.decode()) != hash_:
+        elif crc is None and data_hash(raw.decode()) != hash_:  # stored by format 4
             problems.append(f"{at}: the data in {path.name} does not match its data_hash")
+        elif crc is not None and zlib.crc32(raw) != crc:
+            problems.append(f"{at}: the data in {path.name} does not match its data_crc")
     return problems
 
 
@@ -61,8 +65,8 @@ def check_db(path: Path) -> Integrity:
 
     - each stream's ``message_count`` and ``storage_size`` equal what its rows add up to,
       and no message has a seq above the stream's ``last_seq``;
-    - each message kept in a data file finds its bytes there, and they hash to its
-      ``data_hash``;
+    - each message kept in a data file finds its bytes there, and they have its
+      ``data_crc`` (or, stored by format 4, hash to its ``data_hash``);
     - each consumer's ``outstanding`` (unacked, not dead) equals its delivery rows
       in those states and is never negative; its cursor is never negative (it may
       lie past ``last_seq``: a consumer may start at a seq not stored yet);
@@ -99,7 +103,8 @@ def check_db(path: Path) -> Integrity:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
         sizes = _SIZES if "data_bytes" in columns else _SIZES_BEFORE_DATA_FILES
         if "data_file" in columns:
-            out.problems += _data_file_problems(conn, directory_of(path))
+            crcs = "data_crc" in columns  # not in a format-4 file yet: it hashes instead
+            out.problems += _data_file_problems(conn, directory_of(path), crcs)
         for sid, name, count, size, last_seq, real_count, max_seq in rows:
             # Summed in Python: SQL's length() stops at the first NUL character.
             real_size = sum(

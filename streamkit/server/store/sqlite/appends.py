@@ -2,17 +2,16 @@
 
 The writer thread is the one place that stores rows, and its Python work
 competes for the GIL with the event loop parsing the next requests. So a batch
-is made ready on the event loop first (`prepare`): each message's data hash,
-its dedupe-window key, its column values and its size, nothing that depends
-on the stream's state. The writer (`append`) then only checks the window, takes
-the next seqs and stores the rows 64 to a statement, each row's seq an offset
-from one bound parameter, while SQLite's own work runs without the GIL. It
-answers with the first seq: the acks are one run, built back on the event loop.
+is made ready on the event loop first (`prepare`): each message's dedupe-window
+key, its column values and its size, nothing that depends on the stream's state.
+The writer (`append`) then only checks the window, takes the next seqs and stores
+the rows 64 to a statement, each row's seq an offset from one bound parameter,
+while SQLite's own work runs without the GIL. It answers with the first seq: the
+acks are one run, built back on the event loop.
 
-Large data (`datafiles.FILE_DATA_CHARS`) is encoded once, here, for its hash and
-for its data file (`PreparedBatch.blobs`); the store has the data thread write it
-(`datawriter`) and gives the batch its places (`PreparedBatch.placed`) before the
-writer sees it.
+Large data (`datafiles.FILE_DATA_CHARS`) is encoded once, here, for its data file
+(`PreparedBatch.blobs`); the store has the data thread write it (`datawriter`)
+and gives the batch its places (`PreparedBatch.placed`) before the writer sees it.
 
 A batch whose messages differ in shape (some with headers or an encoding,
 some without), that gives an id twice, or that holds an id the window
@@ -28,7 +27,7 @@ from functools import cache
 
 import orjson
 
-from streamkit.server.store.base import NewMessage, bytes_hash
+from streamkit.server.store.base import NewMessage
 from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, Place, with_places
 from streamkit.server.store.sqlite.dedupe import DedupeWindow, IdRange, id_range
 
@@ -55,10 +54,6 @@ class PreparedBatch:
     """Each message's dedupe-window key (None: it has no id)."""
     id_range: IdRange | None
     """The least and greatest id of the batch (None: no message has one)."""
-    hashes: list[str]
-    """Each message's stored ``data_hash``: the hash of data that goes to a data file
-    (a checksum of its bytes there), '' for data kept in its row, whose hash is
-    computed only when the message is sent (`responses.with_data_hash`)."""
     columns: tuple[str, ...]
     """The columns `values` holds for each row."""
     values: list[object] | None
@@ -89,7 +84,6 @@ class PreparedBatch:
 def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     """Everything about publishing ``messages`` to stream ``sid`` that needs no lock."""
     msg_ids: list[str | None] = []
-    hashes: list[str] = []
     blobs: list[bytes] = []
     values: list[object] | None = []
     size = 0
@@ -98,13 +92,10 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     for m in messages:
         key, data, msg_id = m["key"], m["data"], m.get("id")
         msg_ids.append(msg_id)
-        if len(data) < FILE_DATA_CHARS:  # the usual small data, hashed only when sent
-            hash_ = ""
-            hashes.append(hash_)
+        if len(data) < FILE_DATA_CHARS:
             size += len(key) + len(data)
         else:
             blobs.append(raw := data.encode())
-            hashes.append(hash_ := bytes_hash(raw))
             size += len(key) + len(raw)  # `datafiles.accounted_size`
         if values is None:
             continue
@@ -112,7 +103,7 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
         if (bool(headers), bool(encoding)) != shape:
             values = None
             continue
-        values += (key, data, hash_, msg_id)
+        values += (key, data, "", msg_id)  # no data_hash is stored (`schema`)
         if headers:
             values.append(headers_column(headers))
         if encoding:
@@ -121,17 +112,15 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     keyed = [k for k in id_keys if k is not None]
     if len(set(keyed)) != len(keyed):
         values = None
-    return PreparedBatch(
-        messages, id_keys, id_range(msg_ids), hashes, _SHAPES[shape], values, size, blobs
-    )
+    return PreparedBatch(messages, id_keys, id_range(msg_ids), _SHAPES[shape], values, size, blobs)
 
 
-def full_row(message: NewMessage, hash_: str) -> list[object]:
+def full_row(message: NewMessage) -> list[object]:
     """``message``'s `FULL_COLUMNS` values (the general path's rows)."""
     return [
         message["key"],
         message["data"],
-        hash_,
+        "",
         message.get("id"),
         headers_column(message.get("headers")),
         message.get("encoding"),

@@ -6,12 +6,16 @@ or two on the way: a 16 KB message cost the writer about 75 µs, four fifths of
 it in the kernel. Appending the same bytes to a plain file costs about 7.
 
 - Data of `FILE_DATA_CHARS` characters or more goes to a data file; its row keeps
-  ``data = ''`` and ``data_file, data_offset, data_bytes`` (`FILE_COLUMNS`).
-  Smaller data stays in its row, as before.
+  ``data = ''``, ``data_file, data_offset, data_bytes`` and the CRC-32 of those
+  bytes, ``data_crc`` (`FILE_COLUMNS`). Every read checks it (`read`): a damaged
+  file fails the read (`DataFileDamaged`) instead of sending other data. Smaller
+  data stays in its row, as before.
 - Files are ``<database>-data/<n>.dat``, at most about `FILE_BYTES` each. Only the
-  data thread (`datawriter.DataWriter`) appends: one ``writev`` per batch
-  (`DataFiles.append`), then one ``fdatasync`` for all the batches it wrote at once
-  (`DataFiles.sync`), and only then are their rows queued to the writer. So a
+  data thread (`datawriter.DataWriter`) appends (`DataFiles.append`), then syncs
+  once for all the batches it appended at once (`DataFiles.sync`), and only then
+  are their rows queued to the writer. Where the file system allows it, the
+  bytes go past the page cache (`directio`): the batches of a round are copied
+  into one buffer and written by the sync, in one write. So a
   committed row never points at bytes a crash or a power cut can lose, and the
   writer's transactions never wait on a data file. Bytes no row ends up referring
   to (a crash, a failed or deduplicated batch) are left where they are; a server
@@ -33,6 +37,7 @@ it in the kernel. Appending the same bytes to a plain file costs about 7.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -40,6 +45,9 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from zlib import crc32
+
+from streamkit.server.store.sqlite import directio
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +56,14 @@ FILE_DATA_CHARS = 4096
 engine's 16 KiB pages, a row much past 4 KB spills into overflow pages."""
 FILE_BYTES = 64 * 1024 * 1024
 """A data file takes no new batch once it holds this many bytes."""
-FILE_COLUMNS = ("data_file", "data_offset", "data_bytes")
-"""The columns that say where a row's data lives when it is not in ``data``."""
+FILE_COLUMNS = ("data_file", "data_offset", "data_bytes", "data_crc")
+"""The columns that say where a row's data lives when it is not in ``data``, and
+the CRC-32 its bytes there must have."""
 _SUFFIX = ".dat"
 _IOV_MAX = 1024
 
-Place = tuple[int, int, int]
-"""Where a message's data went: ``(data_file, data_offset, data_bytes)``."""
+Place = tuple[int, int, int, int]
+"""Where a message's data went, and its checksum: the values of `FILE_COLUMNS`."""
 
 
 def directory_of(database: Path) -> Path:
@@ -77,12 +86,18 @@ def stored_size(data: str, data_bytes: int | None) -> int:
     return len(data) if data_bytes is None else data_bytes
 
 
+class DataFileDamaged(sqlite3.DatabaseError):
+    """A row's data is not in its data file as the row says: the file is shorter, or
+    the bytes fail their checksum. Like a damaged database page, it fails the read."""
+
+
 _reading = threading.local()
 _MAX_OPEN = 16
 
 
-def read(directory: Path, file: int, offset: int, size: int) -> str:
-    """``size`` bytes at ``offset`` of data file ``file``, as text.
+def read(directory: Path, file: int, offset: int, size: int, crc: int | None) -> str:
+    """``size`` bytes at ``offset`` of data file ``file``, as text; `DataFileDamaged`
+    unless they have the CRC-32 ``crc`` (None: stored by format 4, which kept none).
 
     The file stays open for this thread's next reads, until `close_read_files`."""
     path = directory / f"{file}{_SUFFIX}"
@@ -94,7 +109,11 @@ def read(directory: Path, file: int, offset: int, size: int) -> str:
         fd = fds[path] = os.open(path, os.O_RDONLY)
     raw = os.pread(fd, size, offset)
     if len(raw) != size:
-        raise OSError(f"data file {path} ends before byte {offset + size}")
+        raise DataFileDamaged(f"data file {path} ends before byte {offset + size}")
+    if crc is not None and crc32(raw) != crc:
+        raise DataFileDamaged(
+            f"data file {path} is damaged: the {size} bytes at {offset} fail their checksum"
+        )
     return raw.decode()
 
 
@@ -120,7 +139,7 @@ class Connection(sqlite3.Connection):
     data_directory: Path | None = None
 
 
-def read_data(conn: sqlite3.Connection, file: int, offset: int, size: int) -> str:
+def read_data(conn: sqlite3.Connection, file: int, offset: int, size: int, crc: int | None) -> str:
     """The data of a row read on ``conn`` that keeps it in data file ``file``."""
     directory = getattr(conn, "data_directory", None)
     if directory is None:
@@ -128,16 +147,22 @@ def read_data(conn: sqlite3.Connection, file: int, offset: int, size: int) -> st
             f"a message's data is in data file {file}, which this "
             "connection cannot read (not opened by the engine)"
         )
-    return read(directory, file, offset, size)
+    return read(directory, file, offset, size, crc)
 
 
 class DataFiles:
     """The data files of one database: appended to by the data thread (`append`,
     `sync`), collected by the writer (`collect`)."""
 
-    def __init__(self, database: Path, file_bytes: int = FILE_BYTES) -> None:
+    def __init__(
+        self, database: Path, file_bytes: int = FILE_BYTES, *, direct: bool = True
+    ) -> None:
         self.directory = directory_of(database)
         self.file_bytes = file_bytes
+        self.direct = direct and directio.supported()
+        """Whether appends bypass the page cache (`directio`); turned off for good when
+        the file system refuses it."""
+        self._direct: directio.DirectAppender | None = None  # the current file's, if direct
         self._fd: int | None = None
         self._file = 0  # the number of the file being appended to
         self._size = 0  # its length
@@ -166,12 +191,12 @@ class DataFiles:
         places = []
         offset = self._size
         for blob in blobs:
-            places.append((self._file, offset, len(blob)))
+            # zlib lets go of the GIL for data this large: the event loop runs meanwhile
+            places.append((self._file, offset, len(blob), crc32(blob)))
             offset += len(blob)
         self._dirty = True
         try:
-            for start in range(0, len(blobs), _IOV_MAX):
-                _write_all(fd, blobs[start : start + _IOV_MAX])
+            self._write(fd, blobs)
         except OSError:
             self.settle(places)
             self._drop()  # its length is unknown now: the next batch starts a new file
@@ -179,10 +204,20 @@ class DataFiles:
         self._size = offset
         return places
 
+    def _write(self, fd: int, blobs: Sequence[bytes]) -> None:
+        """Write ``blobs`` at the end of the current file's data (a direct write may
+        wait for the buffer to fill, or for `sync`)."""
+        if self._direct is not None:
+            self._direct.append(fd, blobs, self._size)
+        else:
+            _write_all(fd, blobs, self._size)
+
     def sync(self) -> None:
         """Make what was appended since the last call durable."""
         if self._fd is not None and self._dirty:
             try:
+                if self._direct is not None:
+                    self._direct.flush(self._fd, self._size)
                 os.fdatasync(self._fd)
             except OSError:
                 self._drop()
@@ -210,10 +245,45 @@ class DataFiles:
             with self._lock:  # `collect` leaves this number alone from now on
                 self._file = max(existing[-1], self._file) + 1 if existing else self._file + 1
             path = self.directory / f"{self._file}{_SUFFIX}"
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            self._fd = self._create(path)
             self._size = 0
             fsync_path(self.directory)  # the new name survives a power cut
         return self._fd
+
+    def _create(self, path: Path) -> int:
+        """Create the data file at ``path``, open for direct writes if it can be."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        if self.direct:
+            try:
+                fd = os.open(path, flags | directio.open_flags(), 0o644)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._no_direct(exc)
+                path.unlink(missing_ok=True)  # some file systems create it, then refuse
+            else:
+                return self._start_direct(fd)
+        return os.open(path, flags, 0o644)
+
+    def _start_direct(self, fd: int) -> int:
+        """``fd``, just created with ``O_DIRECT``: written directly from now on, unless
+        its first write is refused, when it is written through the page cache."""
+        if self._direct is None:
+            self._direct = directio.DirectAppender()
+        try:
+            self._direct.start(fd)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                os.close(fd)
+                raise
+            self._no_direct(exc)
+            directio.stop_direct(fd)
+        return fd
+
+    def _no_direct(self, exc: OSError) -> None:
+        log.info("%s: no direct writes (%s); writing through the page cache", self.directory, exc)
+        self.direct = False
+        self._direct = None
 
     def collect(self, conn: sqlite3.Connection) -> list[int]:
         """Delete the files no row referred to, in this pass nor the last; their numbers."""
@@ -268,7 +338,7 @@ def with_places(
         cells = values[row * width : (row + 1) * width]
         if place is None:
             out += cells
-            out += (None, None, None)
+            out += (None, None, None, None)
         else:
             cells[at] = ""
             out += cells
@@ -276,11 +346,12 @@ def with_places(
     return columns + FILE_COLUMNS, out
 
 
-def _write_all(fd: int, blobs: Sequence[bytes]) -> None:
-    """``writev`` until every byte of ``blobs`` is written."""
+def _write_all(fd: int, blobs: Sequence[bytes], offset: int) -> None:
+    """``pwritev`` until every byte of ``blobs`` is written, from ``offset`` on."""
     pending = [memoryview(b) for b in blobs if b]
     while pending:
-        done = os.writev(fd, pending)
+        done = os.pwritev(fd, pending[:_IOV_MAX], offset)
+        offset += done
         while pending and done >= len(pending[0]):
             done -= len(pending[0])
             pending.pop(0)

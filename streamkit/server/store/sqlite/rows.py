@@ -29,7 +29,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 MESSAGE_COLUMNS = (
     "seq, key, data, data_hash, msg_id, headers, encoding, inserted_at, updated_at,"
-    " data_file, data_offset, data_bytes"
+    " data_file, data_offset, data_bytes, data_crc"
 )
 """A message's columns, and where its data is when it is in a data file (``datafiles``)."""
 M_COLUMNS = ", ".join("m." + c for c in MESSAGE_COLUMNS.split(", "))
@@ -83,9 +83,9 @@ def messages_from_rows(
     out: list[Message] = []
     last_us = -1
     last_dt = _EPOCH
-    for seq, key, data, hash_, msg_id, headers, encoding, ins, upd, file, at, size in rows:
+    for seq, key, data, hash_, msg_id, headers, encoding, ins, upd, file, at, size, crc in rows:
         if file is not None:
-            data = read_data(conn, file, at, size)
+            data = read_data(conn, file, at, size, crc)
         # A batch shares its timestamps; skip rebuilding the same datetime.
         if ins != last_us:
             last_us, last_dt = ins, to_datetime(ins)
@@ -99,7 +99,7 @@ def messages_from_rows(
             "inserted_at": inserted,
             "updated_at": updated,
         }
-        if hash_:  # kept for data in data files; the others' is computed when sent
+        if hash_:  # stored by formats 3 and 4; the others' is computed when sent
             msg["data_hash"] = hash_
         if msg_id is not None:
             msg["id"] = msg_id

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from streamkit.protocol.wire import StartPosition
 from streamkit.server.store.base import (
@@ -31,7 +31,7 @@ from streamkit.server.store.base import (
 )
 from streamkit.server.store.sqlite import appends, leases, retention
 from streamkit.server.store.sqlite.appends import PreparedBatch
-from streamkit.server.store.sqlite.datafiles import Place, accounted_size, stored_size
+from streamkit.server.store.sqlite.datafiles import Place, accounted_size, read_data, stored_size
 from streamkit.server.store.sqlite.dedupe import DEFAULT_MAX_IDS, DedupeWindow, pack, unpack
 from streamkit.server.store.sqlite.reads import first_seq_at, get_stream
 from streamkit.server.store.sqlite.retention import TrimResult
@@ -101,16 +101,21 @@ _INSERT_DELIVERIES = _BulkInsert.of(
 )
 
 
-def _same_data(old_hash: str, old_data: str, new_hash: str, new_data: str) -> bool:
-    """Whether a key's kept message and a new one carry the same data.
+def _same_data(conn: sqlite3.Connection, old: Sequence[Any], new_data: str) -> bool:
+    """Whether a key's kept message (its ``data_bytes, data_hash, data, data_file,
+    data_offset, data_crc``) and a new one carry the same data.
 
-    A kept message stored with a hash (its data is in a data file, or it was
-    stored before hashes were kept for data files only) is compared by hash;
-    one without, by its inline data.
+    A kept message stored with a hash (by format 3 or 4, which kept one) is compared
+    by hash; one in a data file without, by its data read back; else by its inline data.
     """
-    if old_hash:
-        return old_hash == (new_hash or data_hash(new_data))
-    return old_data == new_data
+    size, hash_, data, file, offset, crc = old
+    if hash_:
+        return bool(hash_ == data_hash(new_data))
+    if file is not None:
+        return (
+            size == len(new_data.encode()) and read_data(conn, file, offset, size, crc) == new_data
+        )
+    return bool(data == new_data)
 
 
 def _count_stored(conn: sqlite3.Connection, sid: int, last_seq: int, added: int, size: int) -> None:
@@ -358,9 +363,7 @@ class WriteOps:
         places: list[Place | None] = []  # where each one's data went
         acks: list[PublishAck] = []
         first, size = last_seq + 1, 0
-        for i, (m, id_key, hash_) in enumerate(
-            zip(batch.messages, batch.id_keys, batch.hashes, strict=True)
-        ):
+        for i, (m, id_key) in enumerate(zip(batch.messages, batch.id_keys, strict=True)):
             msg_id = m.get("id")
             if (known := self._known_ack(staged, id_key, msg_id, now)) is not None:
                 acks.append(known)
@@ -368,7 +371,7 @@ class WriteOps:
             if id_key is not None:
                 staged[id_key] = pack(last_seq + 1, now)
             last_seq += 1
-            values += appends.full_row(m, hash_)
+            values += appends.full_row(m)
             places.append(batch.place_of(i))
             size += len(m["key"]) + accounted_size(m["data"])
             acks.append({"id": msg_id, "seq": last_seq, "committed": committed})
@@ -393,9 +396,7 @@ class WriteOps:
         staged: dict[int, int] = {}  # window key -> pack(seq, committed_us)
         acks: list[PublishAck] = []
         published = removed = size_delta = 0
-        for i, (m, id_key, hash_) in enumerate(
-            zip(batch.messages, batch.id_keys, batch.hashes, strict=True)
-        ):
+        for i, (m, id_key) in enumerate(zip(batch.messages, batch.id_keys, strict=True)):
             msg_id = m.get("id")
             if (known := self._known_ack(staged, id_key, msg_id, now)) is not None:
                 acks.append(known)
@@ -403,15 +404,16 @@ class WriteOps:
             key, data = m["key"], m["data"]
             inserted = now
             old = conn.execute(
-                "SELECT m.seq, m.data_hash, m.inserted_at, m.updated_at, m.data, m.data_bytes"
-                " FROM latest_by_key l JOIN messages m ON m.stream = l.stream AND m.seq = l.seq"
+                "SELECT m.seq, m.inserted_at, m.updated_at, m.data_bytes, m.data_hash, m.data,"
+                " m.data_file, m.data_offset, m.data_crc FROM latest_by_key l"
+                " JOIN messages m ON m.stream = l.stream AND m.seq = l.seq"
                 " WHERE l.stream = ? AND l.key = ?",
                 (sid, key),
             ).fetchone()
             if old is not None:
-                old_seq, old_hash, old_inserted, old_updated, old_data, old_bytes = old
-                old_size = len(key) + stored_size(old_data, old_bytes)
-                if not process_unmodified and _same_data(old_hash, old_data, hash_, data):
+                old_seq, old_inserted, old_updated, old_bytes = old[:4]
+                old_size = len(key) + stored_size(old[5], old_bytes)
+                if not process_unmodified and _same_data(conn, old[3:], data):
                     # Identical data: nothing to store; the ack points at the kept message.
                     acks.append(
                         {"id": msg_id, "seq": old_seq, "committed": to_datetime(old_updated)}
@@ -424,7 +426,7 @@ class WriteOps:
                 size_delta -= old_size
                 inserted = old_inserted
             last_seq += 1
-            row = appends.full_row(m, hash_)
+            row = appends.full_row(m)
             appends.insert_kept(conn, sid, last_seq, inserted, now, row, batch.place_of(i))
             conn.execute(
                 "INSERT OR REPLACE INTO latest_by_key (stream, key, seq) VALUES (?, ?, ?)",

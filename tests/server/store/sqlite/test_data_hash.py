@@ -1,13 +1,17 @@
-"""``data_hash`` is stored only for data in data files: other rows hold ``''`` and the
-hash is computed by the reads that send it (``responses.with_data_hash``)."""
+"""No row stores ``data_hash``: the reads that send it compute it
+(``responses.with_data_hash``). Data in data files has a CRC-32 instead, which each
+read checks; files of formats 3 and 4 keep the hashes they stored."""
 
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from pathlib import Path
 
+import pytest
+
 from streamkit.server.store.base import MessageQuery, StreamOptions, data_hash
-from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS
+from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, DataFileDamaged, directory_of
 from streamkit.server.store.sqlite.schema import SCHEMA_VERSION
 from streamkit.server.store.sqlite.store import SqliteStore
 from tests.faults.integrity import check_db
@@ -15,21 +19,78 @@ from tests.faults.integrity import check_db
 BIG = "é" * FILE_DATA_CHARS
 
 
-async def test_only_data_in_data_files_has_its_hash_stored(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+async def _stored(db: Path, *messages: str, stream: str = "s", per_key: bool = False) -> None:
+    store = SqliteStore(db)
     await store.open()
     try:
-        await store.create_stream("s", StreamOptions())
-        await store.publish("s", [{"key": "k", "data": "small"}, {"key": "k", "data": BIG}])
-        small, big = await store.read_messages("s", MessageQuery())
-        assert "data_hash" not in small
-        assert big["data_hash"] == data_hash(BIG)
+        await store.create_stream(stream, StreamOptions(one_message_per_key=per_key))
+        await store.publish(stream, [{"key": "k", "data": data} for data in messages])
     finally:
         await store.close()
-    with sqlite3.connect(tmp_path / "s.db") as conn:
-        stored = conn.execute("SELECT data_hash FROM messages ORDER BY seq").fetchall()
-    assert stored == [("",), (data_hash(BIG),)]
-    check_db(tmp_path / "s.db").assert_ok()  # the data file's bytes match their hash
+
+
+async def _read(db: Path, stream: str = "s") -> list[dict[str, object]]:
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        return [dict(m) for m in await store.read_messages(stream, MessageQuery())]
+    finally:
+        await store.close()
+
+
+async def test_no_row_stores_a_hash_and_data_in_data_files_has_a_crc(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    await _stored(db, "small", BIG)
+    small, big = await _read(db)
+    assert "data_hash" not in small and "data_hash" not in big
+    assert big["data"] == BIG
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT data_hash, data_crc FROM messages ORDER BY seq").fetchall()
+    assert stored == [("", None), ("", zlib.crc32(BIG.encode()))]
+    check_db(db).assert_ok()  # the data file's bytes have their crc
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated"])
+async def test_a_damaged_data_file_fails_the_read_and_says_so(tmp_path: Path, damage: str) -> None:
+    db = tmp_path / "s.db"
+    await _stored(db, BIG)
+    (path,) = directory_of(db).iterdir()
+    raw = bytearray(path.read_bytes())
+    if damage == "flipped":
+        raw[100] ^= 1  # still valid UTF-8: only the checksum can tell
+    else:
+        raw = raw[:1000]
+    path.write_bytes(bytes(raw))
+    expected = "fail their checksum" if damage == "flipped" else "ends before byte"
+    with pytest.raises(DataFileDamaged, match=expected):
+        await _read(db)
+    found = "does not match its data_crc" if damage == "flipped" else "ends before byte"
+    assert any(found in problem for problem in check_db(db).problems)
+
+
+async def test_a_format_4_file_keeps_the_hashes_of_its_data_file_rows(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        await store.create_stream("kv", StreamOptions(one_message_per_key=True))
+        await store.publish("kv", [{"key": "a", "data": BIG}, {"key": "b", "data": BIG}])
+    finally:
+        await store.close()
+    with sqlite3.connect(db) as conn:  # as a format 4 server wrote it: hashes, no crc
+        conn.execute("UPDATE messages SET data_crc = NULL, data_hash = ?", (data_hash(BIG),))
+        conn.execute("UPDATE messages SET data_hash = 'stale' WHERE key = 'b'")
+        conn.execute("UPDATE meta SET v = '4' WHERE k = 'schema_version'")
+    a, _ = await _read(db, "kv")
+    assert a["data"] == BIG and a["data_hash"] == data_hash(BIG)  # sent as stored
+    store = SqliteStore(db)
+    await store.open()
+    try:  # compaction compares such rows by their stored hash
+        assert (await store.publish("kv", [{"key": "a", "data": BIG}])).published == 0
+        assert (await store.publish("kv", [{"key": "b", "data": BIG}])).published == 1
+    finally:
+        await store.close()
+    check_db(db).assert_ok()  # "a" is checked by its hash, the new "b" by its crc
 
 
 async def test_a_format_3_file_keeps_its_hashes_and_compaction_compares_by_them(
@@ -61,4 +122,4 @@ async def test_a_format_3_file_keeps_its_hashes_and_compaction_compares_by_them(
         await store.close()
     with sqlite3.connect(db) as conn:
         version = conn.execute("SELECT v FROM meta WHERE k = 'schema_version'").fetchone()
-    assert version == (SCHEMA_VERSION,) == ("4",)
+    assert version == (SCHEMA_VERSION,) == ("5",)

@@ -19,7 +19,6 @@ from streamkit.server.store.base import (
     NewMessage,
     StoreFull,
     StreamOptions,
-    data_hash,
 )
 from streamkit.server.store.sqlite import datafiles
 from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, DataFiles, directory_of
@@ -124,7 +123,7 @@ async def test_storage_size_counts_file_data_in_bytes_and_trimming_gives_it_back
         record = await store.get_stream("latest")
         assert record.stats.storage_size == 1 + len(BIG.encode())
         (kept,) = await store.read_messages("latest", MessageQuery())
-        assert kept["data"] == BIG and kept["data_hash"] == data_hash(BIG)
+        assert kept["data"] == BIG
         again = await store.publish("latest", [{"key": "k", "data": BIG}])  # unmodified
         assert again.published == 0 and again.acks([{"key": "k", "data": BIG}])[0]["seq"] == 4
     finally:
@@ -197,15 +196,15 @@ async def test_a_file_goes_only_when_a_second_pass_finds_it_unreferenced(
 async def test_a_write_the_disk_refuses_stores_nothing_and_the_next_one_works(
     store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_writev = os.writev
+    real_pwritev = os.pwritev
 
-    def full(fd: int, buffers: Any) -> int:
+    def full(fd: int, buffers: Any, offset: int) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "writev", full)
+    monkeypatch.setattr(os, "pwritev", full)
     with pytest.raises(StoreFull):
         await store.publish("s", _messages(3))
-    monkeypatch.setattr(os, "writev", real_writev)
+    monkeypatch.setattr(os, "pwritev", real_pwritev)
     store._fault = None  # what recovery does once the disk has room again
     await store.publish("s", _messages(3))
     stored = await store.read_messages("s", MessageQuery())

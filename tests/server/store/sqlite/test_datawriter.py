@@ -85,11 +85,12 @@ async def test_batches_that_wait_while_a_sync_runs_share_the_next_sync(
         syncs.release.set()
         places = [await first] + [await f for f in rest]
         assert syncs.calls == 2  # one per round: the three waiting shared one
-        assert [p[0][1:] for p in places] == [(0, 10), (10, 10), (20, 10), (30, 10)]
+        assert [p[0][1:3] for p in places] == [(0, 10), (10, 10), (20, 10), (30, 10)]
     finally:
         await writer.stop()
     raw = (DataFiles(tmp_path / "s.db").directory / f"{places[0][0][0]}.dat").read_bytes()
-    assert raw == b"a" * 10 + b"A" * 10 + b"B" * 10 + b"C" * 10
+    assert raw[:40] == b"a" * 10 + b"A" * 10 + b"B" * 10 + b"C" * 10
+    assert not raw[40:].strip(b"\0")  # direct writes end on a block: zeros after the data
 
 
 async def test_the_writer_stores_other_batches_while_a_data_sync_runs(
@@ -130,25 +131,28 @@ async def test_a_failed_sync_stores_nothing_and_reports_the_disk(
     check_db(tmp_path / "s.db").assert_ok()
 
 
+@pytest.mark.parametrize("direct", [False, True], ids=["buffered", "direct"])
 async def test_a_failed_write_fails_the_batches_written_before_it_in_its_round(
-    tmp_path: Path, syncs: HeldSyncs, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, syncs: HeldSyncs, monkeypatch: pytest.MonkeyPatch, direct: bool
 ) -> None:
-    files = DataFiles(tmp_path / "s.db")
+    files = DataFiles(tmp_path / "s.db", direct=direct)
     writer = DataWriter("test-data", files)
     writer.start()
     try:
         await_first = writer.append([b"a" * 10])
         await _started(syncs)  # the next round holds both of these
         written: list[int] = []
-        real_writev = os.writev
+        real_pwritev = os.pwritev
 
-        def second_fails(fd: int, buffers: Any) -> int:
-            if written:
+        def fails(fd: int, buffers: Any, offset: int) -> int:
+            # Buffered, each batch is written on its own: the second write fails.
+            # Direct, the round's batches go out in one write, at its sync: it fails.
+            if written or files.direct:
                 raise OSError(errno.ENOSPC, "No space left on device")
             written.append(fd)
-            return real_writev(fd, buffers)
+            return real_pwritev(fd, buffers, offset)
 
-        monkeypatch.setattr(os, "writev", second_fails)
+        monkeypatch.setattr(os, "pwritev", fails)
         before, failing = writer.append([b"b" * 10]), writer.append([b"c" * 10])
         syncs.hold = False
         syncs.release.set()
@@ -157,7 +161,7 @@ async def test_a_failed_write_fails_the_batches_written_before_it_in_its_round(
         for fut in (before, failing):
             with pytest.raises(StoreFull):
                 await fut
-        monkeypatch.setattr(os, "writev", real_writev)
+        monkeypatch.setattr(os, "pwritev", real_pwritev)
         (place,) = await writer.append([b"d" * 10])
         assert place[0] == 2  # a new file: the first was closed at the failure
     finally:
