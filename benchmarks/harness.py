@@ -66,6 +66,9 @@ class Context:
     quick: bool
     redis_url: str | None = None
     """None when no ``redis-server`` binary was found."""
+    nats_synced_url: str | None = None
+    """A second ``nats-server``, which syncs its files before each acknowledgement
+    (`start_nats`); None when no ``nats-server`` binary was found."""
 
     def size(self, full: int, quick: int) -> int:
         """``full`` for a full run, ``quick`` for ``--quick``."""
@@ -221,11 +224,25 @@ async def start_streamkit(scratch: Path) -> Process:
     return process
 
 
-async def start_nats(binary: str, scratch: Path) -> Process:
-    """``nats-server -js`` on a free port, storing in ``scratch``."""
+async def start_nats(binary: str, scratch: Path, *, sync_always: bool = False) -> Process:
+    """``nats-server -js`` on a free port, storing in ``scratch``.
+
+    By default JetStream acknowledges a publish once its file store has the message
+    in the operating system's buffers, and syncs its files every two minutes
+    (``sync_interval``): like streamkit's SQLite rows, it survives a crash of the
+    process, not of the machine. ``sync_always`` syncs before each acknowledgement,
+    as streamkit does for data files and, with ``--synchronous full``, for rows.
+    """
     port = free_port()
-    store = scratch / "jetstream"
-    command = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)]
+    name = "jetstream-synced" if sync_always else "jetstream"
+    store = scratch / name
+    command = [binary, "-js", "-a", "127.0.0.1", "-p", str(port)]
+    if sync_always:  # a setting the command line does not have; the store goes with it
+        config = scratch / f"{name}.conf"
+        config.write_text(f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: always\n}}\n')
+        command += ["-c", str(config)]
+    else:
+        command += ["-sd", str(store)]
     return await start_listening(command, f"nats://127.0.0.1:{port}", port)
 
 
@@ -255,18 +272,21 @@ async def servers(quick: bool) -> AsyncIterator[Context]:
         try:
             streamkit = await start_streamkit(scratch)
             processes.append(streamkit)
-            nats_url = redis_url = None
+            nats_url = nats_synced_url = redis_url = None
             binary = nats_server_binary()
             if binary is not None:
                 nats = await start_nats(binary, scratch)
                 processes.append(nats)
                 nats_url = nats.url
+                synced = await start_nats(binary, scratch, sync_always=True)
+                processes.append(synced)
+                nats_synced_url = synced.url
             binary = redis_server_binary()
             if binary is not None:
                 redis = await start_redis(binary, scratch)
                 processes.append(redis)
                 redis_url = redis.url
-            yield Context(streamkit.url, nats_url, scratch, quick, redis_url)
+            yield Context(streamkit.url, nats_url, scratch, quick, redis_url, nats_synced_url)
         finally:
             for process in processes:
                 await process.stop()

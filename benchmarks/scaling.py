@@ -4,6 +4,9 @@
   ``max_batch`` set to it, and redis-py XADD pipelines of that many entries;
 - payload (100 B, 1 KB, 16 KB, 64 KB): streamkit's publisher, nats-py JetStream
   ``publish_async`` and redis-py XADD pipelines, about the same bytes per point;
+  and nats-py against a server that syncs before it acknowledges
+  (``sync_interval: always``, `harness.start_nats`), as streamkit does for data
+  files (16 KB and 64 KB), with fewer events (`SYNCED_COUNT`): it is slow;
 - consumer processes (1 to 4) competing on one streamkit consumer
   (`benchmarks.consume.competing_rate`).
 
@@ -28,6 +31,10 @@ RUNS = 2
 BATCH_SIZES = (1, 10, 100, 1000)
 PAYLOADS = (100, 1024, 16 * 1024, 64 * 1024)
 PROCESSES = (1, 2, 3, 4)
+
+SYNCED_LINE = "nats-py JetStream, sync always"
+SYNCED_COUNT = 4096
+"""Events per payload point of nats-py against the server that syncs each write."""
 
 BY_BATCH = "publish vs batch size (events per request)"
 BY_PAYLOAD = "publish vs payload size (bytes)"
@@ -92,8 +99,16 @@ async def by_payload(ctx: Context, runs: int) -> list[Measurement]:
             measures["redis-py XADD"] = partial(
                 redis_streams.publish_rate, ctx.redis_url, count, text.encode()
             )
+        if ctx.nats_synced_url is not None:
+            measures[SYNCED_LINE] = partial(
+                publish.nats_rate, ctx.nats_synced_url, min(count, SYNCED_COUNT), text.encode()
+            )
         rates = await interleaved(runs, measures, float)
-        rows += [point(BY_PAYLOAD, line, size, rate, note) for line, rate in rates.items()]
+        synced_note = f"{min(count, SYNCED_COUNT):,} events, best of {runs}, interleaved"
+        rows += [
+            point(BY_PAYLOAD, line, size, rate, synced_note if line == SYNCED_LINE else note)
+            for line, rate in rates.items()
+        ]
     return rows
 
 
