@@ -8,7 +8,7 @@ touching such a page is a fault in the host as well. The data is synced at once
 anyway (`DataFiles.sync`), so nothing waited to be written back later. Written
 directly, the same 64 KB cost 5 µs to 10 µs of CPU (the copy into the buffer),
 and the thread waits for the disk without the GIL. Publishing 64 KB events, the
-server's CPU per event went from 188 to 268 µs to 150 to 165. Readers still read
+server's CPU per event went from 183 to 268 µs to 142 to 153. Readers still read
 through the page cache, which Linux keeps coherent with direct writes; data
 read soon after it was written is read from the disk.
 
