@@ -38,6 +38,16 @@ def _blobs(rng: random.Random, count: int, largest: int) -> list[bytes]:
     return [bytes([33 + i % 90]) * size for i, size in enumerate(sizes)]
 
 
+def _two_rounds(files: DataFiles, first: list[bytes], second: list[bytes]) -> list[Place]:
+    """Append ``first`` and sync, then ``second`` and sync, and close: the places."""
+    places = files.append(first)
+    files.sync()
+    places += files.append(second)
+    files.sync()
+    files.close()
+    return places
+
+
 def _read_all(files: DataFiles, places: list[Place]) -> list[bytes]:
     return [
         datafiles.read(files.directory, *place).encode() if place[2] else b"" for place in places
@@ -103,10 +113,7 @@ def test_a_file_system_that_refuses_direct_opens_gets_buffered_writes(
 
     monkeypatch.setattr(os, "open", no_direct)
     files = DataFiles(tmp_path / "s.db", direct=True)
-    places = files.append([b"x" * 5000, b"y" * 3])
-    files.sync()
-    places += files.append([b"z" * 7])
-    files.close()
+    places = _two_rounds(files, [b"x" * 5000, b"y" * 3], [b"z" * 7])
     assert not files.direct
     assert _read_all(files, places) == [b"x" * 5000, b"y" * 3, b"z" * 7]
     assert files.files() == [1]
@@ -128,11 +135,7 @@ def test_a_file_system_that_refuses_direct_writes_gets_buffered_ones(
 
     monkeypatch.setattr(os, "pwritev", refuse_once)
     files = DataFiles(tmp_path / "s.db", direct=True)
-    places = files.append([b"a" * 10, b"b" * 5000])
-    files.sync()
-    places += files.append([b"c" * 7])
-    files.sync()
-    files.close()
+    places = _two_rounds(files, [b"a" * 10, b"b" * 5000], [b"c" * 7])
     assert refused and not files.direct
     assert _read_all(files, places) == [b"a" * 10, b"b" * 5000, b"c" * 7]
 
