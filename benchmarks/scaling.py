@@ -99,12 +99,13 @@ async def by_payload(ctx: Context, runs: int) -> list[Measurement]:
             measures["redis-py XADD"] = partial(
                 redis_streams.publish_rate, ctx.redis_url, count, text.encode()
             )
+        synced_count = min(count, SYNCED_COUNT)
         if ctx.nats_synced_url is not None:
             measures[SYNCED_LINE] = partial(
-                publish.nats_rate, ctx.nats_synced_url, min(count, SYNCED_COUNT), text.encode()
+                publish.nats_rate, ctx.nats_synced_url, synced_count, text.encode()
             )
         rates = await interleaved(runs, measures, float)
-        synced_note = f"{min(count, SYNCED_COUNT):,} events, best of {runs}, interleaved"
+        synced_note = f"{synced_count:,} events, best of {runs}, interleaved"
         rows += [
             point(BY_PAYLOAD, line, size, rate, synced_note if line == SYNCED_LINE else note)
             for line, rate in rates.items()

@@ -159,10 +159,8 @@ class DataFiles:
     ) -> None:
         self.directory = directory_of(database)
         self.file_bytes = file_bytes
-        self.direct = direct and directio.supported()
-        """Whether appends bypass the page cache (`directio`); turned off for good when
-        the file system refuses it."""
-        self._direct: directio.DirectAppender | None = None  # the current file's, if direct
+        # None once the file system refused direct writes (or never asked for)
+        self._direct = directio.DirectAppender() if direct and directio.supported() else None
         self._fd: int | None = None
         self._file = 0  # the number of the file being appended to
         self._size = 0  # its length
@@ -173,6 +171,12 @@ class DataFiles:
         # the data thread, the event loop (`settle`) and the writer (`collect`).
         self._lock = threading.Lock()
         self._unsettled: Counter[int] = Counter()
+
+    @property
+    def direct(self) -> bool:
+        """Whether appends bypass the page cache (`directio`); turned off for good when
+        the file system refuses it."""
+        return self._direct is not None
 
     def files(self) -> list[int]:
         """The numbers of the data files on disk, in order."""
@@ -191,7 +195,7 @@ class DataFiles:
         places = []
         offset = self._size
         for blob in blobs:
-            # zlib lets go of the GIL for data this large: the event loop runs meanwhile
+            # zlib lets go of the GIL for data over 5 KiB: the event loop runs meanwhile
             places.append((self._file, offset, len(blob), crc32(blob)))
             offset += len(blob)
         self._dirty = True
@@ -253,7 +257,7 @@ class DataFiles:
     def _create(self, path: Path) -> int:
         """Create the data file at ``path``, open for direct writes if it can be."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        if self.direct:
+        if self._direct is not None:
             try:
                 fd = os.open(path, flags | directio.open_flags(), 0o644)
             except OSError as exc:
@@ -262,16 +266,14 @@ class DataFiles:
                 self._no_direct(exc)
                 path.unlink(missing_ok=True)  # some file systems create it, then refuse
             else:
-                return self._start_direct(fd)
+                return self._start_direct(fd, self._direct)
         return os.open(path, flags, 0o644)
 
-    def _start_direct(self, fd: int) -> int:
+    def _start_direct(self, fd: int, appender: directio.DirectAppender) -> int:
         """``fd``, just created with ``O_DIRECT``: written directly from now on, unless
         its first write is refused, when it is written through the page cache."""
-        if self._direct is None:
-            self._direct = directio.DirectAppender()
         try:
-            self._direct.start(fd)
+            appender.start(fd)
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 os.close(fd)
@@ -282,7 +284,6 @@ class DataFiles:
 
     def _no_direct(self, exc: OSError) -> None:
         log.info("%s: no direct writes (%s); writing through the page cache", self.directory, exc)
-        self.direct = False
         self._direct = None
 
     def collect(self, conn: sqlite3.Connection) -> list[int]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from streamkit.protocol.wire import StartPosition
 from streamkit.server.store.base import (
@@ -101,21 +101,39 @@ _INSERT_DELIVERIES = _BulkInsert.of(
 )
 
 
-def _same_data(conn: sqlite3.Connection, old: Sequence[Any], new_data: str) -> bool:
-    """Whether a key's kept message (its ``data_bytes, data_hash, data, data_file,
-    data_offset, data_crc``) and a new one carry the same data.
+class _Kept(NamedTuple):
+    """The message a one_message_per_key stream keeps for a key, as far as a publish
+    replacing it needs to know."""
 
-    A kept message stored with a hash (by format 3 or 4, which kept one) is compared
-    by hash; one in a data file without, by its data read back; else by its inline data.
-    """
-    size, hash_, data, file, offset, crc = old
-    if hash_:
-        return bool(hash_ == data_hash(new_data))
-    if file is not None:
-        return (
-            size == len(new_data.encode()) and read_data(conn, file, offset, size, crc) == new_data
-        )
-    return bool(data == new_data)
+    seq: int
+    inserted_at: int
+    updated_at: int
+    data: str
+    data_bytes: int | None
+    data_hash: str
+    data_file: int | None
+    data_offset: int | None
+    data_crc: int | None
+
+    def same_data(self, conn: sqlite3.Connection, new_data: str) -> bool:
+        """Whether it carries ``new_data``. One stored with a hash (by format 3 or 4,
+        which kept one) is compared by hash; one in a data file without, by its data
+        read back; else by its inline data."""
+        if self.data_hash:
+            return self.data_hash == data_hash(new_data)
+        if self.data_file is not None:
+            size, offset = self.data_bytes, self.data_offset
+            assert size is not None and offset is not None  # stored with data_file
+            return size == len(new_data.encode()) and new_data == read_data(
+                conn, self.data_file, offset, size, self.data_crc
+            )
+        return self.data == new_data
+
+
+_KEPT_SQL = (
+    f"SELECT {', '.join('m.' + column for column in _Kept._fields)} FROM latest_by_key l"
+    " JOIN messages m ON m.stream = l.stream AND m.seq = l.seq WHERE l.stream = ? AND l.key = ?"
+)
 
 
 def _count_stored(conn: sqlite3.Connection, sid: int, last_seq: int, added: int, size: int) -> None:
@@ -403,28 +421,21 @@ class WriteOps:
                 continue
             key, data = m["key"], m["data"]
             inserted = now
-            old = conn.execute(
-                "SELECT m.seq, m.inserted_at, m.updated_at, m.data_bytes, m.data_hash, m.data,"
-                " m.data_file, m.data_offset, m.data_crc FROM latest_by_key l"
-                " JOIN messages m ON m.stream = l.stream AND m.seq = l.seq"
-                " WHERE l.stream = ? AND l.key = ?",
-                (sid, key),
-            ).fetchone()
-            if old is not None:
-                old_seq, old_inserted, old_updated, old_bytes = old[:4]
-                old_size = len(key) + stored_size(old[5], old_bytes)
-                if not process_unmodified and _same_data(conn, old[3:], data):
+            found = conn.execute(_KEPT_SQL, (sid, key)).fetchone()
+            if found is not None:
+                old = _Kept(*found)
+                if not process_unmodified and old.same_data(conn, data):
                     # Identical data: nothing to store; the ack points at the kept message.
                     acks.append(
-                        {"id": msg_id, "seq": old_seq, "committed": to_datetime(old_updated)}
+                        {"id": msg_id, "seq": old.seq, "committed": to_datetime(old.updated_at)}
                     )
                     if id_key is not None:
-                        staged[id_key] = pack(old_seq, old_updated)
+                        staged[id_key] = pack(old.seq, old.updated_at)
                     continue
-                conn.execute("DELETE FROM messages WHERE stream = ? AND seq = ?", (sid, old_seq))
+                conn.execute("DELETE FROM messages WHERE stream = ? AND seq = ?", (sid, old.seq))
                 removed += 1
-                size_delta -= old_size
-                inserted = old_inserted
+                size_delta -= len(key) + stored_size(old.data, old.data_bytes)
+                inserted = old.inserted_at
             last_seq += 1
             row = appends.full_row(m)
             appends.insert_kept(conn, sid, last_seq, inserted, now, row, batch.place_of(i))
