@@ -4,13 +4,16 @@ read checks; files of formats 3 and 4 keep the hashes they stored."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import zlib
 from pathlib import Path
 
 import pytest
+from zlib_ng import zlib_ng
 
 from streamkit.server.store.base import MessageQuery, StreamOptions, data_hash
+from streamkit.server.store.sqlite import datafiles
 from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, DataFileDamaged, directory_of
 from streamkit.server.store.sqlite.schema import SCHEMA_VERSION
 from streamkit.server.store.sqlite.store import SqliteStore
@@ -48,6 +51,16 @@ async def test_no_row_stores_a_hash_and_data_in_data_files_has_a_crc(tmp_path: P
         stored = conn.execute("SELECT data_hash, data_crc FROM messages ORDER BY seq").fetchall()
     assert stored == [("", None), ("", zlib.crc32(BIG.encode()))]
     check_db(db).assert_ok()  # the data file's bytes have their crc
+
+
+def test_with_the_fast_extra_the_crc_is_zlib_ngs_and_the_same_as_zlibs() -> None:
+    """Files written by a server with zlib-ng are read by one without it, and back."""
+    assert datafiles.crc32 is zlib_ng.crc32  # the dev extra installs the fast one
+    rng = random.Random(7)
+    for size in (0, 1, 4095, 4096, 65536, 65537, 1 << 20):
+        blob = rng.randbytes(size)
+        assert zlib_ng.crc32(blob) == zlib.crc32(blob), size
+        assert zlib_ng.crc32(memoryview(blob)[1:]) == zlib.crc32(blob[1:]), size
 
 
 @pytest.mark.parametrize("damage", ["flipped", "truncated"])
