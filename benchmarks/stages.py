@@ -109,12 +109,18 @@ class _InstantAPI:
     and decodes a canned reply of the server's."""
 
     transport = None
+    takes_split = False
 
     def __init__(self) -> None:
         self.replies = [_runs_reply(n) for n in range(BATCH + 1)]
 
     async def send_for_seqs(
-        self, stream: str, messages: Sequence[str], *, retry: bool = True
+        self,
+        stream: str,
+        messages: Sequence[str],
+        *,
+        blobs: Sequence[bytes] = (),
+        retry: bool = True,
     ) -> tuple[list[int], list[datetime]]:
         body_pieces(messages)
         runs = orjson.loads(self.replies[len(messages)])["data"]["ack_runs"]

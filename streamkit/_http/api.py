@@ -15,7 +15,7 @@ from typing import Any
 from streamkit import tracing
 from streamkit._http.received import Received
 from streamkit._http.transport import StreamingBody, Transport
-from streamkit.errors import DecodeError
+from streamkit.errors import APIError, DecodeError
 from streamkit.models import (
     Ack,
     Consumer,
@@ -27,7 +27,7 @@ from streamkit.models import (
     acks_from_wire,
     dumps,
 )
-from streamkit.protocol import routes
+from streamkit.protocol import routes, split
 from streamkit.protocol.routes import Route
 from streamkit.protocol.wire import (
     ACK_RUNS,
@@ -115,6 +115,9 @@ class API:
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
+        self.takes_split = False
+        """Whether the server's last answer to a publish said (``Accept-Post``) that it
+        takes split bodies (`streamkit.protocol.split`); until then, JSON only."""
 
     async def _call(self, route: Route, *, retry: bool = False, **segments: str) -> Any:
         return await self.transport.request(route.method, route.url(**segments), retry=retry)
@@ -196,19 +199,44 @@ class API:
         return acks_from_wire(acks)
 
     async def send_for_seqs(
-        self, stream: str, messages: Sequence[str], *, retry: bool = True
+        self,
+        stream: str,
+        messages: Sequence[str],
+        *,
+        blobs: Sequence[bytes] = (),
+        retry: bool = True,
     ) -> tuple[list[int], list[datetime]]:
         """`send` with each message object already encoded as JSON text, returning the seq
         and the commit time of each message, in order, instead of `Ack` objects.
 
-        It asks for the acks as runs (``?acks=runs``: a few dozen bytes for a batch
-        stored whole, instead of an object per message), and reads per-message acks
-        from a server that answers with those. The publisher encodes each message as
-        it goes (no thousand message dicts alive at once, each counted by the garbage
-        collector) and makes an `Ack` only for whoever asks for one.
+        Messages with a ``data_size`` have their data in ``blobs``, in order: they go
+        as a split body (`split.pieces`), or joined into JSON again for a server that
+        has not said it takes those (`takes_split`). It asks for the acks as runs
+        (``?acks=runs``: a few dozen bytes for a batch stored whole, instead of an
+        object per message), and reads per-message acks from a server that answers
+        with those. The publisher encodes each message as it goes (no thousand
+        message dicts alive at once, each counted by the garbage collector) and
+        makes an `Ack` only for whoever asks for one.
         """
         count = len(messages)
-        data = await self._send(stream, body_pieces(messages), count, retry, _ACK_RUNS_PARAMS)
+        if blobs and not self.takes_split:
+            messages, blobs = split.rejoin(messages, blobs), ()
+        try:
+            if blobs:
+                body = split.pieces(messages, blobs)
+                data = await self._send(
+                    stream, body, count, retry, _ACK_RUNS_PARAMS, split.SPLIT_MESSAGES
+                )
+            else:
+                data = await self._send(
+                    stream, body_pieces(messages), count, retry, _ACK_RUNS_PARAMS
+                )
+        except APIError as exc:
+            if not (blobs and exc.status == 400 and exc.code == "malformed_json"):
+                raise
+            # A server that took split bodies was replaced by one that does not.
+            self.takes_split = False
+            return await self.send_for_seqs(stream, messages, blobs=blobs, retry=retry)
         runs = data.get("ack_runs")
         if runs is not None:
             return ack_fields_from_runs(runs, count)
@@ -224,8 +252,10 @@ class API:
         count: int,
         retry: bool,
         params: Mapping[str, str | int] | None = None,
+        content_type: str | None = None,
     ) -> Mapping[str, Any]:
-        """The ``data`` object answering a publish request of ``count`` messages."""
+        """The ``data`` object answering a publish request of ``count`` messages; notes
+        whether the answer says the server takes split bodies (`takes_split`)."""
         route = routes.PUBLISH
         attributes: dict[str, tracing.AttributeValue] = {
             "messaging.system": tracing.SYSTEM,
@@ -235,9 +265,17 @@ class API:
             "messaging.batch.message_count": count,
         }
         with tracing.span(f"send {stream}", "producer", attributes):
+            headers: dict[str, str] = {}
             answer = await self.transport.request(
-                route.method, route.url(stream=stream), content=body, params=params, retry=retry
+                route.method,
+                route.url(stream=stream),
+                content=body,
+                params=params,
+                retry=retry,
+                content_type=content_type,
+                response_headers=headers,
             )
+        self.takes_split = split.SPLIT_MESSAGES in headers.get("accept-post", "")
         return _object(_data(answer))
 
     async def read(

@@ -146,18 +146,25 @@ class Transport:
         retry: bool = False,
         timeout: float | None = None,
         retries: int | None = None,
+        content_type: str | None = None,
+        response_headers: dict[str, str] | None = None,
     ) -> Any:
         """Send one request and return its decoded JSON body; raise a streamkit error.
 
-        The body is ``json`` encoded, or ``content``: JSON already encoded, whole or
-        as pieces sent one after another (with the body's length: not chunked).
+        The body is ``json`` encoded, or ``content``: JSON already encoded (or of
+        ``content_type``), whole or as pieces sent one after another (with the
+        body's length: not chunked). The headers of the response that answered
+        are copied into ``response_headers`` (names in lower case), when given.
         """
         attempts = (self.retries if retries is None else retries) + 1 if retry else 1
         body = content if json is None else dumps(json)
+        headers = {"Content-Type": content_type} if content_type else {}
         backoff = Backoff(self.backoff, self.max_backoff)
         while True:
             try:
-                return await self._send(method, path, body, params, timeout)
+                return await self._send(
+                    method, path, body, params, timeout, headers, response_headers
+                )
             except (errors.TransportError, errors.APIError) as exc:
                 if backoff.failures + 1 >= attempts or not retriable(exc):
                     raise
@@ -178,17 +185,18 @@ class Transport:
         body: bytes | list[bytes] | None,
         params: Mapping[str, str | int] | None,
         timeout: float | None,
+        headers: dict[str, str],
+        response_headers: dict[str, str] | None,
     ) -> Any:
         session = self._get_session()
         data: bytes | AsyncIterator[bytes] | None = None
-        headers: dict[str, str] | None = None
         if not isinstance(body, list):
             data = body
         elif len(body) == 1:
             data = body[0]
         else:
             data = _pieces(body)  # anew for each attempt
-            headers = {"Content-Length": str(sum(map(len, body)))}
+            headers = {**headers, "Content-Length": str(sum(map(len, body)))}
         client_timeout = aiohttp.ClientTimeout(
             total=timeout if timeout is not None else self.timeout,
             sock_connect=self.connect_timeout,
@@ -198,13 +206,16 @@ class Transport:
                 method,
                 self.base_url + path,
                 data=data,
-                headers=headers,
+                headers=headers or None,
                 params=params,
                 timeout=client_timeout,
             ) as response:
                 raw = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
+                if response_headers is not None:
+                    response_headers.clear()
+                    response_headers.update((k.lower(), v) for k, v in response.headers.items())
         if status >= 400:
             raise api_error(status, raw, retry_after)
         if not raw:

@@ -23,6 +23,7 @@ import orjson
 from streamkit import errors, tracing
 from streamkit._http.api import API
 from streamkit.models import Event
+from streamkit.protocol import split
 from streamkit.protocol.wire import MAX_BATCH
 from streamkit.publisher._lanes import Lane
 from streamkit.publisher._sender import (
@@ -252,13 +253,13 @@ class Publisher:
         for event in events:
             if not isinstance(event, Event):
                 raise TypeError(f"publish() takes events, not {type(event).__name__}")
-            message = encode(event)
-            size = utf8_size(message)
+            message, data = encode(event)
+            size = utf8_size(message) if data is None else utf8_size(message) + len(data)
             # Inline, the usual answer of _fits (room to spare); else ask it, and wait.
             if not (self._buffered < max_buffer and self._buffered_bytes + size <= max_bytes):
                 while not self._fits(1, size):
                     await self._wait_for_space()
-            enqueue(event, message, size, on_ack, on_nack)
+            enqueue(event, message, data, size, on_ack, on_nack)
             unyielded += size
             if unyielded >= request_bytes:
                 unyielded = 0
@@ -277,38 +278,45 @@ class Publisher:
                 raise errors.StreamkitError(f"event {event.id} is already being published")
         if len({id(event) for event in events}) != len(events):
             raise ValueError("the same event is published twice in one call")
-        messages = [self._encode(event) for event in events]
-        sizes = [utf8_size(message) for message in messages]
+        encoded = [self._encode(event) for event in events]
+        sizes = [utf8_size(message) + len(data or b"") for message, data in encoded]
         if events and not self._fits(len(events), sum(sizes)):
             raise errors.QueueFull(
                 f"the publish buffer of {self.stream!r} is full "
                 f"({self._buffered} events, {self._buffered_bytes} bytes)"
             )
-        for event, message, size in zip(events, messages, sizes, strict=True):
-            self._enqueue(event, message, size, on_ack, on_nack)
+        for event, (message, data), size in zip(events, encoded, sizes, strict=True):
+            self._enqueue(event, message, data, size, on_ack, on_nack)
 
-    def _encode(self, event: Event) -> str:
-        """``event``'s message for ``POST .../messages``, as it is now: what is sent."""
+    def _encode(self, event: Event) -> tuple[str, bytes | None]:
+        """``event``'s message for ``POST .../messages``, as it is now: what is sent. Large
+        data goes apart, as bytes, to a server that takes split bodies (`split`)."""
         # Here, in the publishing caller's task: its trace context, not the lane's.
         if trace := tracing.context_headers():
             event.headers.update(trace)
-        return orjson.dumps(event.to_wire(self.stream)).decode()
+        wire = event.to_wire(self.stream)
+        if len(wire["data"]) < split.SPLIT_DATA_CHARS or not self.api.takes_split:
+            return orjson.dumps(wire).decode(), None
+        data = wire.pop("data").encode()
+        wire[split.DATA_SIZE] = len(data)
+        return orjson.dumps(wire).decode(), data
 
     def _enqueue(
         self,
         event: Event,
         message: str,
+        data: bytes | None,
         size: int,
         on_ack: AckCallback | None,
         on_nack: NackCallback | None,
     ) -> None:
-        """Track ``event`` (``message`` its encoding, ``size`` that in UTF-8 bytes) and
-        queue it in its key's lane. Never awaits, so it is atomic."""
+        """Track ``event`` (``message`` its encoding, ``data`` its data when apart, ``size``
+        their UTF-8 bytes) and queue it in its key's lane. Never awaits, so it is atomic."""
         if not self._started:
             self._start()
         lanes = self._lanes
         lanes[hash(event.key or self.stream) % len(lanes)].put(
-            QueuedEvent(event, message, size, on_ack, on_nack)
+            QueuedEvent(event, message, data, size, on_ack, on_nack)
         )
         self._buffered += 1
         self._buffered_bytes += size

@@ -39,8 +39,9 @@ def utf8_size(text: str) -> int:
 
 class QueuedEvent(Publication):
     """A publication waiting in a lane or in flight: its event's message, encoded as
-    JSON text when the event was queued, that message's ``size`` in UTF-8 bytes (for
-    batching and the buffer bound), and its callbacks.
+    JSON text when the event was queued, and its large ``data`` as bytes when the
+    message carries a ``data_size`` instead (`streamkit.protocol.split`); their
+    ``size`` in UTF-8 bytes (for batching and the buffer bound), and its callbacks.
 
     It keeps no reference to the event. The event keeps its publication, so one
     the caller lets go of is freed at once, and what waits for the server is one
@@ -49,18 +50,20 @@ class QueuedEvent(Publication):
     the bytes orjson returns take at least 4 KiB each, however short the JSON.
     """
 
-    __slots__ = ("message", "on_ack", "on_nack", "size")
+    __slots__ = ("data", "message", "on_ack", "on_nack", "size")
 
     def __init__(
         self,
         event: Event,
         message: str,
+        data: bytes | None,
         size: int,
         on_ack: AckCallback | None,
         on_nack: NackCallback | None,
     ) -> None:
         Publication.__init__(self, event)  # not super(): one object less per event
         self.message = message
+        self.data = data
         self.size = size
         self.on_ack = on_ack
         self.on_nack = on_nack
@@ -69,6 +72,11 @@ class QueuedEvent(Publication):
     def messages(part: Sequence[QueuedEvent]) -> list[str]:
         """The encoded message objects of ``part``, for ``POST .../messages``."""
         return [queued.message for queued in part]
+
+    @staticmethod
+    def blobs(part: Sequence[QueuedEvent]) -> list[bytes]:
+        """The data of ``part``'s messages that carry a ``data_size``, in order."""
+        return [queued.data for queued in part if queued.data is not None]
 
 
 # Nack codes: why an event was not stored.
@@ -194,7 +202,10 @@ class BatchSender:
             part = todo.pop()
             try:
                 seqs, committed = await self.api.send_for_seqs(
-                    self.stream, QueuedEvent.messages(part), retry=False
+                    self.stream,
+                    QueuedEvent.messages(part),
+                    blobs=QueuedEvent.blobs(part),
+                    retry=False,
                 )
             except errors.ValidationError as exc:
                 await self._reject(part, exc, todo)

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from streamkit.protocol import routes
+from streamkit.protocol import routes, split
 from streamkit.protocol.routes import Route
 from streamkit.protocol.wire import MAX_MESSAGE_BYTES
 from streamkit.server import dashboard, openapi, rates, sse, validation
@@ -405,14 +405,31 @@ async def publish(request: web.Request) -> web.Response:
     stream = request.match_info["stream"]
     limit: int = request.app[CONFIG]["max_message_bytes"]
     runs = validation.wants_ack_runs(request.query)
-    messages = validation.publish_body(await _json_body(request), limit)
+    messages = validation.publish_body(await _publish_body(request), limit)
     result = await _store(request).publish(stream, messages)
     request.app[METRICS].published.inc(result.published)
     request.app[METRICS].stream_published.inc(result.published, (stream,))
     if runs:
-        ack_runs = [list(run) for run in result.runs]
-        return json_response({"data": {"published": result.published, "ack_runs": ack_runs}})
-    return json_response({"data": {"published": result.published, "acks": result.acks(messages)}})
+        data = {"published": result.published, "ack_runs": [list(run) for run in result.runs]}
+    else:
+        data = {"published": result.published, "acks": result.acks(messages)}
+    return json_response({"data": data}, headers=_ACCEPT_POST)
+
+
+_ACCEPT_POST = {"Accept-Post": split.ACCEPT_POST}
+"""Tells a streamkit client that the publish route takes split bodies too."""
+
+
+async def _publish_body(request: web.Request) -> Any:
+    """A publish request's body as JSON, whether it came as JSON or split (`split`)."""
+    if request.content_type != split.SPLIT_MESSAGES:
+        return await _json_body(request)
+    try:
+        return split.join(await _body(request))
+    except split.SplitBodyError as exc:
+        if exc.fields:
+            raise validation.Invalid(exc.fields) from None
+        raise ErrorResponse(400, f"Malformed split body: {exc}", "malformed_body") from None
 
 
 async def read_messages(request: web.Request) -> web.Response:

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from streamkit.protocol import routes
+from streamkit.protocol import routes, split
 from streamkit.protocol.keys import MAX_KEY_LENGTH, MAX_KEY_TOKENS, MAX_NAME_LENGTH
 from streamkit.protocol.routes import Route
 from streamkit.protocol.wire import (
@@ -436,6 +436,8 @@ class Operation:
     ok_media: str = JSON
     errors: tuple[int, ...] = (400, 404)
     headers: dict[str, Schema] = field(default_factory=dict)
+    other_bodies: dict[str, Schema] = field(default_factory=dict)
+    """Media types the body may come as besides JSON, with their schemas."""
 
     @property
     def method(self) -> str:
@@ -606,6 +608,18 @@ OPERATIONS: tuple[Operation, ...] = (
         body="PublishRequest",
         ok_schema=_ref("PublishResponse"),
         errors=(400, 404, 413, 422),
+        other_bodies={
+            split.SPLIT_MESSAGES: {
+                "type": "string",
+                "contentMediaType": split.SPLIT_MESSAGES,
+                "description": (
+                    "A split body: the 4-byte big-endian length of a PublishRequest, that"
+                    " PublishRequest (a message may carry data_size instead of data), then"
+                    " those messages' data, back to back. Publish answers name it in"
+                    " Accept-Post."
+                ),
+            }
+        },
     ),
     Operation(
         routes.READ_MESSAGES,
@@ -799,7 +813,10 @@ def _operation(op: Operation, auth: bool) -> Schema:
     if op.body is not None:
         spec["requestBody"] = {
             "required": op.body_required,
-            "content": {JSON: {"schema": _ref(op.body)}},
+            "content": {
+                JSON: {"schema": _ref(op.body)},
+                **{media: {"schema": schema} for media, schema in op.other_bodies.items()},
+            },
         }
     if op.path == "/health":
         spec["security"] = []

@@ -32,6 +32,8 @@ TURNS = 50
 class RecordingSend:
     """Stands in for `API.send_for_seqs`: records each batch, answers when `answer` is called."""
 
+    takes_split = False  # JSON bodies only, as for a server that has not answered yet
+
     def __init__(self) -> None:
         self.published = 0
         """Publish calls that have returned so far; the test counts them."""
@@ -41,7 +43,12 @@ class RecordingSend:
         self._seq = 0
 
     async def send_for_seqs(
-        self, stream: str, messages: Sequence[str], *, retry: bool = True
+        self,
+        stream: str,
+        messages: Sequence[str],
+        *,
+        blobs: Sequence[bytes] = (),
+        retry: bool = True,
     ) -> tuple[list[int], list[datetime]]:
         """Record the batch, wait to be answered, ack every message."""
         self.batches.append((self.published, [orjson.loads(m)["id"] for m in messages]))
@@ -186,12 +193,12 @@ async def test_against_the_server_a_burst_during_a_request_is_the_next_request(
         gate = asyncio.Event()
 
         async def held_send(
-            stream: str, messages: Sequence[str], *, retry: bool = True
+            stream: str, messages: Sequence[str], *, blobs: Sequence[bytes] = (), retry: bool = True
         ) -> tuple[list[int], list[datetime]]:
             sizes.append(len(messages))
             started.set()
             await asyncio.wait_for(gate.wait(), 10)  # the first request stays in flight
-            return await real_send(stream, messages, retry=retry)
+            return await real_send(stream, messages, blobs=blobs, retry=retry)
 
         api.send_for_seqs = held_send  # type: ignore[method-assign]
         first = Event("first")

@@ -1,0 +1,124 @@
+"""The publisher sends large data after the JSON (a split body) once the server has said it
+takes such bodies, and JSON again to a server that does not (any more)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp.web
+import orjson
+import pytest
+from aiohttp.test_utils import TestServer
+
+import streamkit
+from streamkit import Event
+from streamkit._http.api import API
+from streamkit.protocol.split import DATA_SIZE, SPLIT_DATA_CHARS, SPLIT_MESSAGES
+from streamkit.testing import ServerHandle
+from tests.stream_reads import read_all
+
+LARGE = "é" * SPLIT_DATA_CHARS
+
+
+def _record_content_types(api: API) -> list[str | None]:
+    """Each publish request's media type (None: JSON), as the client sends it."""
+    seen: list[str | None] = []
+    request = api.transport.request
+
+    async def recording(*args: Any, content_type: str | None = None, **kwargs: Any) -> Any:
+        seen.append(content_type)
+        return await request(*args, content_type=content_type, **kwargs)
+
+    api.transport.request = recording  # type: ignore[method-assign]
+    return seen
+
+
+async def test_large_data_goes_apart_once_the_server_has_said_it_may(
+    streamkit_server: ServerHandle,
+) -> None:
+    async with streamkit.connect(streamkit_server.url) as client:
+        await client.create_stream("s")
+        seen = _record_content_types(client.api)
+        assert not client.api.takes_split
+        first = [Event(LARGE + "0", key="k"), Event("small", key="k")]
+        await client.publish("s", first)
+        await client.flush()
+        assert seen == [None] and client.api.takes_split  # JSON until the first answer
+        later = [Event(LARGE + str(i), key="k") for i in range(1, 4)] + [Event("tiny", key="k")]
+        await client.publish("s", later)
+        await client.flush()
+        assert seen[1:] and set(seen[1:]) == {SPLIT_MESSAGES}
+        small_only = [Event("a", key="k"), Event("x" * (SPLIT_DATA_CHARS - 1), key="k")]
+        await client.publish("s", small_only)
+        await client.flush()
+        assert seen[-1] is None  # nothing large: a plain JSON body
+        stored = await read_all(client, "s")
+    events = first + later + small_only
+    assert [m.data for m in stored] == [e.data for e in events]
+    assert [m.id for m in stored] == [e.id for e in events]
+
+
+@pytest.fixture
+async def older_server() -> AsyncIterator[tuple[TestServer, list[tuple[str, bytes]]]]:
+    """A server that takes JSON bodies only (as before split bodies): it fails to parse
+    a split one as JSON, as such a server would. Records each request."""
+    seen: list[tuple[str, bytes]] = []
+
+    async def publish(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        raw = await request.read()
+        seen.append((request.content_type, raw))
+        try:
+            count = len(orjson.loads(raw)["messages"])
+        except orjson.JSONDecodeError:
+            body = {"summary": "Malformed JSON body", "code": "malformed_json"}
+            return aiohttp.web.json_response(body, status=400)
+        runs = [[1, count, "2026-01-01T00:00:00Z"]]
+        return aiohttp.web.json_response({"data": {"published": count, "ack_runs": runs}})
+
+    app = aiohttp.web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_post("/api/streams/{stream}/messages", publish)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield server, seen
+    await server.close()
+
+
+async def test_a_server_that_stopped_taking_split_bodies_gets_json_again(
+    older_server: tuple[TestServer, list[tuple[str, bytes]]],
+) -> None:
+    server, seen = older_server
+    async with streamkit.connect(str(server.make_url("/"))) as client:
+        client.api.takes_split = True  # as learned from the server it replaced
+        events = [Event(LARGE, key="k"), Event("small", key="k"), Event(LARGE + "!", key="k")]
+        acks = [await event.wait_for_ack() for event in await _published(client, events)]
+        assert [ack.seq for ack in acks] == [1, 2, 3]
+        assert not client.api.takes_split
+    (split_type, _), (json_type, body) = seen
+    assert split_type == SPLIT_MESSAGES and json_type == "application/json"
+    assert [m["data"] for m in orjson.loads(body)["messages"]] == [e.data for e in events]
+
+
+async def test_messages_encoded_apart_are_joined_again_for_a_json_only_server(
+    older_server: tuple[TestServer, list[tuple[str, bytes]]],
+) -> None:
+    server, seen = older_server
+    async with streamkit.connect(str(server.make_url("/"))) as client:
+        messages = [
+            orjson.dumps({"key": "k", "id": "a", DATA_SIZE: 4}).decode(),
+            orjson.dumps({"key": "k", "id": "b", "data": "inline"}).decode(),
+        ]
+        seqs, _ = await client.api.send_for_seqs("s", messages, blobs=["déjà".encode()[:4]])
+    assert seqs == [1, 2]
+    ((content_type, body),) = seen  # sent as JSON at once: the server never said otherwise
+    assert content_type == "application/json"
+    assert orjson.loads(body)["messages"] == [
+        {"key": "k", "id": "a", "data": "déj"},
+        {"key": "k", "id": "b", "data": "inline"},
+    ]
+
+
+async def _published(client: streamkit.AsyncClient, events: list[Event]) -> list[Event]:
+    await client.publish("s", events)
+    await client.flush()
+    return events
