@@ -3,6 +3,7 @@ body it stands for, under the same rules; a broken one is refused and stores not
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -141,3 +142,19 @@ async def test_a_split_body_past_max_body_bytes_is_a_413() -> None:
         status, answer = await api.call("POST", URL, data=body, headers=HEADERS)
         assert status == 413 and answer["code"] == "payload_too_large"
         assert await _count(api) == 0
+
+
+async def test_a_split_body_sent_in_small_chunks_is_stored_whole(
+    api: Api, streamkit_server: Any
+) -> None:
+    async def chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    messages = [{"key": f"k{i}", "data": "é€" * (3000 + i)} for i in range(20)]
+    await api.stream("orders")
+    async with api.session.post(
+        streamkit_server.url + URL, data=chunks(_split_body(messages), 777), headers=HEADERS
+    ) as response:
+        assert response.status == 200, await response.text()
+    assert [m["data"] for m in await api.read("orders", limit=50)] == [m["data"] for m in messages]
