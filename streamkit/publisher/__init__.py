@@ -66,8 +66,8 @@ class PublisherConfig:
     max_batch: int = 1000
     max_bytes: int = 2 * 1024 * 1024
     linger: float = 0.0
-    max_in_flight: int = 4
-    max_buffer: int = 5_000
+    max_in_flight: int = 8
+    max_buffer: int = 10_000
     max_buffer_bytes: int = 32 * 1024 * 1024
     retry_deadline: float = 30.0
     backoff: float = 0.05
