@@ -10,8 +10,8 @@ it in the kernel. Appending the same bytes to a plain file costs about 7.
   bytes, ``data_crc`` (`FILE_COLUMNS`). Every read checks it (`read`): a damaged
   file fails the read (`DataFileDamaged`) instead of sending other data. Smaller
   data stays in its row, as before. The CRC is zlib's CRC-32, computed by
-  zlib-ng when the ``fast`` extra installed it: the same sums, 18 times faster
-  than zlib's (a tenth of the server's CPU per 64 KB message).
+  zlib-ng when the ``fast`` extra installed it (`crc`): the same sums, 18 times
+  faster than zlib's (a tenth of the server's CPU per 64 KB message).
 - Files are ``<database>-data/<n>.dat``, at most about `FILE_BYTES` each. Only the
   data thread (`datawriter.DataWriter`) appends (`DataFiles.append`), then syncs
   once for all the batches it appended at once (`DataFiles.sync`), and only then
@@ -49,11 +49,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from streamkit.server.store.sqlite import directio
-
-try:  # the fast extra: the same CRC-32, 0.6 µs per 64 KB instead of zlib's 11 µs
-    from zlib_ng.zlib_ng import crc32 as crc32
-except ImportError:  # pragma: no cover - zlib-ng is in the dev extra
-    from zlib import crc32 as crc32
+from streamkit.server.store.sqlite.crc import crc32
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,8 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from zlib import crc32
+
+from streamkit.server.store.sqlite.crc import crc32
 
 log = logging.getLogger(__name__)
 

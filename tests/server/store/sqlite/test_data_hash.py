@@ -13,7 +13,7 @@ import pytest
 from zlib_ng import zlib_ng
 
 from streamkit.server.store.base import MessageQuery, StreamOptions, data_hash
-from streamkit.server.store.sqlite import datafiles
+from streamkit.server.store.sqlite import crc
 from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, DataFileDamaged, directory_of
 from streamkit.server.store.sqlite.schema import SCHEMA_VERSION
 from streamkit.server.store.sqlite.store import SqliteStore
@@ -55,7 +55,7 @@ async def test_no_row_stores_a_hash_and_data_in_data_files_has_a_crc(tmp_path: P
 
 def test_with_the_fast_extra_the_crc_is_zlib_ngs_and_the_same_as_zlibs() -> None:
     """Files written by a server with zlib-ng are read by one without it, and back."""
-    assert datafiles.crc32 is zlib_ng.crc32  # the dev extra installs the fast one
+    assert crc.crc32 is zlib_ng.crc32  # the dev extra installs the fast one
     rng = random.Random(7)
     for size in (0, 1, 4095, 4096, 65536, 65537, 1 << 20):
         blob = rng.randbytes(size)
