@@ -11,25 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamkit.protocol.split import DATA_SIZE, SplitBodyError, join, pieces, rejoin
-
-
-def _split(messages: list[dict[str, Any]], cut: int = 10) -> tuple[list[str], list[bytes]]:
-    """Each message as the publisher encodes it: data of ``cut`` characters or more apart."""
-    texts, blobs = [], []
-    for message in messages:
-        message = dict(message)
-        if len(message["data"]) >= cut:
-            blob = message.pop("data").encode()
-            message[DATA_SIZE] = len(blob)
-            blobs.append(blob)
-        texts.append(orjson.dumps(message).decode())
-    return texts, blobs
+from tests.split_bodies import split_messages
 
 
 def _body(json_part: bytes, data: bytes = b"", length: int | None = None) -> bytes:
     size = len(json_part) if length is None else length
     return size.to_bytes(4, "big") + json_part + data
 
+
+CUT = 10
+"""Data this long or longer goes apart in these tests (4,096 characters in the client's)."""
 
 MIXED: list[dict[str, Any]] = [
     {"key": "a", "data": "small"},
@@ -41,13 +32,13 @@ MIXED: list[dict[str, Any]] = [
 
 
 def test_a_split_body_joins_into_the_json_body_it_stands_for() -> None:
-    texts, blobs = _split(MIXED)
+    texts, blobs = split_messages(MIXED, CUT)
     assert len(blobs) == 2
     assert join(b"".join(pieces(texts, blobs))) == {"messages": MIXED}
 
 
 def test_the_blobs_are_sent_as_they_are() -> None:
-    texts, blobs = _split(MIXED)
+    texts, blobs = split_messages(MIXED, CUT)
     sent = pieces(texts, blobs)
     assert sent[1:] == blobs and all(a is b for a, b in zip(sent[1:], blobs, strict=True))
 
@@ -62,7 +53,7 @@ def test_a_message_may_have_no_data_at_all_apart() -> None:
 @given(st.lists(st.text(max_size=40), max_size=8), st.integers(0, 40))
 def test_any_messages_survive_the_trip(datas: list[str], cut: int) -> None:
     messages = [{"key": f"k{i}", "data": data} for i, data in enumerate(datas)]
-    texts, blobs = _split(messages, cut)
+    texts, blobs = split_messages(messages, cut)
     assert join(b"".join(pieces(texts, blobs))) == {"messages": messages}
     assert [orjson.loads(text) for text in rejoin(texts, blobs)] == messages
 
@@ -126,6 +117,6 @@ def test_every_message_at_fault_is_named_at_once() -> None:
 
 
 def test_rejoin_gives_each_message_its_data_back_in_order() -> None:
-    texts, blobs = _split(MIXED)
+    texts, blobs = split_messages(MIXED, CUT)
     assert [orjson.loads(text) for text in rejoin(texts, blobs)] == MIXED
     assert rejoin(texts[:1], []) == texts[:1]  # whole messages stay as they are

@@ -10,25 +10,14 @@ import aiohttp
 import orjson
 import pytest
 
-from streamkit.protocol.split import ACCEPT_POST, DATA_SIZE, SPLIT_MESSAGES, pieces
+from streamkit.protocol.split import ACCEPT_POST, DATA_SIZE, SPLIT_MESSAGES
 from streamkit.testing import run_server
 from tests.http_api import Api
+from tests.split_bodies import split_body
 
 URL = "/api/streams/orders/messages"
 HEADERS = {"Content-Type": SPLIT_MESSAGES}
 FIELDS = ("key", "data", "id", "headers", "seq")
-
-
-def _split_body(messages: list[dict[str, Any]], cut: int = 4096) -> bytes:
-    texts, blobs = [], []
-    for message in messages:
-        message = dict(message)
-        if len(message["data"]) >= cut:
-            blob = message.pop("data").encode()
-            message[DATA_SIZE] = len(blob)
-            blobs.append(blob)
-        texts.append(orjson.dumps(message).decode())
-    return b"".join(pieces(texts, blobs))
 
 
 def _frame(doc: object, data: bytes = b"") -> bytes:
@@ -51,7 +40,7 @@ async def test_a_split_body_stores_what_its_json_body_would(api: Api) -> None:
     await api.stream("orders")
     await api.stream("plain")
     await api.publish("plain", messages)
-    status, body = await api.call("POST", URL, data=_split_body(messages), headers=HEADERS)
+    status, body = await api.call("POST", URL, data=split_body(messages), headers=HEADERS)
     assert status == 200, body
     assert body["data"]["published"] == 4
     split = await api.read("orders", limit=10)
@@ -66,7 +55,7 @@ async def test_a_publish_answer_says_split_bodies_are_taken(
     api: Api, streamkit_server: Any
 ) -> None:
     await api.stream("orders")
-    for data, headers in ((None, None), (_split_body([{"key": "k", "data": "x"}]), HEADERS)):
+    for data, headers in ((None, None), (split_body([{"key": "k", "data": "x"}]), HEADERS)):
         async with api.session.post(
             streamkit_server.url + URL,
             json=None if data else {"messages": [{"key": "k", "data": "x"}]},
@@ -127,7 +116,7 @@ async def test_data_apart_has_the_size_limit_of_data_inside() -> None:
     async with run_server(max_message_bytes=8192) as server, aiohttp.ClientSession() as session:
         api = Api(session, server.url)
         await api.stream("orders")
-        body = _split_body([{"key": "k", "data": "x" * 5000}, {"key": "k", "data": "é" * 4097}])
+        body = split_body([{"key": "k", "data": "x" * 5000}, {"key": "k", "data": "é" * 4097}])
         status, answer = await api.call("POST", URL, data=body, headers=HEADERS)
         assert status == 413
         assert list(answer["validation_errors"]) == ["messages[1].data"]
@@ -138,7 +127,7 @@ async def test_a_split_body_past_max_body_bytes_is_a_413() -> None:
     async with run_server(max_body_bytes=50_000) as server, aiohttp.ClientSession() as session:
         api = Api(session, server.url)
         await api.stream("orders")
-        body = _split_body([{"key": "k", "data": "x" * 60_000}])
+        body = split_body([{"key": "k", "data": "x" * 60_000}])
         status, answer = await api.call("POST", URL, data=body, headers=HEADERS)
         assert status == 413 and answer["code"] == "payload_too_large"
         assert await _count(api) == 0
@@ -154,7 +143,7 @@ async def test_a_split_body_sent_in_small_chunks_is_stored_whole(
     messages = [{"key": f"k{i}", "data": "é€" * (3000 + i)} for i in range(20)]
     await api.stream("orders")
     async with api.session.post(
-        streamkit_server.url + URL, data=chunks(_split_body(messages), 777), headers=HEADERS
+        streamkit_server.url + URL, data=chunks(split_body(messages), 777), headers=HEADERS
     ) as response:
         assert response.status == 200, await response.text()
     assert [m["data"] for m in await api.read("orders", limit=50)] == [m["data"] for m in messages]
