@@ -59,6 +59,24 @@ async def test_large_data_goes_apart_once_the_server_has_said_it_may(
     assert [m.id for m in stored] == [e.id for e in events]
 
 
+async def test_binary_and_json_payloads_go_apart_and_come_back_as_they_were(
+    streamkit_server: ServerHandle,
+) -> None:
+    blob = bytes(range(256)) * 40  # base64 on the wire: past SPLIT_DATA_CHARS
+    document = {"items": ["é" * 10] * 500}
+    async with streamkit.connect(streamkit_server.url) as client:
+        await client.create_stream("s")
+        await client.publish("s", Event("warm-up", key="k"))
+        await client.flush()
+        seen = _record_content_types(client.api)
+        await client.publish("s", [Event(blob, key="k"), Event(document, key="k")])
+        await client.flush()
+        assert seen == [SPLIT_MESSAGES]
+        _, binary, json_doc = await read_all(client, "s")
+    assert binary.data == blob
+    assert json_doc.data == document
+
+
 @pytest.fixture
 async def older_server() -> AsyncIterator[tuple[TestServer, list[tuple[str, bytes]]]]:
     """A server that takes JSON bodies only (as before split bodies): it fails to parse
