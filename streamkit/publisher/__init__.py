@@ -253,8 +253,7 @@ class Publisher:
         for event in events:
             if not isinstance(event, Event):
                 raise TypeError(f"publish() takes events, not {type(event).__name__}")
-            message, data = encode(event)
-            size = utf8_size(message) if data is None else utf8_size(message) + len(data)
+            message, data, size = encode(event)
             # Inline, the usual answer of _fits (room to spare); else ask it, and wait.
             if not (self._buffered < max_buffer and self._buffered_bytes + size <= max_bytes):
                 while not self._fits(1, size):
@@ -279,27 +278,29 @@ class Publisher:
         if len({id(event) for event in events}) != len(events):
             raise ValueError("the same event is published twice in one call")
         encoded = [self._encode(event) for event in events]
-        sizes = [utf8_size(message) + len(data or b"") for message, data in encoded]
-        if events and not self._fits(len(events), sum(sizes)):
+        if events and not self._fits(len(events), sum(size for _, _, size in encoded)):
             raise errors.QueueFull(
                 f"the publish buffer of {self.stream!r} is full "
                 f"({self._buffered} events, {self._buffered_bytes} bytes)"
             )
-        for event, (message, data), size in zip(events, encoded, sizes, strict=True):
+        for event, (message, data, size) in zip(events, encoded, strict=True):
             self._enqueue(event, message, data, size, on_ack, on_nack)
 
-    def _encode(self, event: Event) -> tuple[str, bytes | None]:
+    def _encode(self, event: Event) -> tuple[str, bytes | None, int]:
         """``event``'s message for ``POST .../messages``, as it is now: what is sent. Large
-        data goes apart, as bytes, to a server that takes split bodies (`split`)."""
+        data goes apart, as bytes, to a server that takes split bodies (`split`). And
+        their size in UTF-8 bytes, which batching and the buffer bound count."""
         # Here, in the publishing caller's task: its trace context, not the lane's.
         if trace := tracing.context_headers():
             event.headers.update(trace)
         wire = event.to_wire(self.stream)
         if len(wire["data"]) < split.SPLIT_DATA_CHARS or not self.api.takes_split:
-            return orjson.dumps(wire).decode(), None
+            message = orjson.dumps(wire).decode()
+            return message, None, utf8_size(message)
         data = wire.pop("data").encode()
         wire[split.DATA_SIZE] = len(data)
-        return orjson.dumps(wire).decode(), data
+        message = orjson.dumps(wire).decode()
+        return message, data, utf8_size(message) + len(data)
 
     def _enqueue(
         self,
