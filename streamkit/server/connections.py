@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -185,9 +185,9 @@ class Connection(RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._connections.full:
-            assert isinstance(transport, asyncio.Transport)
+            # uvloop's transports are not subclasses of asyncio's, but they are streams.
             self._refused = transport
-            self._connections.refuse(transport)
+            self._connections.refuse(cast(asyncio.Transport, transport))
             return
         super().connection_made(transport)
         self._head_deadline = self._timer_loop.call_later(
@@ -221,8 +221,8 @@ class Connection(RequestHandler):
         transport = self.transport
         if transport is None:
             return
-        if self._bytes_seen and isinstance(transport, asyncio.WriteTransport):
-            transport.write(HEAD_TIMEOUT)
+        if self._bytes_seen:
+            cast(asyncio.WriteTransport, transport).write(HEAD_TIMEOUT)
         log.debug("closed a connection whose request head did not arrive in time")
         self.force_close()
 

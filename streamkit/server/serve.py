@@ -11,6 +11,7 @@ import signal
 import sqlite3
 
 from streamkit.protocol.wire import MAX_MESSAGE_BYTES
+from streamkit.server import event_loop
 from streamkit.server.connections import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -87,6 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="sqlite: the most ids remembered, about 150 bytes each; past it the oldest "
         "quarter is forgotten before the window ends (default 1000000)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=event_loop.LOOPS,
+        default="auto",
+        help="event loop: uvloop (the fast extra installs it) or asyncio; "
+        "auto is uvloop when installed (%(default)s)",
     )
     parser.add_argument(
         "--log-level", default="INFO", help="logging level (%(default)s)", type=str.upper
@@ -194,7 +202,10 @@ async def serve(args: argparse.Namespace) -> None:
     )
     auth = "on" if args.api_key else "off"
     where = f"db {args.db}" if args.engine == "sqlite" else f"jetstream, prefix {args.nats_prefix}"
-    log.info("streamkit listening on %s (%s, auth %s)", running.url, where, auth)
+    loop_name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+    log.info(
+        "streamkit listening on %s (%s, auth %s, %s loop)", running.url, where, auth, loop_name
+    )
     try:
         await stop.wait()
     finally:
@@ -209,10 +220,17 @@ def run(args: argparse.Namespace) -> int:
     raise_open_file_limit()
     tune_gc()
     try:
-        asyncio.run(serve(args))
+        loop = event_loop.resolve(args.loop)
+        event_loop.run(serve(args), loop)
     except KeyboardInterrupt:  # signal handlers unavailable (Windows)
         pass
-    except (OSError, ValueError, sqlite3.Error, StoreUnavailable) as exc:  # + NATS unreachable
+    except (
+        OSError,
+        ValueError,
+        sqlite3.Error,
+        StoreUnavailable,  # + NATS unreachable
+        event_loop.LoopUnavailable,
+    ) as exc:
         log.error("could not start: %s", exc)
         return 1
     return 0
