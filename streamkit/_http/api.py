@@ -7,6 +7,7 @@ lifecycles.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import Any
 from streamkit import tracing
 from streamkit._http.received import Received
 from streamkit._http.transport import StreamingBody, Transport
-from streamkit.errors import APIError, DecodeError
+from streamkit.errors import APIError, DecodeError, TransportError
 from streamkit.models import (
     Ack,
     Consumer,
@@ -115,9 +116,12 @@ class API:
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
-        self.takes_split = False
-        """Whether the server's last answer to a publish said (``Accept-Post``) that it
-        takes split bodies (`streamkit.protocol.split`); until then, JSON only."""
+        self.takes_split: bool | None = None
+        """Whether the server takes split bodies (`streamkit.protocol.split`), as its
+        last publish answer said (``Accept-Post``), or its answer to `ask_takes_split`;
+        None until one of them has."""
+        self._asked = False
+        self._asking = asyncio.Lock()
 
     async def _call(self, route: Route, *, retry: bool = False, **segments: str) -> Any:
         return await self.transport.request(route.method, route.url(**segments), retry=retry)
@@ -211,7 +215,8 @@ class API:
 
         Messages with a ``data_size`` have their data in ``blobs``, in order: they go
         as a split body (`split.pieces`), or joined into JSON again for a server that
-        has not said it takes those (`takes_split`). It asks for the acks as runs
+        has not said it takes those (`takes_split`; while that is unknown, it asks
+        first: `ask_takes_split`). It asks for the acks as runs
         (``?acks=runs``: a few dozen bytes for a batch stored whole, instead of an
         object per message), and reads per-message acks from a server that answers
         with those. The publisher encodes each message as it goes (no thousand
@@ -219,6 +224,8 @@ class API:
         makes an `Ack` only for whoever asks for one.
         """
         count = len(messages)
+        if blobs and self.takes_split is None:
+            await self.ask_takes_split(stream)
         if blobs and not self.takes_split:
             messages, blobs = split.rejoin(messages, blobs), ()
         try:
@@ -244,6 +251,32 @@ class API:
         if not isinstance(acks, list) or len(acks) != count:
             raise DecodeError("send response has no per-message acks; is the server streamkit?")
         return ack_fields_from_wire(acks)
+
+    async def ask_takes_split(self, stream: str) -> None:
+        """Ask the messages route which bodies it takes (``OPTIONS``, ``Accept-Post``),
+        once per client, unless a publish answer has said so already (`takes_split`).
+
+        A server that answers with an error status (one that does not know the
+        question), or with a body, takes JSON only. After a network failure the
+        answer stays unknown: the batches go as JSON until a publish answer says
+        otherwise.
+        """
+        async with self._asking:
+            if self.takes_split is not None or self._asked:
+                return
+            self._asked = True
+            headers: dict[str, str] = {}
+            route = routes.PUBLISH_OPTIONS
+            try:
+                await self.transport.request(
+                    route.method, route.url(stream=stream), response_headers=headers
+                )
+            except (APIError, DecodeError):
+                self.takes_split = False
+            except TransportError:
+                return
+            else:
+                self.takes_split = split.SPLIT_MESSAGES in headers.get("accept-post", "")
 
     async def _send(
         self,

@@ -39,6 +39,8 @@ UPDATE_STREAM = Route("updateStream", "PATCH", _STREAM)
 DELETE_STREAM = Route("deleteStream", "DELETE", _STREAM)
 PUBLISH = Route("publish", "POST", _STREAM + "/messages")
 READ_MESSAGES = Route("readMessages", "GET", _STREAM + "/messages")
+PUBLISH_OPTIONS = Route("publishOptions", "OPTIONS", _STREAM + "/messages")
+"""What the messages route takes (``Allow``, ``Accept-Post``), asked before publishing."""
 TAIL_MESSAGES = Route("tailMessages", "GET", _STREAM + "/messages/sse")
 CREATE_CONSUMER = Route("createConsumer", "POST", _STREAM + "/consumers")
 LIST_CONSUMERS = Route("listConsumers", "GET", _STREAM + "/consumers")
@@ -69,6 +71,7 @@ ROUTES: tuple[Route, ...] = (
     DELETE_STREAM,
     PUBLISH,
     READ_MESSAGES,
+    PUBLISH_OPTIONS,
     TAIL_MESSAGES,
     CREATE_CONSUMER,
     LIST_CONSUMERS,

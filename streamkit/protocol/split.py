@@ -16,9 +16,10 @@ Why: JSON costs a large message its escaping on the client and its scanning
 on the server, and each side's copies of a string made only to hold it. At 64 KB
 per message, parsing the JSON was a fifth of the server's CPU per message.
 
-The server says it takes such bodies with ``Accept-Post`` on its publish answers
-(`ACCEPT_POST`); a client sends JSON until it has seen that. Sequin's JSON body
-stays as it is: plain clients never see any of this.
+The server says it takes such bodies with ``Accept-Post`` (`ACCEPT_POST`) on its
+publish answers and on its answer to ``OPTIONS`` on the route; a client sends
+JSON until it has seen that. Sequin's JSON body stays as it is: plain clients
+never see any of this.
 """
 
 from __future__ import annotations

@@ -288,13 +288,15 @@ class Publisher:
 
     def _encode(self, event: Event) -> tuple[str, bytes | None, int]:
         """``event``'s message for ``POST .../messages``, as it is now: what is sent. Large
-        data goes apart, as bytes, to a server that takes split bodies (`split`). And
-        their size in UTF-8 bytes, which batching and the buffer bound count."""
+        data goes apart, as bytes, unless the server is known not to take split bodies
+        (`split`; the API asks before the first one goes, and joins it into JSON again
+        for a server that does not). And their size in UTF-8 bytes, which batching and
+        the buffer bound count."""
         # Here, in the publishing caller's task: its trace context, not the lane's.
         if trace := tracing.context_headers():
             event.headers.update(trace)
         wire = event.to_wire(self.stream)
-        if len(wire["data"]) < split.SPLIT_DATA_CHARS or not self.api.takes_split:
+        if len(wire["data"]) < split.SPLIT_DATA_CHARS or self.api.takes_split is False:
             message = orjson.dumps(wire).decode()
             return message, None, utf8_size(message)
         data = wire.pop("data").encode()

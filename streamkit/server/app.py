@@ -146,6 +146,7 @@ def _handlers() -> dict[Route, Handler]:
         routes.DELETE_STREAM: delete_stream,
         routes.PUBLISH: publish,
         routes.READ_MESSAGES: read_messages,
+        routes.PUBLISH_OPTIONS: publish_options,
         routes.TAIL_MESSAGES: sse.tail,
         routes.CREATE_CONSUMER: create_consumer,
         routes.LIST_CONSUMERS: list_consumers,
@@ -418,6 +419,13 @@ async def publish(request: web.Request) -> web.Response:
 
 _ACCEPT_POST = {"Accept-Post": split.ACCEPT_POST}
 """Tells a streamkit client that the publish route takes split bodies too."""
+
+
+async def publish_options(request: web.Request) -> web.Response:
+    """``204`` with the methods of a stream's messages route (``Allow``) and the bodies
+    its POST takes (``Accept-Post``): a client asks before its first publish. The same
+    for every stream (the stream is not looked up)."""
+    return web.Response(status=204, headers={"Allow": "GET, HEAD, OPTIONS, POST", **_ACCEPT_POST})
 
 
 async def _publish_body(request: web.Request) -> Any:

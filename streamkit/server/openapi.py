@@ -438,6 +438,8 @@ class Operation:
     headers: dict[str, Schema] = field(default_factory=dict)
     other_bodies: dict[str, Schema] = field(default_factory=dict)
     """Media types the body may come as besides JSON, with their schemas."""
+    ok_headers: dict[str, Schema] = field(default_factory=dict)
+    """Headers of the OK answer, by name (a 204 has them and no content)."""
 
     @property
     def method(self) -> str:
@@ -622,6 +624,15 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
+        routes.PUBLISH_OPTIONS,
+        "What the messages route takes: its methods (Allow) and publish bodies (Accept-Post)",
+        ok_status=204,
+        ok_headers={
+            "Allow": {"type": "string", "example": "GET, HEAD, OPTIONS, POST"},
+            "Accept-Post": {"type": "string", "example": split.ACCEPT_POST},
+        },
+    ),
+    Operation(
         routes.READ_MESSAGES,
         "A page of stored messages",
         query={
@@ -793,14 +804,14 @@ def _operation(op: Operation, auth: bool) -> Schema:
         {"name": n, "in": "header", "required": False, "schema": s} for n, s in op.headers.items()
     ]
     error = {"$ref": "#/components/responses/Error"}
-    responses: Schema = {
-        str(op.ok_status): {
-            "description": "OK",
-            "content": {op.ok_media: {"schema": op.ok_schema or {}}},
-        }
-    }
+    ok: Schema = {"description": "OK"}
+    if op.ok_status != 204:
+        ok["content"] = {op.ok_media: {"schema": op.ok_schema or {}}}
+    if op.ok_headers:
+        ok["headers"] = {name: {"schema": schema} for name, schema in op.ok_headers.items()}
+    responses: Schema = {str(op.ok_status): ok}
     secured = auth and op.path != "/health"
-    writes = op.method != "get" or op.path.endswith("/receive")
+    writes = op.method not in ("get", "options") or op.path.endswith("/receive")
     extra = (*((401,) if secured else ()), *((507,) if writes else ()))
     for status in sorted({*op.errors, 503, *extra}):
         responses[str(status)] = {**error, "description": _ERROR_TEXT[status]}

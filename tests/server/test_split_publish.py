@@ -66,6 +66,19 @@ async def test_a_publish_answer_says_split_bodies_are_taken(
             assert response.headers["Accept-Post"] == ACCEPT_POST
 
 
+async def test_the_messages_route_says_what_it_takes_when_asked(
+    api: Api, streamkit_server: Any
+) -> None:
+    for stream in ("orders", "no-such-stream"):  # the route's answer, for any stream
+        async with api.session.options(
+            f"{streamkit_server.url}/api/streams/{stream}/messages"
+        ) as response:
+            assert response.status == 204
+            assert response.headers["Accept-Post"] == ACCEPT_POST
+            assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+            assert await response.read() == b""
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
