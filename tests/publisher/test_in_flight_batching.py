@@ -32,7 +32,7 @@ TURNS = 50
 class RecordingSend:
     """Stands in for `API.send_for_seqs`: records each batch, answers when `answer` is called."""
 
-    takes_split = False  # JSON bodies only, as for a server that has not answered yet
+    takes_split = False  # JSON bodies only, as for a server that does not take split ones
 
     def __init__(self) -> None:
         self.published = 0
