@@ -423,8 +423,8 @@ _ACCEPT_POST = {"Accept-Post": split.ACCEPT_POST}
 
 async def publish_options(request: web.Request) -> web.Response:
     """``204`` with the methods of a stream's messages route (``Allow``) and the bodies
-    its POST takes (``Accept-Post``): a client asks before its first publish. The same
-    for every stream (the stream is not looked up)."""
+    its POST takes (``Accept-Post``): a client asks before its first split body. The
+    same for every stream (the stream is not looked up)."""
     return web.Response(status=204, headers={"Allow": "GET, HEAD, OPTIONS, POST", **_ACCEPT_POST})
 
 
