@@ -421,11 +421,17 @@ _ACCEPT_POST = {"Accept-Post": split.ACCEPT_POST}
 """Tells a streamkit client that the publish route takes split bodies too."""
 
 
+_MESSAGES_ALLOW = ", ".join(
+    sorted(r.method for r in routes.ROUTES if r.path == routes.PUBLISH.path)
+)
+"""The methods of a stream's messages route, from the route table."""
+
+
 async def publish_options(request: web.Request) -> web.Response:
     """``204`` with the methods of a stream's messages route (``Allow``) and the bodies
     its POST takes (``Accept-Post``): a client asks before its first split body. The
     same for every stream (the stream is not looked up)."""
-    return web.Response(status=204, headers={"Allow": "GET, HEAD, OPTIONS, POST", **_ACCEPT_POST})
+    return web.Response(status=204, headers={"Allow": _MESSAGES_ALLOW, **_ACCEPT_POST})
 
 
 async def _publish_body(request: web.Request) -> Any:

@@ -628,7 +628,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "What the messages route takes: its methods (Allow) and publish bodies (Accept-Post)",
         ok_status=204,
         ok_headers={
-            "Allow": {"type": "string", "example": "GET, HEAD, OPTIONS, POST"},
+            "Allow": {"type": "string", "example": "GET, OPTIONS, POST"},
             "Accept-Post": {"type": "string", "example": split.ACCEPT_POST},
         },
     ),
