@@ -228,16 +228,12 @@ class API:
             await self.ask_takes_split(stream)
         if blobs and not self.takes_split:
             messages, blobs = split.rejoin(messages, blobs), ()
+        if blobs:
+            body, content_type = split.pieces(messages, blobs), split.SPLIT_MESSAGES
+        else:
+            body, content_type = body_pieces(messages), None
         try:
-            if blobs:
-                body = split.pieces(messages, blobs)
-                data = await self._send(
-                    stream, body, count, retry, _ACK_RUNS_PARAMS, split.SPLIT_MESSAGES
-                )
-            else:
-                data = await self._send(
-                    stream, body_pieces(messages), count, retry, _ACK_RUNS_PARAMS
-                )
+            data = await self._send(stream, body, count, retry, _ACK_RUNS_PARAMS, content_type)
         except APIError as exc:
             if not (blobs and exc.status == 400 and exc.code == "malformed_json"):
                 raise
