@@ -302,12 +302,17 @@ async def _json_body(request: web.Request, *, optional: bool = False) -> Any:
 
 
 async def _body(request: web.Request) -> bytes:
-    """The request's body, its chunks joined once, with aiohttp's bound
-    (`web.HTTPRequestEntityTooLarge`).
+    """The request's body, its chunks joined once (`_chunks`).
 
     ``request.read()`` grows a bytearray chunk by chunk and then copies it whole: at
     megabytes of large messages per request, two copies more of each on the loop.
     """
+    return b"".join(await _chunks(request))
+
+
+async def _chunks(request: web.Request) -> list[bytes]:
+    """The request's body in the chunks it arrived in, with aiohttp's bound
+    (`web.HTTPRequestEntityTooLarge`)."""
     limit = request.app[CONFIG]["max_body_bytes"]
     chunks: list[bytes] = []
     size = 0
@@ -316,7 +321,7 @@ async def _body(request: web.Request) -> bytes:
         if size >= limit:  # as aiohttp's own check
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks
 
 
 def _store(request: web.Request) -> Store:
@@ -439,7 +444,7 @@ async def _publish_body(request: web.Request) -> Any:
     if request.content_type != split.SPLIT_MESSAGES:
         return await _json_body(request)
     try:
-        return split.join(await _body(request))
+        return split.join(await _chunks(request))
     except split.SplitBodyError as exc:
         if exc.fields:
             raise validation.Invalid(exc.fields) from None

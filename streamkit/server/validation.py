@@ -50,6 +50,8 @@ _VALID_KEYS: set[str] = set()
 """Keys already found valid: a set lookup costs a tenth of the regular expression."""
 _MAX_VALID_KEYS = 10_000
 """Keys remembered at most (about 3 MB at the longest keys); then it starts over."""
+_DATA_TYPES = (str, memoryview)
+"""What a message's data may be: text, or large ASCII text from a split body (`NewMessage`)."""
 
 
 class Invalid(Exception):
@@ -285,7 +287,7 @@ def publish_body(body: object, max_message_bytes: int = MAX_MESSAGE_BYTES) -> li
             if (
                 type(key) is str
                 and (key in known or (len(key) <= 255 and key_ok(key) and _known_key(key)))
-                and type(m.get("data")) is str
+                and type(m.get("data")) in _DATA_TYPES
                 and (msg_id is None or (type(msg_id) is str and 0 < len(msg_id) <= MAX_ID_LENGTH))
                 and (headers is None or _string_map(headers))
                 and m.get("encoding") in (None, "utf-8")
@@ -312,10 +314,14 @@ def _check_sizes(messages: list[Any], limit: int) -> None:
     quarter = limit // 4
     too_large: dict[str, list[str]] = {}
     for i, m in enumerate(messages):
-        data: str = m["data"]
+        data: str | memoryview = m["data"]
         if len(data) <= quarter:
             continue
-        size = len(data) if len(data) > limit else len(data.encode("utf-8", "surrogatepass"))
+        size = (
+            len(data)
+            if len(data) > limit or not isinstance(data, str)  # a memoryview's len is bytes
+            else len(data.encode("utf-8", "surrogatepass"))
+        )
         if size > limit:
             too_large[f"messages[{i}].data"] = [f"is over {limit} bytes"]
     if too_large:
@@ -339,7 +345,7 @@ def _message_problems(errors: _Errors, i: int, m: object) -> None:
     data = m.get("data")
     if data is None:
         errors.add(f"{at}.data", "is required")
-    elif not isinstance(data, str):
+    elif not isinstance(data, _DATA_TYPES):
         errors.add(f"{at}.data", "must be a string")
     msg_id = m.get("id")
     if msg_id is not None and (

@@ -187,7 +187,7 @@ def _quirky_server_app(options: str, seen: list[str]) -> aiohttp.web.Application
     async def publish(request: aiohttp.web.Request) -> aiohttp.web.Response:
         seen.append(request.content_type)
         raw = await request.read()
-        body = split.join(raw) if request.content_type == SPLIT_MESSAGES else orjson.loads(raw)
+        body = split.join([raw]) if request.content_type == SPLIT_MESSAGES else orjson.loads(raw)
         count = len(body["messages"])
         runs = [[len(seen) * 100, count, "2026-01-01T00:00:00Z"]]
         answer = {"data": {"published": count, "ack_runs": runs}}

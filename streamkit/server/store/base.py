@@ -77,7 +77,19 @@ class StoreConflict(StoreError):
 
 class _NewMessageRequired(TypedDict):
     key: str
-    data: str
+    data: str | memoryview
+    """Text; or, from a split body, large ASCII text as the bytes it came in
+    (`streamkit.protocol.split.join`), whose bytes are its characters: `data_text`."""
+
+
+def data_text(data: str | memoryview) -> str:
+    """A new message's ``data`` as text."""
+    return data if isinstance(data, str) else str(data, "ascii")
+
+
+def data_utf8(data: str | memoryview) -> bytes | memoryview:
+    """A new message's ``data`` in UTF-8 (the bytes it came in, when it came as bytes)."""
+    return data.encode() if isinstance(data, str) else data
 
 
 class NewMessage(_NewMessageRequired, total=False):

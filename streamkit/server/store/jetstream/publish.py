@@ -38,6 +38,7 @@ from streamkit.server.store.base import (
     PublishAck,
     PublishResult,
     StoreInvalid,
+    data_utf8,
 )
 from streamkit.server.store.jetstream.codec import (
     HDR_ENCODING,
@@ -165,7 +166,7 @@ class BatchWriter:
             if msg_id is not None:
                 first_with_id[msg_id] = i
             subject = handle.root + m["key"]
-            payload = m["data"].encode()
+            payload = bytes(data_utf8(m["data"]))
             headers: dict[str, str] = {}
             if per_key:
                 prev = current.get(subject)

@@ -27,8 +27,8 @@ from functools import cache
 
 import orjson
 
-from streamkit.server.store.base import NewMessage
-from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, Place, with_places
+from streamkit.server.store.base import NewMessage, data_text, data_utf8
+from streamkit.server.store.sqlite.datafiles import FILE_DATA_CHARS, Blob, Place, with_places
 from streamkit.server.store.sqlite.dedupe import DedupeWindow, IdRange, id_range
 
 _SHAPES = {
@@ -61,7 +61,7 @@ class PreparedBatch:
     differ in shape or an id comes twice: the batch takes the general path."""
     size: int
     """What the batch adds to `storage_size` (`datafiles.accounted_size`)."""
-    blobs: list[bytes]
+    blobs: list[Blob]
     """The UTF-8 data of the messages whose data goes to a data file, in order."""
     places: list[Place | None] | None = None
     """Where each message's data went (None: inline); None until `placed`."""
@@ -84,7 +84,7 @@ class PreparedBatch:
 def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
     """Everything about publishing ``messages`` to stream ``sid`` that needs no lock."""
     msg_ids: list[str | None] = []
-    blobs: list[bytes] = []
+    blobs: list[Blob] = []
     values: list[object] | None = []
     size = 0
     first = messages[0] if messages else None
@@ -93,10 +93,13 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
         key, data, msg_id = m["key"], m["data"], m.get("id")
         msg_ids.append(msg_id)
         if len(data) < FILE_DATA_CHARS:
+            if type(data) is not str:
+                data = data_text(data)
             size += len(key) + len(data)
         else:
-            blobs.append(raw := data.encode())
+            blobs.append(raw := data_utf8(data))
             size += len(key) + len(raw)  # `datafiles.accounted_size`
+            data = ""  # its row's data (`with_places` adds where it went)
         if values is None:
             continue
         headers, encoding = m.get("headers"), m.get("encoding")
@@ -117,9 +120,10 @@ def prepare(sid: int, messages: Sequence[NewMessage]) -> PreparedBatch:
 
 def full_row(message: NewMessage) -> list[object]:
     """``message``'s `FULL_COLUMNS` values (the general path's rows)."""
+    data = message["data"]
     return [
         message["key"],
-        message["data"],
+        data_text(data) if len(data) < FILE_DATA_CHARS else "",  # else as in `prepare`
         "",
         message.get("id"),
         headers_column(message.get("headers")),

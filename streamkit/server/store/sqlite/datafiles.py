@@ -64,6 +64,8 @@ the CRC-32 its bytes there must have."""
 _SUFFIX = ".dat"
 _IOV_MAX = 1024
 
+Blob = bytes | memoryview
+"""A message's data as a data file takes it: its UTF-8 bytes."""
 Place = tuple[int, int, int, int]
 """Where a message's data went, and its checksum: the values of `FILE_COLUMNS`."""
 
@@ -73,10 +75,11 @@ def directory_of(database: Path) -> Path:
     return database.with_name(database.name + "-data")
 
 
-def accounted_size(data: str) -> int:
+def accounted_size(data: str | memoryview) -> int:
     """What a message's data adds to ``storage_size``: characters when it stays in its
-    row, UTF-8 bytes when it goes to a data file (`FILE_DATA_CHARS`)."""
-    if len(data) < FILE_DATA_CHARS or data.isascii():
+    row, UTF-8 bytes when it goes to a data file (`FILE_DATA_CHARS`). (Data given as
+    a memoryview is ASCII: its length is both.)"""
+    if len(data) < FILE_DATA_CHARS or not isinstance(data, str) or data.isascii():
         return len(data)
     return len(data.encode())
 
@@ -186,7 +189,7 @@ class DataFiles:
             return []
         return sorted(int(p.stem) for p in self.directory.glob(f"*{_SUFFIX}") if p.stem.isdigit())
 
-    def append(self, blobs: Sequence[bytes]) -> list[Place]:
+    def append(self, blobs: Sequence[Blob]) -> list[Place]:
         """Append ``blobs`` to the current file (durable after the next `sync`); where
         each went. The file counts as unsettled until `settle` is given these places."""
         if not blobs:
@@ -209,7 +212,7 @@ class DataFiles:
         self._size = offset
         return places
 
-    def _write(self, fd: int, blobs: Sequence[bytes]) -> None:
+    def _write(self, fd: int, blobs: Sequence[Blob]) -> None:
         """Write ``blobs`` at the end of the current file's data (a direct write may
         wait for the buffer to fill, or for `sync`)."""
         if self._direct is not None:
@@ -348,7 +351,7 @@ def with_places(
     return columns + FILE_COLUMNS, out
 
 
-def _write_all(fd: int, blobs: Sequence[bytes], offset: int) -> None:
+def _write_all(fd: int, blobs: Sequence[Blob], offset: int) -> None:
     """``pwritev`` until every byte of ``blobs`` is written, from ``offset`` on."""
     pending = [memoryview(b) for b in blobs if b]
     while pending:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from streamkit.server.store.sqlite.datafiles import DataFiles, Place
+from streamkit.server.store.sqlite.datafiles import Blob, DataFiles, Place
 from streamkit.server.store.sqlite.disk import disk_fault, store_full
 from streamkit.server.store.sqlite.thread import Jobs, Outcome
 
@@ -45,7 +45,7 @@ class DataWriter:
         self.name = name
         self.files = files
         self._on_disk_fault = on_disk_fault
-        self._jobs: Jobs[Sequence[bytes]] = Jobs()
+        self._jobs: Jobs[Sequence[Blob]] = Jobs()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
 
     def start(self) -> None:
@@ -53,7 +53,7 @@ class DataWriter:
         self._jobs.open()
         self._thread.start()
 
-    def append(self, blobs: Sequence[bytes]) -> asyncio.Future[list[Place]]:
+    def append(self, blobs: Sequence[Blob]) -> asyncio.Future[list[Place]]:
         """Queue ``blobs``; the future gives where each went, once they are durable. The
         caller `DataFiles.settle` s those places once the job storing their rows is
         queued to the writer (`collect` runs there, after it)."""
@@ -79,7 +79,7 @@ class DataWriter:
             if stopping:
                 return
 
-    def _round(self, jobs: list[tuple[Sequence[bytes], asyncio.Future[Any]]]) -> list[Outcome]:
+    def _round(self, jobs: list[tuple[Sequence[Blob], asyncio.Future[Any]]]) -> list[Outcome]:
         """Append every job's blobs, then sync once: each job's places. If an append
         or the sync fails, every job of the round fails with that error: a failed
         append closes the file unsynced, with the batches before it in it."""

@@ -83,7 +83,7 @@ class DirectAppender:
         self._view[:BLOCK] = _ZEROS
         write_at(fd, self._view[:BLOCK], 0)
 
-    def append(self, fd: int, blobs: Sequence[bytes], size: int) -> None:
+    def append(self, fd: int, blobs: Sequence[bytes | memoryview], size: int) -> None:
         """Add ``blobs`` after the first ``size`` bytes of the file's data, which
         were appended here."""
         view, chunk = self._view, len(self._view)

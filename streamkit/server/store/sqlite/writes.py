@@ -28,6 +28,7 @@ from streamkit.server.store.base import (
     StreamOptions,
     StreamRecord,
     data_hash,
+    data_text,
 )
 from streamkit.server.store.sqlite import appends, leases, retention
 from streamkit.server.store.sqlite.appends import PreparedBatch
@@ -115,10 +116,11 @@ class _Kept(NamedTuple):
     data_offset: int | None
     data_crc: int | None
 
-    def same_data(self, conn: sqlite3.Connection, new_data: str) -> bool:
-        """Whether it carries ``new_data``. One stored with a hash (by format 3 or 4,
+    def same_data(self, conn: sqlite3.Connection, data: str | memoryview) -> bool:
+        """Whether it carries ``data``. One stored with a hash (by format 3 or 4,
         which kept one) is compared by hash; one in a data file without, by its data
         read back; else by its inline data."""
+        new_data = data_text(data)
         if self.data_hash:
             return self.data_hash == data_hash(new_data)
         if self.data_file is not None:
