@@ -49,7 +49,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from streamkit.server.store.sqlite import directio
-from streamkit.server.store.sqlite.crc import crc32
+from streamkit.server.store.sqlite.crc import crc32, crc32_keeping_gil
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class DataFiles:
         places = []
         offset = self._size
         for blob in blobs:
-            places.append((self._file, offset, len(blob), crc32(blob)))
+            places.append((self._file, offset, len(blob), crc32_keeping_gil(blob)))
             offset += len(blob)
         self._dirty = True
         try:
