@@ -28,19 +28,37 @@ _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json
 
 @contextlib.contextmanager
 def map_exceptions() -> Iterator[None]:
-    """Translate aiohttp and asyncio failures into streamkit's `TransportError` family."""
+    """Translate aiohttp and asyncio failures into streamkit's `TransportError` family.
+
+    A failure while the running task is being cancelled stays a cancellation
+    (`asyncio.CancelledError`): aiohttp has turned one into a timeout or a
+    connection error in some races, and every retry loop would then retry a
+    request its caller had stopped (a Ctrl-C that does not stop the live tail).
+    """
     try:
         yield
     except asyncio.TimeoutError as exc:
+        _raise_if_cancelling(exc)
         raise errors.TimeoutError("timed out waiting for the server") from exc
     except aiohttp.ServerTimeoutError as exc:
+        _raise_if_cancelling(exc)
         raise errors.TimeoutError(str(exc) or "timed out waiting for the server") from exc
     except (
         aiohttp.ClientConnectionError,
         aiohttp.ClientPayloadError,
         aiohttp.ClientResponseError,
     ) as exc:
+        _raise_if_cancelling(exc)
         raise errors.ConnectError(str(exc) or type(exc).__name__) from exc
+
+
+def _raise_if_cancelling(exc: BaseException) -> None:
+    """Raise `asyncio.CancelledError` (from ``exc``) when the running task has been asked
+    to cancel (``Task.cancelling``, Python 3.11 and later)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    if cancelling is not None and cancelling():
+        raise asyncio.CancelledError from exc
 
 
 def api_error(status: int, body: bytes, retry_after: str | None) -> errors.APIError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -212,3 +213,34 @@ async def test_receive_rejects_malformed_items(mocked: aioresponses, transport: 
     mocked.post(re.compile(rf"{BASE}/.*/receive.*"), payload={"data": [{"ack_id": "a"}]})
     with pytest.raises(errors.DecodeError):
         await API(transport).receive("s", "c")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is Python 3.11+")
+@pytest.mark.parametrize(
+    "error",
+    [aiohttp.ClientConnectionError("connection closed"), asyncio.TimeoutError()],
+    ids=["connection-error", "timeout"],
+)
+async def test_a_cancellation_turned_into_another_error_stays_a_cancellation(
+    mocked: aioresponses, transport: Transport, error: Exception
+) -> None:
+    # aiohttp has turned a task's cancellation into one of these in some races; the
+    # transport must not retry (nor its callers reconnect) a request that was stopped.
+    calls = 0
+
+    async def swallow_the_cancel(url: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise error from None
+
+    mocked.get(f"{BASE}/x", callback=swallow_the_cancel, repeat=True)
+    # (Without a cancellation these errors are retried: test_idempotent_requests_retry_...)
+    request = asyncio.create_task(transport.request("GET", "/x", retry=True))
+    await asyncio.sleep(0.05)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(request, 5)
+    assert calls == 1
