@@ -75,15 +75,13 @@ def join(chunks: Sequence[bytes]) -> Any:
     Data of `SPLIT_DATA_CHARS` bytes or more that is ASCII is given as it came, a
     `memoryview` of its bytes (which are its characters): no copy is made of it,
     unless it straddles two chunks. Other data is given as text."""
-    body_bytes = sum(map(len, chunks))
-    if body_bytes < _LENGTH:
-        raise SplitBodyError(f"it starts with the {_LENGTH}-byte length of its JSON part")
     reader = _Reader(chunks)
+    if reader.left < _LENGTH:
+        raise SplitBodyError(f"it starts with the {_LENGTH}-byte length of its JSON part")
     json_bytes = int.from_bytes(reader.take(_LENGTH), "big")
     if json_bytes > reader.left:
         raise SplitBodyError(
-            f"its JSON part is said to be {json_bytes} bytes, "
-            f"but {body_bytes - _LENGTH} follow the length"
+            f"its JSON part is said to be {json_bytes} bytes, but {reader.left} follow the length"
         )
     try:
         body = orjson.loads(reader.take(json_bytes))
