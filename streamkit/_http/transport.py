@@ -37,12 +37,9 @@ def map_exceptions() -> Iterator[None]:
     """
     try:
         yield
-    except asyncio.TimeoutError as exc:
+    except asyncio.TimeoutError as exc:  # aiohttp's ServerTimeoutError is one too
         _raise_if_cancelling(exc)
         raise errors.TimeoutError("timed out waiting for the server") from exc
-    except aiohttp.ServerTimeoutError as exc:
-        _raise_if_cancelling(exc)
-        raise errors.TimeoutError(str(exc) or "timed out waiting for the server") from exc
     except (
         aiohttp.ClientConnectionError,
         aiohttp.ClientPayloadError,
