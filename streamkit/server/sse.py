@@ -204,7 +204,11 @@ async def tail(request: web.Request) -> web.StreamResponse:
             HEARTBEAT_HEADER: str(heartbeat_ms),
         }
     )
-    await response.prepare(request)
+    try:
+        await response.prepare(request)
+    except ConnectionError as exc:  # the client went away before its headers
+        log.debug("live tail of %s ended before it began: %r", stream, exc)
+        return response
     server_metrics = request.app[METRICS]
     server_metrics.sse_connections.inc()
     try:

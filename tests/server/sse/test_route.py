@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from streamkit.protocol.routes import TAIL_MESSAGES
 from streamkit.protocol.wire import HEARTBEAT_HEADER
@@ -239,3 +241,32 @@ async def test_client_disconnect_is_detected(
     # The handlers ended: nothing keeps writing to the closed connections.
     await publish(http, server.url, "orders", "a")
     assert sse_connections(server) == 0
+
+
+async def test_client_gone_before_the_headers_is_quiet(
+    http: aiohttp.ClientSession,
+    server: ServerHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The client goes away between the tail's first read and its headers: the
+    # transport is closing when the answer is prepared. aiohttp 3.14 raises a
+    # ConnectionResetError from prepare there.
+    prepare = web.StreamResponse.prepare
+
+    async def closed_first(self: web.StreamResponse, request: web.BaseRequest) -> Any:
+        if self.content_type == "text/event-stream" and request.transport is not None:
+            request.transport.close()
+        return await prepare(self, request)
+
+    monkeypatch.setattr(web.StreamResponse, "prepare", closed_first)
+    with pytest.raises(aiohttp.ClientError):
+        tail = await open_tail(http, server)
+        await tail.read_until(lambda t: t.parser.last_event_id == "0")
+    monkeypatch.undo()
+    await eventually(lambda: sse_connections(server) == 0)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # The server goes on serving tails.
+    tail = await open_tail(http, server)
+    await tail.read_until(lambda t: t.parser.last_event_id == "0")
+    tail.response.close()
