@@ -41,6 +41,19 @@ log = logging.getLogger(__name__)
 Publishable = Event | Iterable[Event] | AsyncIterable[Event]
 """What ``publish`` accepts: events, iterables of events and async iterables of events."""
 
+YIELD_EVENTS = 128
+"""A `Publisher.publish` call lets the event loop run after queueing this many events
+(or ``max_bytes`` of them, whichever comes first).
+
+Queueing never waits while the buffer has room, so without a turn now and then a
+long call would hold the loop until the buffer is full, and the lanes' answers,
+and the batches they send next, would wait that long while the server sits
+idle. Measured with the bench's publisher (100 B events, 16 keys, two CPUs): a
+turn every 128 events against one every 2 MiB (about 14,000 events) stored 216k
+events/s against 190k (medians of 5 alternated runs); every 30 events cost more
+than it gained.
+"""
+
 
 @dataclass(frozen=True)
 class PublisherConfig:
@@ -242,14 +255,15 @@ class Publisher:
     ) -> None:
         """Queue ``events`` in order, waiting for space before each that does not fit.
 
-        After each request's worth of bytes (``max_bytes``) it lets the loop run, so
-        the lanes send while the rest is encoded, and other tasks are not held up
-        until the whole iterable is queued.
+        After every `YIELD_EVENTS` events or request's worth of bytes (``max_bytes``)
+        it lets the loop run: the lanes read their answers and send their next
+        batches while the rest is encoded, and other tasks are not held up until
+        the buffer is full.
         """
         self._check_open()  # an async iterable may have awaited across a close
         enqueue, encode = self._enqueue, self._encode
         max_buffer, max_bytes = self.config.max_buffer, self.config.max_buffer_bytes
-        request_bytes, unyielded = self.config.max_bytes, 0
+        request_bytes, count, unyielded = self.config.max_bytes, 0, 0
         for event in events:
             if not isinstance(event, Event):
                 raise TypeError(f"publish() takes events, not {type(event).__name__}")
@@ -258,10 +272,12 @@ class Publisher:
             if not (self._buffered < max_buffer and self._buffered_bytes + size <= max_bytes):
                 while not self._fits(1, size):
                     await self._wait_for_space()
+                    count = unyielded = 0  # the wait let the loop run
             enqueue(event, message, data, size, on_ack, on_nack)
+            count += 1
             unyielded += size
-            if unyielded >= request_bytes:
-                unyielded = 0
+            if count >= YIELD_EVENTS or unyielded >= request_bytes:
+                count = unyielded = 0
                 await asyncio.sleep(0)
                 self._check_open()
 

@@ -21,7 +21,7 @@ import pytest
 import streamkit
 from streamkit import Event, PublisherConfig
 from streamkit._http.api import API
-from streamkit.publisher import Publisher
+from streamkit.publisher import YIELD_EVENTS, Publisher
 from streamkit.testing import ServerHandle
 from tests.stream_reads import read_all
 
@@ -125,6 +125,24 @@ async def test_a_long_publish_call_lets_the_lane_send_while_it_encodes(
         assert await send.started(index + 2)
     acks = [await event.wait_for_ack(timeout=5) for event in events]
     assert [ack.seq for ack in acks] == list(range(1, 101))
+
+
+@pytest.mark.usefixtures("frozen_clock")
+async def test_a_long_publish_call_of_small_events_lets_the_lane_send_after_a_few(
+    make_publisher: Any, send: RecordingSend
+) -> None:
+    publisher = make_publisher()
+    events = [Event(str(i)) for i in range(3 * YIELD_EVENTS)]  # far from any bound
+    await publisher.publish(events)
+    send.published += 1
+    # The loop ran after the first YIELD_EVENTS: the lane sent them during the call.
+    assert send.batches == [(0, [event.id for event in events[:YIELD_EVENTS]])]
+    send.answer(0)
+    assert await send.started(2)
+    assert send.batches[1] == (1, [event.id for event in events[YIELD_EVENTS:]])
+    send.answer(1)
+    acks = [await event.wait_for_ack(timeout=5) for event in events]
+    assert [ack.seq for ack in acks] == list(range(1, 3 * YIELD_EVENTS + 1))
 
 
 def test_the_default_config_has_no_linger() -> None:
