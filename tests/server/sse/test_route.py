@@ -250,8 +250,8 @@ async def test_client_gone_before_the_headers_is_quiet(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The client goes away between the tail's first read and its headers: the
-    # transport is closing when the answer is prepared. aiohttp 3.14 raises a
-    # ConnectionResetError from prepare there.
+    # transport is closing when the answer is prepared, and aiohttp's prepare
+    # raises ClientConnectionResetError (a ConnectionResetError).
     prepare = web.StreamResponse.prepare
 
     async def closed_first(self: web.StreamResponse, request: web.BaseRequest) -> Any:
